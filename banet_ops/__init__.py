@@ -1,0 +1,8 @@
+"""banet-ops: daily burned-area mapping and dating with BA-Net."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("banet-ops")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"

@@ -1,0 +1,67 @@
+"""The ``banet-ops`` console script (DESIGN §4).
+
+Each command group lives in its own module with a ``register(subparsers)`` function; every
+handler takes the parsed namespace and returns an exit code.  Errors print one line and exit
+non-zero; ``--verbose`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from banet_ops import __version__
+from banet_ops.errors import BanetError
+
+# One module per command group; each owns its sub-commands.
+COMMAND_MODULES = (
+    "stack",
+    "db",
+    "regions",
+    "ingest",
+    "cube",
+    "infer",
+    "retrain",
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="banet-ops", description="Daily burned-area mapping and dating with BA-Net.")
+    parser.add_argument("--version", action="version", version=f"banet-ops {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks on error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"banet_ops.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("banet-ops: interrupted", file=sys.stderr)
+        return 130
+    except (BanetError, OSError, ValueError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"banet-ops: error: {reason}", file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    """Entry point of the console script."""
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Runtime settings, read from ``BANET_*`` environment variables (DESIGN §4).
+
+Every setting has a default that works on a laptop with the embedded local stack; production
+sets the URLs and secrets through the environment (in Airflow, Connections are mapped onto the
+same names, see ``banet_ops.airflow_conn``).  Secrets are :class:`pydantic.SecretStr` and never
+appear in ``repr``, logs or exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from banet_ops.errors import ConfigError
+
+PACKAGE_REGIONS_DIR = Path(__file__).resolve().parent / "data" / "regions"
+LAADS_ARCHIVE_URL = "https://ladsweb.modaps.eosdis.nasa.gov/archive/allData"
+CMR_URL = "https://cmr.earthdata.nasa.gov/search"
+FIRMS_URL = "https://firms.modaps.eosdis.nasa.gov"
+
+
+def default_home() -> Path:
+    """Root for local state (PostGIS cluster, cube, products, caches): ``$BANET_HOME`` or ``~/.banet``."""
+    return Path(os.environ.get("BANET_HOME") or Path.home() / ".banet").expanduser().resolve()
+
+
+class Settings(BaseSettings):
+    """All ``BANET_*`` settings. Field docs are the user documentation (``banet-ops settings``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BANET_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="Root for local state: PostGIS cluster, default cube/products folders, download cache.")
+    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the PostGIS database. Unset: the local cluster started by `make demo`/`banet-ops stack start`.")
+    cube_root: str | None = Field(None, description="Where region cubes live: `s3://bucket/prefix` or a local path. Unset: `$BANET_HOME/cube`.")
+    products_root: str | None = Field(None, description="Where COGs, quicklooks and STAC items go: `s3://bucket/prefix` or a local path. Unset: `$BANET_HOME/products`.")
+    archive_url: str = Field(LAADS_ARCHIVE_URL, description="LAADS archive root, or `file:///path` of a mirror with the `{set}/{PRODUCT}/{YYYY}/{DDD}/{file}` layout.")
+    cmr_url: str = Field(CMR_URL, description="NASA CMR search root.")
+    firms_url: str = Field(FIRMS_URL, description="FIRMS API root, or `file:///path` of a folder of FIRMS CSV files.")
+    earthdata_token: SecretStr | None = Field(None, description="Earthdata Login bearer token for LAADS downloads.")
+    firms_map_key: SecretStr | None = Field(None, description="FIRMS MAP_KEY for the area API.")
+    regions_dir: Path = Field(PACKAGE_REGIONS_DIR, description="Folder of `R_{name}.json` region files; the DAGs are generated from it.")
+    cache_dir: Path | None = Field(None, description="Download cache. Unset: `$BANET_HOME/cache`.")
+    viirs_products: tuple[str, ...] = Field(("VNP02MOD", "VJ102MOD"), description="L1B products to ingest (their 03MOD geolocation is paired automatically).")
+    firms_sources: tuple[str, ...] = Field(("VIIRS_SNPP_NRT", "VIIRS_NOAA20_NRT"), description="FIRMS sources whose detections make the FRP band.")
+    http_concurrency: int = Field(4, ge=1, le=64, description="Concurrent downloads per host.")
+    http_retries: int = Field(5, ge=0, le=20, description="Retries for 429/5xx/timeouts, with exponential back-off and jitter.")
+    http_timeout_s: float = Field(120.0, gt=0, description="Timeout for one HTTP request, seconds.")
+    # inference
+    weights: tuple[Path, ...] = Field((), description="Weight files used when the registry has no production model (`,`-separated in env).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
+    burn_threshold: float = Field(0.5, gt=0, le=1, description="Confidence at or above which a pixel is burned.")
+    tile_size: int = Field(128, ge=64, description="Inference tile size in pixels (multiple of 64).")
+    tile_overlap: int = Field(28, ge=0, description="Overlap between inference tiles, pixels.")
+    batch_size: int = Field(8, ge=1, description="Tiles per inference batch.")
+    # orchestration
+    infer_backend: Literal["local", "kubernetes"] = Field("local", description="Where `banet-ops infer` runs from Airflow: a subprocess on the worker or a GPU pod.")
+    k8s_namespace: str = Field("banet", description="Namespace of inference pods.")
+    k8s_image: str = Field("ghcr.io/banet-ops/inference:0.1.0", description="Inference image.")
+    k8s_gpu_count: int = Field(1, ge=0, description="`nvidia.com/gpu` limit of an inference pod.")
+    k8s_node_selector: dict[str, str] = Field(default_factory=lambda: {"banet.io/gpu": "true"}, description="Node selector of inference pods.")
+    k8s_tolerations: list[dict[str, str]] = Field(default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}], description="Tolerations of inference pods.")
+    k8s_secret_name: str = Field("banet-secrets", description="Kubernetes Secret with the BANET_* secrets, mounted as env in pods.")
+    monthly_lag_days: int = Field(10, ge=0, le=60, description="Days after a month ends before its monthly product runs.")
+
+    @field_validator("cube_root", "products_root")
+    @classmethod
+    def _root_ok(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("s3://") and len(value) <= len("s3://"):
+            raise ConfigError(f"expected s3://bucket[/prefix], found {value!r}", hint="set a bucket name")
+        return value
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _split_weights(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p for p in value.split(",") if p.strip())
+        return value
+
+    # resolved locations -------------------------------------------------------------------
+    @property
+    def resolved_cube_root(self) -> str:
+        return self.cube_root or str(self.home / "cube")
+
+    @property
+    def resolved_products_root(self) -> str:
+        return self.products_root or str(self.home / "products")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+    def resolved_database_url(self) -> str:
+        """The database URL: the setting, else the local cluster's URL file, else an error."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        url_file = self.home / "pg" / "url"
+        if url_file.is_file():
+            return url_file.read_text().strip()
+        raise ConfigError(
+            "expected BANET_DATABASE_URL or a running local stack, found neither",
+            hint="set BANET_DATABASE_URL, or run `banet-ops stack start`",
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process (tests call ``get_settings.cache_clear()``)."""
+    return Settings()
