@@ -35,9 +35,7 @@ class DailyImage:
             raise ValidationError(f"daily image {self.region.name} {self.day}: expected variables {list(CUBE_VARIABLES)}, missing {missing}")
         for name, arr in self.variables.items():
             if arr.shape != self.region.shape:
-                raise ValidationError(
-                    f"daily image {self.region.name} {self.day}: expected {name} of shape {self.region.shape}, found {arr.shape}"
-                )
+                raise ValidationError(f"daily image {self.region.name} {self.day}: expected {name} of shape {self.region.shape}, found {arr.shape}")
 
     @classmethod
     def empty(cls, region: Region, day: dt.date) -> DailyImage:

@@ -58,8 +58,7 @@ class Region(BaseModel):
         cells = self.shape[0] * self.shape[1]
         if cells > MAX_CELLS:
             raise ValueError(
-                f"pixel_size: grid of {self.shape[0]} x {self.shape[1]} = {cells:,} cells exceeds "
-                f"{MAX_CELLS:,}; use a larger pixel_size or split the region"
+                f"pixel_size: grid of {self.shape[0]} x {self.shape[1]} = {cells:,} cells exceeds {MAX_CELLS:,}; use a larger pixel_size or split the region"
             )
         if min(self.shape) < 1:
             raise ValueError(f"pixel_size: {self.pixel_size} is larger than the bbox")
@@ -96,7 +95,7 @@ class Region(BaseModel):
         px = self.pixel_size
         return (px, 0.0, self.left, 0.0, -px, self.top)
 
-    def affine(self):  # noqa: ANN201 - rasterio.Affine, imported lazily
+    def affine(self):
         """The grid transform as a :class:`affine.Affine` (for rasterio)."""
         from affine import Affine
 

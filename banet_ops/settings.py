@@ -35,10 +35,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BANET_", extra="ignore", frozen=True)
 
     home: Path = Field(default_factory=default_home, description="Root for local state: PostGIS cluster, default cube/products folders, download cache.")
-    database_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the PostGIS database. Unset: the local cluster started by `make demo`/`banet-ops stack start`.")
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the PostGIS database. Unset: the local cluster started by `make demo`/`banet-ops stack start`."
+    )
     cube_root: str | None = Field(None, description="Where region cubes live: `s3://bucket/prefix` or a local path. Unset: `$BANET_HOME/cube`.")
-    products_root: str | None = Field(None, description="Where COGs, quicklooks and STAC items go: `s3://bucket/prefix` or a local path. Unset: `$BANET_HOME/products`.")
-    archive_url: str = Field(LAADS_ARCHIVE_URL, description="LAADS archive root, or `file:///path` of a mirror with the `{set}/{PRODUCT}/{YYYY}/{DDD}/{file}` layout.")
+    products_root: str | None = Field(
+        None, description="Where COGs, quicklooks and STAC items go: `s3://bucket/prefix` or a local path. Unset: `$BANET_HOME/products`."
+    )
+    archive_url: str = Field(
+        LAADS_ARCHIVE_URL, description="LAADS archive root, or `file:///path` of a mirror with the `{set}/{PRODUCT}/{YYYY}/{DDD}/{file}` layout."
+    )
     cmr_url: str = Field(CMR_URL, description="NASA CMR search root.")
     firms_url: str = Field(FIRMS_URL, description="FIRMS API root, or `file:///path` of a folder of FIRMS CSV files.")
     earthdata_token: SecretStr | None = Field(None, description="Earthdata Login bearer token for LAADS downloads.")
@@ -58,12 +64,16 @@ class Settings(BaseSettings):
     tile_overlap: int = Field(28, ge=0, description="Overlap between inference tiles, pixels.")
     batch_size: int = Field(8, ge=1, description="Tiles per inference batch.")
     # orchestration
-    infer_backend: Literal["local", "kubernetes"] = Field("local", description="Where `banet-ops infer` runs from Airflow: a subprocess on the worker or a GPU pod.")
+    infer_backend: Literal["local", "kubernetes"] = Field(
+        "local", description="Where `banet-ops infer` runs from Airflow: a subprocess on the worker or a GPU pod."
+    )
     k8s_namespace: str = Field("banet", description="Namespace of inference pods.")
     k8s_image: str = Field("ghcr.io/banet-ops/inference:0.1.0", description="Inference image.")
     k8s_gpu_count: int = Field(1, ge=0, description="`nvidia.com/gpu` limit of an inference pod.")
     k8s_node_selector: dict[str, str] = Field(default_factory=lambda: {"banet.io/gpu": "true"}, description="Node selector of inference pods.")
-    k8s_tolerations: list[dict[str, str]] = Field(default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}], description="Tolerations of inference pods.")
+    k8s_tolerations: list[dict[str, str]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}], description="Tolerations of inference pods."
+    )
     k8s_secret_name: str = Field("banet-secrets", description="Kubernetes Secret with the BANET_* secrets, mounted as env in pods.")
     monthly_lag_days: int = Field(10, ge=0, le=60, description="Days after a month ends before its monthly product runs.")
 

@@ -2,7 +2,7 @@
 
 Each command group lives in its own module with a ``register(subparsers)`` function; every
 handler takes the parsed namespace and returns an exit code.  Errors print one line and exit
-non-zero; ``--verbose`` adds the traceback.
+non-zero (75 when retrying may help, 1 otherwise); ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import traceback
 from collections.abc import Sequence
 
 from banet_ops import __version__
-from banet_ops.errors import BanetError
+from banet_ops.errors import BanetError, is_retryable
+
+EXIT_PERMANENT = 1
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL: the orchestrator may retry
 
 # One module per command group; each owns its sub-commands.
 COMMAND_MODULES = (
@@ -59,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"banet-ops: error: {reason}", file=sys.stderr)
-        return 1
+        return EXIT_RETRYABLE if is_retryable(exc) else EXIT_PERMANENT
 
 
 def run() -> None:

@@ -1,0 +1,130 @@
+"""What every banet-ops DAG shares: retry policy, default args, callbacks, deadlines.
+
+This is the only module of the package besides ``dags/`` that imports Airflow; it holds no
+domain logic.  The retry policy maps the error hierarchy of :mod:`banet_ops.errors` onto
+Airflow: permanent errors fail the task at once with their reason, retryable ones retry with
+exponential back-off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Asset, DeadlineAlert, DeadlineReference, SyncCallback, task
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+from banet_ops.errors import PermanentError, RetryableError
+from banet_ops.regions import Region, load_regions
+from banet_ops.settings import get_settings
+
+log = logging.getLogger("banet_ops.airflow")
+
+# Concurrency: a season backfill (its own max_active_runs) runs beside the daily runs, which
+# keep these slots; inference is serialised per region by the `gpu` pool and max_active_runs.
+INGEST_MAX_ACTIVE_RUNS = 4
+INFER_MAX_ACTIVE_RUNS = 2
+GPU_POOL = "gpu"
+INGEST_TASK_TIMEOUT = timedelta(minutes=45)
+INFER_TASK_TIMEOUT = timedelta(minutes=30)
+INGEST_DEADLINE_HOURS = 30.0  # a day's cube commit is late when not done 30 h after the day starts
+
+
+def regions_for_dags() -> list[Region]:
+    """Regions to generate DAGs for: the files in BANET_REGIONS_DIR (never the DB or network)."""
+    return list(load_regions(get_settings().regions_dir).values())
+
+
+def monthly_lag_days() -> int:
+    return get_settings().monthly_lag_days
+
+
+def cube_asset(region_name: str) -> Asset:
+    """The Asset a region's cube commits emit; its events carry ``{day, snapshot}``."""
+    root = get_settings().resolved_cube_root.rstrip("/")
+    uri = f"{root}/{region_name}" if "://" in root else f"file://{root}/{region_name}"
+    return Asset(name=f"cube/{region_name}", uri=uri, group="banet-cube")
+
+
+def interval_day(context: Any) -> str:
+    """The UTC day (ISO) a run covers: the start of its one-day data interval."""
+    start = context["data_interval_start"]
+    return dt.date(start.year, start.month, start.day).isoformat()
+
+
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(exception=PermanentError, action=RetryAction.FAIL, reason="permanent error: retrying cannot fix it"),
+        RetryRule(exception=[RetryableError, ConnectionError, TimeoutError], action=RetryAction.RETRY, reason="transient error"),
+    ],
+    default=RetryAction.DEFAULT,
+)
+
+
+def failure_reason(context: dict[str, Any]) -> str:
+    """One line saying which task failed, for which interval, and why."""
+    ti = context.get("task_instance") or context.get("ti")
+    exc = context.get("exception")
+    where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
+    interval = context.get("data_interval_start")
+    reason = " ".join(str(exc).split()) if exc else "unknown reason (see the task log)"
+    kind = type(exc).__name__ if exc else "Failure"
+    return f"banet-ops: {where} for {interval} failed: {kind}: {reason}"
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    """Task failure callback: log one clear reason line (alerting hooks read this line)."""
+    log.error(failure_reason(context))
+
+
+def on_deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Deadline callback: the product for a run is late."""
+    log.error("banet-ops: deadline missed for %s: the product is late (%s)", (context or {}).get("dag_run"), kwargs.get("what", "run"))
+
+
+def default_args(*, retries: int = 4, timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+    """Default task arguments of every banet-ops DAG."""
+    return {
+        "owner": "banet-ops",
+        "retries": retries,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(hours=1),
+        "execution_timeout": timeout,
+        "on_failure_callback": on_failure,
+        "retry_policy": RETRY_POLICY,
+    }
+
+
+def late_product_deadline(hours: float, what: str) -> DeadlineAlert:
+    """Alert when a run has not finished ``hours`` after its logical date."""
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=timedelta(hours=hours),
+        callback=SyncCallback(on_deadline_missed, kwargs={"what": what}),
+    )
+
+
+def infer_operator(region_name: str, mode: str) -> Any:
+    """The partial inference task of the configured backend, to ``expand_kwargs`` over targets.
+
+    Both backends run ``banet-ops infer`` with identical arguments; each target is a dict made
+    by :func:`banet_ops.orchestration.tasks.backend_kwargs`.
+    """
+    settings = get_settings()
+    if settings.infer_backend == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
+
+        static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))
+        return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, **static)
+
+    @task(task_id="infer", pool=GPU_POOL)
+    def infer_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
+        from banet_ops.orchestration import tasks
+
+        return tasks.run_local_infer(arguments)
+
+    return infer_local

@@ -1,0 +1,167 @@
+"""The bodies of the DAG tasks: plain functions with JSON-serialisable inputs and outputs.
+
+Nothing here imports Airflow; DAG files call these and pass their results through XCom.
+Large intermediate data (a gridded day) goes to a staging file under ``$BANET_HOME/staging``,
+written atomically, never through XCom.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banet_ops.bands import CUBE_VARIABLES
+from banet_ops.daily_image import DailyImage
+from banet_ops.errors import DataFormatError, PermanentError, RetryableError, ValidationError
+from banet_ops.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+EXIT_RETRYABLE = 75
+
+
+def _settings() -> Settings:
+    """Settings with Airflow Connections (when running under Airflow) overlaid on the environment."""
+    from banet_ops.orchestration.connections import apply_airflow_connections
+
+    apply_airflow_connections()
+    return get_settings()
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def staging_path(settings: Settings, region_name: str, day: dt.date) -> Path:
+    return settings.home / "staging" / region_name / f"{day.isoformat()}.npz"
+
+
+def stage_image(image: DailyImage, path: Path) -> Path:
+    """Write a gridded day atomically to a staging file (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    meta = json.dumps({"region": image.region.to_file_dict(), "day": image.day.isoformat(), "granules": image.granules, "sources": image.sources})
+    with tmp.open("wb") as fh:
+        np.savez(fh, __meta__=np.array(meta), **image.variables)
+    tmp.replace(path)
+    return path
+
+
+def load_staged(path: str | Path) -> DailyImage:
+    """Read a staging file written by :func:`stage_image`."""
+    from banet_ops.regions import parse_region
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["__meta__"]))
+            variables = {name: data[name].astype(np.float32) for name in CUBE_VARIABLES}
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataFormatError(
+            f"staged day {path}: expected an npz written by grid_composite, found unreadable content ({exc})", hint="re-run grid_composite"
+        ) from exc
+    region = parse_region(meta["region"], path)
+    return DailyImage(region=region, day=dt.date.fromisoformat(meta["day"]), variables=variables, granules=meta["granules"], sources=meta["sources"])
+
+
+def commit(region_name: str, staged: str) -> dict[str, str]:
+    """Write a staged day to the region cube (one commit) and record it; returns ``{day, snapshot}``."""
+    from banet_ops import cube
+
+    settings = _settings()
+    image = load_staged(staged)
+    if image.region.name != region_name:
+        raise ValidationError(f"staged file {staged}: expected region {region_name}, found {image.region.name}")
+    snapshot = cube.write_day(image, settings=settings)
+    Path(staged).unlink(missing_ok=True)
+    log.info("committed %s %s as snapshot %s", region_name, image.day, snapshot)
+    return {"day": image.day.isoformat(), "snapshot": snapshot}
+
+
+# --- inference ---------------------------------------------------------------------------------
+
+
+def infer_arguments(region_name: str, day: str, mode: str, snapshot: str | None) -> list[str]:
+    """``banet-ops`` arguments of one inference: identical for the local and Kubernetes backends."""
+    args = ["infer", "--region", region_name, "--date", day, "--mode", mode, "--device", "auto"]
+    if snapshot:
+        args += ["--snapshot", snapshot]
+    return args
+
+
+def backend_kwargs(region_name: str, day: str, mode: str, snapshot: str | None) -> dict[str, Any]:
+    """Per-target arguments for the inference task of either backend."""
+    name = f"banet-infer-{region_name}-{mode}-{day}".lower().replace("_", "-")
+    labels = {"banet.io/region": region_name, "banet.io/date": day, "banet.io/mode": mode}
+    return {"arguments": infer_arguments(region_name, day, mode, snapshot), "labels": labels, "name": name}
+
+
+def _event_extras(events: Any) -> Iterable[Mapping[str, Any]]:
+    if not events:
+        return []
+    extras: list[Mapping[str, Any]] = []
+    for key in events:
+        for event in events[key]:
+            extra = getattr(event, "extra", None) or (event.get("extra") if isinstance(event, Mapping) else None)
+            if extra:
+                extras.append(extra)
+    return extras
+
+
+def infer_targets(region_name: str, mode: str, events: Any, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One inference per distinct day: from the ``day`` param, else from the triggering cube events.
+
+    Several events for the same day (re-ingestion) collapse to the last one's snapshot.
+    """
+    if params.get("day"):
+        day = dt.date.fromisoformat(str(params["day"])).isoformat()
+        return [backend_kwargs(region_name, day, mode, params.get("snapshot"))]
+    by_day: dict[str, str | None] = {}
+    for extra in _event_extras(events):
+        if "day" in extra:
+            by_day[str(extra["day"])] = extra.get("snapshot")
+    if not by_day:
+        raise PermanentError(
+            f"banet_infer_{mode}_{region_name}: expected cube events with a day or a 'day' param, found neither", hint='trigger with {"day": "YYYY-MM-DD"}'
+        )
+    return [backend_kwargs(region_name, day, mode, snap) for day, snap in sorted(by_day.items())]
+
+
+def monthly_targets(region_name: str, logical_date: dt.datetime, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The monthly product's target: the ``month`` param, else the month before the logical date."""
+    if params.get("month"):
+        year, month = (int(x) for x in str(params["month"]).split("-"))
+        first = dt.date(year, month, 1)
+    else:
+        first = (dt.date(logical_date.year, logical_date.month, 1) - dt.timedelta(days=1)).replace(day=1)
+    return [backend_kwargs(region_name, first.isoformat(), "monthly", None)]
+
+
+def banet_ops_executable() -> str:
+    """The ``banet-ops`` console script of this environment."""
+    beside = Path(sys.executable).with_name("banet-ops")
+    return str(beside) if beside.exists() else (shutil.which("banet-ops") or "banet-ops")
+
+
+def run_local_infer(arguments: list[str]) -> dict[str, Any]:
+    """Run ``banet-ops <arguments>`` in a subprocess (the local backend); secrets travel in env only."""
+    _settings()  # overlays connection secrets onto os.environ, inherited by the child
+    argv = [banet_ops_executable(), *arguments]
+    log.info("running %s", " ".join(argv))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy(), check=False)
+    for line in proc.stdout.splitlines():
+        log.info("%s", line)
+    for line in proc.stderr.splitlines():
+        log.info("%s", line)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        error = RetryableError if proc.returncode == EXIT_RETRYABLE else PermanentError
+        raise error(f"banet-ops {' '.join(arguments[:1])} exited with {proc.returncode}: {reason}")
+    return {"returncode": 0, "summary": proc.stdout.strip().splitlines()[-20:]}

@@ -1,0 +1,40 @@
+"""banet_monthly_<REGION>: the final monthly product, a configurable lag after month end.
+
+Runs on day ``1 + BANET_MONTHLY_LAG_DAYS`` of each month for the previous month, through the
+same inference backend as the NRT product; a manual run takes ``month`` (YYYY-MM).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+
+from banet_ops.orchestration import dag_support as ds
+from banet_ops.orchestration import tasks as t
+
+for region in ds.regions_for_dags():
+
+    @dag(
+        dag_id=f"banet_monthly_{region.name}",
+        description=f"BA-Net monthly product for {region.name}",
+        schedule=CronTriggerTimetable(f"0 6 {1 + ds.monthly_lag_days()} * *", timezone="UTC"),
+        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args=ds.default_args(timeout=ds.INFER_TASK_TIMEOUT),
+        params={
+            "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$", description="Month YYYY-MM (manual runs); default: the previous month")
+        },
+        deadline=ds.late_product_deadline(hours=48, what=f"monthly product of {region.name}"),
+        tags=["banet", "inference", "monthly", f"region:{region.name}"],
+        doc_md=__doc__,
+    )
+    def monthly_dag(region_name: str = region.name) -> None:
+        @task
+        def targets() -> list[dict]:
+            ctx = get_current_context()
+            return t.monthly_targets(region_name, ctx["logical_date"], ctx["params"])
+
+        ds.infer_operator(region_name, "monthly").expand_kwargs(targets())
+
+    monthly_dag()
