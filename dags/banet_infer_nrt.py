@@ -14,12 +14,14 @@ from airflow.sdk import Param, dag, get_current_context, task
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
 
-for region in ds.regions_for_dags():
+
+def build(region_name: str) -> object:
+    """The DAG of one region."""
 
     @dag(
-        dag_id=f"banet_infer_nrt_{region.name}",
-        description=f"BA-Net NRT product for {region.name} on each new cube day",
-        schedule=[ds.cube_asset(region.name)],
+        dag_id=f"banet_infer_nrt_{region_name}",
+        description=f"BA-Net NRT product for {region_name} on each new cube day",
+        schedule=[ds.cube_asset(region_name)],
         start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=ds.INFER_MAX_ACTIVE_RUNS,
@@ -28,10 +30,11 @@ for region in ds.regions_for_dags():
             "day": Param(None, type=["null", "string"], format="date", description="Day D to map (manual runs); default: the triggering cube events"),
             "snapshot": Param(None, type=["null", "string"], description="Cube snapshot to read; default: the event's, else the latest"),
         },
-        tags=["banet", "inference", "nrt", f"region:{region.name}"],
+        deadline=ds.late_product_deadline(hours=3, what=f"NRT product of {region_name}"),
+        tags=["banet", "inference", "nrt", f"region:{region_name}"],
         doc_md=__doc__,
     )
-    def infer_dag(region_name: str = region.name) -> None:
+    def infer_dag() -> None:
         @task
         def targets() -> list[dict]:
             ctx = get_current_context()
@@ -39,4 +42,8 @@ for region in ds.regions_for_dags():
 
         ds.infer_operator(region_name, "nrt").expand_kwargs(targets())
 
-    infer_dag()
+    return infer_dag()
+
+
+for region in ds.regions_for_dags():
+    globals()[f"banet_infer_nrt_{region.name}"] = build(region.name)

@@ -13,21 +13,23 @@ from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, tas
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
 
-for region in ds.regions_for_dags():
+
+def build(region_name: str) -> object:
+    """The DAG of one region."""
 
     @dag(
-        dag_id=f"banet_ingest_{region.name}",
-        description=f"Ingest VIIRS L1B + FIRMS into the {region.name} cube, one UTC day per run",
+        dag_id=f"banet_ingest_{region_name}",
+        description=f"Ingest VIIRS L1B + FIRMS into the {region_name} cube, one UTC day per run",
         schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
         start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=ds.INGEST_MAX_ACTIVE_RUNS,
         default_args=ds.default_args(timeout=ds.INGEST_TASK_TIMEOUT),
-        deadline=ds.late_product_deadline(hours=ds.INGEST_DEADLINE_HOURS, what=f"cube day of {region.name}"),
-        tags=["banet", "ingest", f"region:{region.name}"],
+        deadline=ds.late_product_deadline(hours=ds.INGEST_DEADLINE_HOURS, what=f"cube day of {region_name}"),
+        tags=["banet", "ingest", f"region:{region_name}"],
         doc_md=__doc__,
     )
-    def ingest_dag(region_name: str = region.name) -> None:
+    def ingest_dag() -> None:
         @task
         def discover() -> dict:
             return t.discover(region_name, ds.interval_day(get_current_context()))
@@ -53,4 +55,8 @@ for region in ds.regions_for_dags():
         found = discover()
         commit(grid_composite(found, fetch_viirs(found), fetch_firms(found)))
 
-    ingest_dag()
+    return ingest_dag()
+
+
+for region in ds.regions_for_dags():
+    globals()[f"banet_ingest_{region.name}"] = build(region.name)

@@ -12,11 +12,13 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, t
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
 
-for region in ds.regions_for_dags():
+
+def build(region_name: str) -> object:
+    """The DAG of one region."""
 
     @dag(
-        dag_id=f"banet_monthly_{region.name}",
-        description=f"BA-Net monthly product for {region.name}",
+        dag_id=f"banet_monthly_{region_name}",
+        description=f"BA-Net monthly product for {region_name}",
         schedule=CronTriggerTimetable(f"0 6 {1 + ds.monthly_lag_days()} * *", timezone="UTC"),
         start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
         catchup=False,
@@ -25,11 +27,11 @@ for region in ds.regions_for_dags():
         params={
             "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$", description="Month YYYY-MM (manual runs); default: the previous month")
         },
-        deadline=ds.late_product_deadline(hours=48, what=f"monthly product of {region.name}"),
-        tags=["banet", "inference", "monthly", f"region:{region.name}"],
+        deadline=ds.late_product_deadline(hours=12, what=f"monthly product of {region_name}"),
+        tags=["banet", "inference", "monthly", f"region:{region_name}"],
         doc_md=__doc__,
     )
-    def monthly_dag(region_name: str = region.name) -> None:
+    def monthly_dag() -> None:
         @task
         def targets() -> list[dict]:
             ctx = get_current_context()
@@ -37,4 +39,8 @@ for region in ds.regions_for_dags():
 
         ds.infer_operator(region_name, "monthly").expand_kwargs(targets())
 
-    monthly_dag()
+    return monthly_dag()
+
+
+for region in ds.regions_for_dags():
+    globals()[f"banet_monthly_{region.name}"] = build(region.name)

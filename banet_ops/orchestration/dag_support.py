@@ -29,7 +29,7 @@ INFER_MAX_ACTIVE_RUNS = 2
 GPU_POOL = "gpu"
 INGEST_TASK_TIMEOUT = timedelta(minutes=45)
 INFER_TASK_TIMEOUT = timedelta(minutes=30)
-INGEST_DEADLINE_HOURS = 30.0  # a day's cube commit is late when not done 30 h after the day starts
+INGEST_DEADLINE_HOURS = 6.0  # a cube day is late when its run has not finished 6 h after being queued
 
 
 def regions_for_dags() -> list[Region]:
@@ -80,8 +80,16 @@ def on_failure(context: dict[str, Any]) -> None:
 
 
 def on_deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    """Deadline callback: the product for a run is late."""
-    log.error("banet-ops: deadline missed for %s: the product is late (%s)", (context or {}).get("dag_run"), kwargs.get("what", "run"))
+    """Deadline callback: a run has not finished in time, so its product is late."""
+    run = (context or {}).get("dag_run") or {}
+    get = run.get if isinstance(run, dict) else lambda key, default=None: getattr(run, key, default)
+    log.error(
+        "banet-ops: deadline missed: %s run %s (state %s) has not finished; the %s is late",
+        get("dag_id", "?"),
+        get("dag_run_id", get("run_id", "?")),
+        get("state", "?"),
+        kwargs.get("what", "product"),
+    )
 
 
 def default_args(*, retries: int = 4, timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
@@ -99,9 +107,9 @@ def default_args(*, retries: int = 4, timeout: timedelta = timedelta(hours=1)) -
 
 
 def late_product_deadline(hours: float, what: str) -> DeadlineAlert:
-    """Alert when a run has not finished ``hours`` after its logical date."""
+    """Alert when a run has not finished ``hours`` after it was queued (backfills included)."""
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(hours=hours),
         callback=SyncCallback(on_deadline_missed, kwargs={"what": what}),
     )
@@ -116,6 +124,7 @@ def infer_operator(region_name: str, mode: str) -> Any:
     settings = get_settings()
     if settings.infer_backend == "kubernetes":
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
         from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
 
         static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))

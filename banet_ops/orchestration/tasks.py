@@ -7,6 +7,7 @@ written atomically, never through XCom.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -23,6 +24,7 @@ import numpy as np
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.daily_image import DailyImage
 from banet_ops.errors import DataFormatError, PermanentError, RetryableError, ValidationError
+from banet_ops.regions import get_region
 from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,76 @@ def _settings() -> Settings:
 
 
 # --- ingest ------------------------------------------------------------------------------------
+
+
+def item_to_json(item: Any) -> dict[str, Any]:
+    """A :class:`banet_ops.sources.RemoteItem` as XCom-friendly JSON."""
+    data = dataclasses.asdict(item)
+    data["day"] = item.day.isoformat()
+    data["extra"] = {k: v for k, v in dict(item.extra).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    return data
+
+
+def item_from_json(data: Mapping[str, Any]) -> Any:
+    from banet_ops.sources import RemoteItem
+
+    return RemoteItem(**{**data, "day": dt.date.fromisoformat(data["day"])})
+
+
+def discover(region_name: str, day: str) -> dict[str, Any]:
+    """What the sources hold for a region and day: L1B/geolocation pairs and FIRMS files."""
+    from banet_ops.sources import make_sources
+
+    settings = _settings()
+    region = get_region(region_name, settings.regions_dir)
+    the_day = dt.date.fromisoformat(day)
+    sources = make_sources(settings)
+    found = sources.viirs_pairs(region, the_day)
+    fires = sources.fire_items(region, the_day)
+    for rejected in found.rejected:
+        log.warning("rejected listing entry %s at %s: %s", rejected.name, rejected.where, rejected.reason)
+    log.info(
+        "%s %s: %d granule pairs, %d unpaired, %d night, %d rejected, %d FIRMS files",
+        region_name,
+        day,
+        len(found.pairs),
+        len(found.unpaired),
+        len(found.night),
+        len(found.rejected),
+        len(fires),
+    )
+    return {
+        "region": region_name,
+        "day": day,
+        "pairs": [{"key": p.key, "l1b": item_to_json(p.l1b), "geo": item_to_json(p.geo)} for p in found.pairs],
+        "fires": [item_to_json(i) for i in fires],
+        "unpaired": [i.name for i in found.unpaired],
+        "rejected": [{"name": r.name, "reason": r.reason} for r in found.rejected],
+    }
+
+
+def _fetch_all(items: list[Any]) -> list[str]:
+    from banet_ops.sources import make_sources
+
+    report = make_sources(_settings()).fetch_many(items)
+    if report.errors:
+        # the first error decides retryable vs permanent; all are logged
+        for name, error in report.errors.items():
+            log.error("fetching %s failed: %s", name, error)
+        raise next(iter(report.errors.values()))
+    return [str(report.paths[item.name]) for item in items]
+
+
+def fetch_viirs(found: Mapping[str, Any]) -> list[list[str]]:
+    """Download (or reuse from the cache) every L1B/geolocation pair; returns ``[[l1b, geo], …]``."""
+    items = [item_from_json(p[k]) for p in found["pairs"] for k in ("l1b", "geo")]
+    paths = _fetch_all(items)
+    return [paths[i : i + 2] for i in range(0, len(paths), 2)]
+
+
+def fetch_firms(found: Mapping[str, Any]) -> list[str]:
+    """Download (or reuse) the FIRMS files covering the day."""
+    return _fetch_all([item_from_json(i) for i in found["fires"]])
 
 
 def staging_path(settings: Settings, region_name: str, day: dt.date) -> Path:
