@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ def load_staged(path: str | Path) -> DailyImage:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["__meta__"]))
             variables = {name: data[name].astype(np.float32) for name in CUBE_VARIABLES}
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataFormatError(
             f"staged day {path}: expected an npz written by grid_composite, found unreadable content ({exc})", hint="re-run grid_composite"
         ) from exc
@@ -160,19 +161,24 @@ def commit(region_name: str, staged: str) -> dict[str, str]:
 # --- inference ---------------------------------------------------------------------------------
 
 
-def infer_arguments(region_name: str, day: str, mode: str, snapshot: str | None) -> list[str]:
-    """``banet-ops`` arguments of one inference: identical for the local and Kubernetes backends."""
-    args = ["infer", "--region", region_name, "--date", day, "--mode", mode, "--device", "auto"]
+def infer_arguments(region_name: str, day: str, mode: str, snapshot: str | None, device: str = "auto") -> list[str]:
+    """``banet-ops`` arguments of one inference (the Kubernetes backend builds the same list)."""
+    args = ["infer", "--region", region_name, "--date", day, "--mode", mode]
     if snapshot:
         args += ["--snapshot", snapshot]
-    return args
+    return [*args, "--device", device]
 
 
 def backend_kwargs(region_name: str, day: str, mode: str, snapshot: str | None) -> dict[str, Any]:
-    """Per-target arguments for the inference task of either backend."""
-    name = f"banet-infer-{region_name}-{mode}-{day}".lower().replace("_", "-")
+    """Per-target arguments (``arguments``, ``labels``, ``name``) for the configured inference backend."""
+    settings = get_settings()
+    if settings.infer_backend == "kubernetes":
+        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_target_kwargs
+
+        return kpo_target_kwargs(InferencePodSpec.from_settings(settings), region_name, day, mode, snapshot)
+    name = f"banet-infer-{region_name}-{mode}".lower().replace("_", "-")
     labels = {"banet.io/region": region_name, "banet.io/date": day, "banet.io/mode": mode}
-    return {"arguments": infer_arguments(region_name, day, mode, snapshot), "labels": labels, "name": name}
+    return {"arguments": infer_arguments(region_name, day, mode, snapshot, settings.device), "labels": labels, "name": name}
 
 
 def _event_extras(events: Any) -> Iterable[Mapping[str, Any]]:
