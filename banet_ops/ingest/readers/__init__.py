@@ -1,0 +1,1 @@
+"""Readers of the input formats (data_interfaces.md §3, §4, §6)."""
