@@ -1,0 +1,131 @@
+"""Keeping ``banet.cube_day`` in PostGIS in step with the cube (the cube is the truth)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from banet_ops.cube import layout as L
+from banet_ops.cube.info import DayRecord, day_records
+from banet_ops.cube.reader import open_group
+from banet_ops.cube.storage import check_region_name, check_snapshot_id
+from banet_ops.errors import ValidationError
+from banet_ops.regions import Region
+from banet_ops.settings import Settings
+
+_UPSERT = sa.text(
+    """
+    INSERT INTO banet.cube_day (region, day, snapshot_id, granules, valid_fraction, status, committed_at)
+    VALUES (:region, :day, :snapshot_id, :granules, :valid_fraction, :status, COALESCE(:committed_at, now()))
+    ON CONFLICT (region, day) DO UPDATE SET
+        snapshot_id = EXCLUDED.snapshot_id, granules = EXCLUDED.granules, valid_fraction = EXCLUDED.valid_fraction,
+        status = EXCLUDED.status, committed_at = EXCLUDED.committed_at
+    WHERE :force OR banet.cube_day.committed_at <= EXCLUDED.committed_at
+    """
+)
+
+
+def _ensure_region(engine: Engine, region: Region | str) -> str:
+    name = region.name if isinstance(region, Region) else check_region_name(region)
+    with engine.connect() as conn:
+        known = conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is not None
+    if not known:
+        if not isinstance(region, Region):
+            raise ValidationError(
+                f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`"
+            )
+        from banet_ops.db.regions_repo import upsert_region
+
+        upsert_region(engine, region)
+    return name
+
+
+def _params(record: DayRecord, force: bool) -> dict[str, Any]:
+    return {
+        "region": record.region,
+        "day": record.day,
+        "snapshot_id": record.snapshot_id,
+        "granules": list(record.granules),
+        "valid_fraction": float(min(1.0, max(0.0, record.valid_fraction))),
+        "status": record.status,
+        "committed_at": record.committed_at,
+        "force": force,
+    }
+
+
+def record_cube_day(
+    engine: Engine,
+    region: Region | str,
+    day: dt.date,
+    snapshot_id: str,
+    *,
+    valid_fraction: float,
+    granules: Sequence[str] = (),
+    committed_at: dt.datetime | None = None,
+) -> None:
+    """Upsert the ``banet.cube_day`` row of a day just written (call after :func:`write_day`).
+
+    A row written by a later commit of the same day is never overwritten by an earlier one.
+    Registers the region first when given as a :class:`Region` and not yet known.
+    """
+    check_snapshot_id(snapshot_id)
+    if not 0.0 <= valid_fraction <= 1.0:
+        raise ValidationError(f"expected valid_fraction in [0, 1], found {valid_fraction}")
+    name = _ensure_region(engine, region)
+    record = DayRecord(name, day, valid_fraction, L.day_status(valid_fraction), snapshot_id, tuple(granules), committed_at)
+    with engine.begin() as conn:
+        conn.execute(_UPSERT, _params(record, force=False))
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    region: str
+    upserted: int
+    deleted: int
+
+
+def _write_all(conn: Connection, region: str, records: list[DayRecord]) -> int:
+    existing = {
+        row.day: row
+        for row in conn.execute(
+            sa.text("SELECT day, snapshot_id, granules, committed_at FROM banet.cube_day WHERE region = :r FOR UPDATE"), {"r": region}
+        )
+    }
+    merged = []
+    for record in records:
+        old = existing.get(record.day)
+        if record.committed_at is None and old is not None:
+            # the commit that wrote this day has expired from history: keep its provenance
+            record = DayRecord(record.region, record.day, record.valid_fraction, record.status, old.snapshot_id,
+                               tuple(old.granules or ()), old.committed_at)
+        merged.append(record)
+    records = merged
+    days = [r.day for r in records]
+    deleted = conn.execute(
+        sa.text("DELETE FROM banet.cube_day WHERE region = :r AND NOT (day = ANY(:days))"), {"r": region, "days": days}
+    ).rowcount
+    if records:
+        conn.execute(_UPSERT, [_params(r, force=True) for r in records])
+    return int(deleted or 0)
+
+
+def sync_cube_days(region: str, engine: Engine, *, settings: Settings | None = None) -> SyncResult:
+    """Make ``banet.cube_day`` of ``region`` equal to the cube's days, in one transaction."""
+    group, _snap, _loc = open_group(region, settings=settings)
+    _ensure_region(engine, L.region_from_attrs(dict(group.attrs)))
+    records = day_records(region, settings=settings)
+    with engine.begin() as conn:
+        deleted = _write_all(conn, region, records)
+    return SyncResult(region=region, upserted=len(records), deleted=deleted)
+
+
+def recorded_snapshots(engine: Engine, region: str) -> set[str]:
+    """Cube snapshots that recorded runs of ``region`` read (``banet.run.cube_snapshot``)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT DISTINCT cube_snapshot FROM banet.run WHERE region = :r"), {"r": region}).scalars()
+        return {str(s) for s in rows if s}

@@ -1,0 +1,204 @@
+"""Where a region's Icechunk repository lives, and how to open it safely.
+
+``BANET_CUBE_ROOT`` is ``s3://bucket/prefix`` (endpoint and credentials from the standard AWS
+variables, so AWS S3, MinIO, Ceph or the local test server all work) or a local directory.  The
+repository of region ``R`` is ``<root>/R``.
+
+Icechunk's local-filesystem backend cannot update a branch atomically when several processes
+commit at once; on local roots every commit therefore runs under an exclusive ``flock`` on
+``<root>/.R.commit.lock`` (writes of chunk data stay parallel, only the short commit is
+serialised; the kernel drops the lock if the holder dies).  Object stores use their conditional
+writes instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import icechunk as ic
+
+from banet_ops.cube.layout import VALID_VARIABLE
+from banet_ops.errors import ConfigError, CubeNotFoundError, SnapshotNotFoundError, StorageError, ValidationError
+from banet_ops.settings import Settings, get_settings
+
+BRANCH = "main"
+_REGION_NAME = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_SNAPSHOT_ID = re.compile(r"^[0-9A-Z]{20}$")
+
+if "ICECHUNK_LOG" not in os.environ:
+    # Icechunk logs expected events (a rebase that found a conflict, local-storage caveats) as
+    # warnings on stderr; the cube handles them, so only errors are shown unless asked for.
+    ic.set_logs_filter("icechunk=error")
+
+
+@dataclass(frozen=True)
+class CubeLocation:
+    """The resolved location of one region's repository."""
+
+    region: str
+    root: str
+    bucket: str | None = None
+    prefix: str | None = None
+    path: Path | None = None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.bucket is not None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.is_s3 else str(self.path)
+
+    def storage(self) -> ic.Storage:
+        """The Icechunk storage configuration."""
+        if self.bucket is not None:
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+            allow_http = (endpoint or "").startswith("http://") or os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true")
+            return ic.s3_storage(
+                bucket=self.bucket,
+                prefix=self.prefix,
+                region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+                endpoint_url=endpoint,
+                allow_http=allow_http,
+                from_env=True,
+                # custom endpoints (MinIO, Ceph, test servers) rarely have virtual-host DNS
+                force_path_style=endpoint is not None,
+            )
+        path = self.path
+        if path is None:  # pragma: no cover - constructed with one of the two
+            raise ConfigError("cube location without bucket or path")
+        return ic.local_filesystem_storage(str(path))
+
+    @contextlib.contextmanager
+    def commit_lock(self) -> Iterator[None]:
+        """Serialise commits of local repositories across processes (no-op on S3)."""
+        if self.path is None:
+            yield
+            return
+        lock_path = self.path.parent / f".{self.region}.commit.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def check_region_name(name: str) -> str:
+    if not isinstance(name, str) or not _REGION_NAME.match(name):
+        raise ValidationError(f"expected a region name of letters, digits and '_' (1-32), found {name!r}")
+    return name
+
+
+def cube_location(region: str, *, settings: Settings | None = None) -> CubeLocation:
+    """Resolve ``BANET_CUBE_ROOT/<region>``."""
+    check_region_name(region)
+    root = (settings or get_settings()).resolved_cube_root
+    if root.startswith("s3://"):
+        bucket, _, prefix = root.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"expected BANET_CUBE_ROOT as s3://bucket[/prefix], found {root!r}")
+        prefix = prefix.strip("/")
+        return CubeLocation(region=region, root=root, bucket=bucket, prefix=f"{prefix}/{region}" if prefix else region)
+    if "://" in root and not root.startswith("file://"):
+        raise ConfigError(f"expected BANET_CUBE_ROOT as s3://bucket/prefix or a local path, found {root!r}")
+    path = Path(root.removeprefix("file://")).expanduser().resolve() / region
+    return CubeLocation(region=region, root=root, path=path)
+
+
+def icechunk_message(exc: BaseException) -> str:
+    text = str(exc)
+    # Icechunk errors carry a multi-line context trace; the last line is the cause.
+    lines = [ln.strip(" |`->x") for ln in text.splitlines() if ln.strip(" |`->x")]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def open_repository(loc: CubeLocation, *, create: bool = False) -> ic.Repository:
+    """Open the region's repository; create it when ``create`` (safe against a racing creator)."""
+    storage = loc.storage()
+    for attempt in range(5):
+        try:
+            if ic.Repository.exists(storage):
+                return ic.Repository.open(storage)
+        except ic.IcechunkError as exc:
+            raise StorageError(f"cube {loc.region}: expected a readable repository at {loc.url}, found: {icechunk_message(exc)}") from None
+        if not create:
+            raise CubeNotFoundError(
+                f"cube {loc.region}: expected an Icechunk repository at {loc.url}, found none",
+                hint=f"ingest a day or run `banet-ops import-legacy --region {loc.region} FILE...` first",
+            )
+        with loc.commit_lock():
+            try:
+                if not ic.Repository.exists(storage):
+                    return ic.Repository.create(storage)
+            except ic.IcechunkError:
+                # another process created it between our check and create: open it next round
+                time.sleep(0.05 * (attempt + 1))
+    raise StorageError(f"cube {loc.region}: could not open or create the repository at {loc.url}", hint="check the storage")
+
+
+def check_snapshot_id(snapshot: str) -> str:
+    if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
+        raise ValidationError(f"expected a snapshot id of 20 characters [0-9A-Z], found {snapshot!r}")
+    return snapshot
+
+
+def readonly_session(repo: ic.Repository, loc: CubeLocation, snapshot: str | None) -> ic.Session:
+    """A read session at ``snapshot`` (or the branch tip)."""
+    if snapshot is None:
+        return repo.readonly_session(BRANCH)
+    check_snapshot_id(snapshot)
+    try:
+        return repo.readonly_session(snapshot_id=snapshot)
+    except ic.IcechunkError as exc:
+        raise SnapshotNotFoundError(
+            f"cube {loc.region}: expected snapshot {snapshot} in {loc.url}, found: {icechunk_message(exc)}",
+            hint="it was never written or has been garbage-collected; use `banet-ops cube info` for the latest",
+        ) from None
+
+
+def snapshot_info(repo: ic.Repository, loc: CubeLocation, snapshot: str) -> Any:
+    check_snapshot_id(snapshot)
+    try:
+        return repo.lookup_snapshot(snapshot)
+    except ic.IcechunkError as exc:
+        raise SnapshotNotFoundError(
+            f"cube {loc.region}: expected snapshot {snapshot} in {loc.url}, found: {icechunk_message(exc)}",
+            hint="it was never written or has been garbage-collected",
+        ) from None
+
+
+def get_array(group: Any, name: str, loc: CubeLocation) -> Any:
+    """The array ``name`` of a cube group, or a clear error when the cube lacks it."""
+    import zarr
+
+    try:
+        node = group[name]
+    except KeyError:
+        node = None
+    if not isinstance(node, zarr.Array):
+        raise StorageError(
+            f"cube {loc.region} at {loc.url}: expected an array {name!r}, found {type(node).__name__ if node is not None else 'nothing'}",
+            hint="the repository is not a banet-ops cube or was created by an incompatible version",
+        )
+    return node
+
+
+def written_indexes(session: Any) -> list[int]:
+    """Time indexes of the written days, from the chunk manifest (no chunk reads)."""
+    from zarr.core.sync import sync
+
+    async def collect() -> list[int]:
+        return sorted([int(c[0]) async for c in session.chunk_coordinates(f"/{VALID_VARIABLE}")])
+
+    return sync(collect())
