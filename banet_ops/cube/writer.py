@@ -28,7 +28,7 @@ from zarr.codecs import BloscCodec
 from banet_ops import __version__
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.cube import layout as L
-from banet_ops.cube.storage import BRANCH, CubeLocation, cube_location, get_array, open_repository
+from banet_ops.cube.storage import BRANCH, CubeLocation, cube_location, get_array, open_repository, readonly_session, written_indexes
 from banet_ops.daily_image import DailyImage
 from banet_ops.errors import CommitConflictError, ValidationError
 from banet_ops.regions import Region
@@ -168,6 +168,25 @@ def _grow(group: zarr.Group, needed: int, loc: CubeLocation) -> None:
     get_array(group, "time", loc)[current:needed] = np.arange(current, needed, dtype=np.int32)
 
 
+def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encoded: dict[str, np.ndarray], fraction: float) -> str | None:
+    """The tip's snapshot id when it already holds exactly this day (same encoded values), else None.
+
+    Re-ingesting a day that did not change (a re-run, a ``reprocess_behavior=completed``
+    backfill) then makes no new commit, so the cube and ``banet.cube_day`` stay as they were.
+    """
+    session = readonly_session(repo, loc, None)
+    if index not in written_indexes(session):
+        return None
+    group = zarr.open_group(session.store, mode="r")
+    stored_fraction = get_array(group, L.VALID_VARIABLE, loc)[index]
+    if not np.float32(stored_fraction) == np.float32(fraction):
+        return None
+    for name in CUBE_VARIABLES:
+        if not np.array_equal(get_array(group, name, loc)[index], encoded[name], equal_nan=True):
+            return None
+    return str(session.snapshot_id)
+
+
 def write_day(
     image: DailyImage,
     *,
@@ -177,7 +196,9 @@ def write_day(
 ) -> str:
     """Commit one region-day to its cube and return the new snapshot id.
 
-    Replaces that day's slice and nothing else (re-running is idempotent on the data).
+    Replaces that day's slice and nothing else (re-running is idempotent on the data); when the
+    cube already holds exactly these values for the day, no commit is made and the current
+    snapshot id is returned.
     ``before_commit`` is called after the data is written and before the commit (tests use it to
     simulate a crash).  Raises :class:`CommitConflictError` (retryable) when concurrent writers
     kept winning for ``max_attempts`` rounds.
@@ -194,6 +215,9 @@ def write_day(
     metadata = commit_metadata(image, fraction)
     message = f"{image.region.name} {image.day.isoformat()}: {len(image.granules)} granules, valid {fraction:.1%}"
     needed = L.time_length_for(image.day)
+    if (same := unchanged_snapshot(repo, loc, index, encoded, fraction)) is not None:
+        log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same)
+        return same
     last_error: Exception | None = None
     for attempt in range(max_attempts):
         session = repo.writable_session(BRANCH)

@@ -109,3 +109,14 @@ def test_empty_day_and_rewrite_replace_only_that_day(local_root: str) -> None:
     red, frp, n_obs = window.data[0, 0], window.data[0, 3], window.data[0, 5]
     assert np.isnan(red).all() and (frp == 0).all() and (n_obs == 0).all()
     np.testing.assert_allclose(window.data[1, 0], expected(make_image(D2), "Red"), atol=1e-6, equal_nan=True)
+
+
+def test_rewriting_identical_data_makes_no_commit(cube_root: str) -> None:
+    first = write_day(make_image(D1))
+    assert write_day(make_image(D1)) == first  # same values: no new snapshot
+    assert latest_snapshot("TC") == first
+    changed = make_image(D1)
+    changed.variables["FRP"][0, 0] += 5.0
+    second = write_day(changed)
+    assert second != first
+    assert read_window("TC", D1, D1, variables=("FRP",)).data[0, 0, 0, 0] == changed.variables["FRP"][0, 0]
