@@ -179,7 +179,7 @@ def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encod
         return None
     group = zarr.open_group(session.store, mode="r")
     stored_fraction = get_array(group, L.VALID_VARIABLE, loc)[index]
-    if not np.float32(stored_fraction) == np.float32(fraction):
+    if np.float32(stored_fraction) != np.float32(fraction):
         return None
     for name in CUBE_VARIABLES:
         if not np.array_equal(get_array(group, name, loc)[index], encoded[name], equal_nan=True):
