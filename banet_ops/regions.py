@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from banet_ops.errors import RegionError
 
@@ -35,6 +35,13 @@ class Region(BaseModel):
     bbox: tuple[float, float, float, float]
     pixel_size: float = Field(gt=0)
 
+    @field_validator("bbox", mode="before")
+    @classmethod
+    def _bbox_four(cls, value: object) -> object:
+        if not isinstance(value, list | tuple) or len(value) != 4:
+            raise ValueError(f"expected [left, bottom, right, top], found {value!r}")
+        return value
+
     @field_validator("bbox")
     @classmethod
     def _bbox_ok(cls, bbox: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -51,18 +58,23 @@ class Region(BaseModel):
             raise ValueError(f"expected bottom < top, found bottom={bottom}, top={top}")
         return bbox
 
-    @model_validator(mode="after")
-    def _size_ok(self) -> Region:
-        if not math.isfinite(self.pixel_size):
-            raise ValueError(f"pixel_size: expected a finite number, found {self.pixel_size}")
-        cells = self.shape[0] * self.shape[1]
-        if cells > MAX_CELLS:
+    @field_validator("pixel_size")
+    @classmethod
+    def _size_ok(cls, pixel_size: float, info: ValidationInfo) -> float:
+        if not math.isfinite(pixel_size):
+            raise ValueError(f"expected a finite number, found {pixel_size}")
+        bbox = info.data.get("bbox")
+        if bbox is None:  # the bbox itself is invalid and already reported
+            return pixel_size
+        left, bottom, right, top = bbox
+        rows, cols = round((top - bottom) / pixel_size), round((right - left) / pixel_size)
+        if rows * cols > MAX_CELLS:
             raise ValueError(
-                f"pixel_size: grid of {self.shape[0]} x {self.shape[1]} = {cells:,} cells exceeds {MAX_CELLS:,}; use a larger pixel_size or split the region"
+                f"grid of {rows} x {cols} = {rows * cols:,} cells exceeds {MAX_CELLS:,}; use a larger pixel_size or split the region"
             )
-        if min(self.shape) < 1:
-            raise ValueError(f"pixel_size: {self.pixel_size} is larger than the bbox")
-        return self
+        if min(rows, cols) < 1:
+            raise ValueError(f"expected a pixel_size no larger than the bbox ({right - left} x {top - bottom} degrees), found {pixel_size}")
+        return pixel_size
 
     # grid -----------------------------------------------------------------------------------
     @property
@@ -104,18 +116,19 @@ class Region(BaseModel):
 
     def lon_centres(self) -> NDArray[np.float64]:
         """Longitude of each column's cell centre, west to east."""
-        return self.left + (np.arange(self.shape[1]) + 0.5) * self.pixel_size
+        return self.left + (np.arange(self.shape[1], dtype=np.float64) + 0.5) * self.pixel_size
 
     def lat_centres(self) -> NDArray[np.float64]:
         """Latitude of each row's cell centre, north to south."""
-        return self.top - (np.arange(self.shape[0]) + 0.5) * self.pixel_size
+        return self.top - (np.arange(self.shape[0], dtype=np.float64) + 0.5) * self.pixel_size
 
     def rowcol(self, lon: NDArray[np.floating] | float, lat: NDArray[np.floating] | float) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
         """Row and column of the cells holding (lon, lat) and a mask of points inside the grid."""
         lon_a = np.asarray(lon, dtype=np.float64)
         lat_a = np.asarray(lat, dtype=np.float64)
-        col = np.floor((lon_a - self.left) / self.pixel_size).astype(np.int64)
-        row = np.floor((self.top - lat_a) / self.pixel_size).astype(np.int64)
+        with np.errstate(invalid="ignore"):  # NaN coordinates: masked out below
+            col = np.floor((lon_a - self.left) / self.pixel_size).astype(np.int64)
+            row = np.floor((self.top - lat_a) / self.pixel_size).astype(np.int64)
         rows, cols = self.shape
         inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols) & np.isfinite(lon_a) & np.isfinite(lat_a)
         return row, col, inside
@@ -128,7 +141,7 @@ class Region(BaseModel):
 
     def row_cell_area_km2(self) -> NDArray[np.float64]:
         """Area in km² of one cell in each row, on the WGS84 ellipsoid (exact authalic formula)."""
-        edges = self.top - np.arange(self.shape[0] + 1) * self.pixel_size
+        edges = self.top - np.arange(self.shape[0] + 1, dtype=np.float64) * self.pixel_size
         return cell_area_km2(edges[1:], edges[:-1], self.pixel_size)
 
     def subregion(self, name: str, row0: int, col0: int, rows: int, cols: int) -> Region:
@@ -180,6 +193,8 @@ def load_region(path: str | Path) -> Region:
         data = json.loads(p.read_text())
     except FileNotFoundError:
         raise RegionError(f"{p}: expected a region file, found nothing at that path") from None
+    except OSError as exc:
+        raise RegionError(f"{p}: expected a readable region file, found {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RegionError(f"{p}: expected JSON, found invalid content ({exc})", hint="fix the region file") from None
     region = parse_region(data, p)

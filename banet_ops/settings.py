@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from banet_ops.errors import ConfigError
 
@@ -51,13 +51,19 @@ class Settings(BaseSettings):
     firms_map_key: SecretStr | None = Field(None, description="FIRMS MAP_KEY for the area API.")
     regions_dir: Path = Field(PACKAGE_REGIONS_DIR, description="Folder of `R_{name}.json` region files; the DAGs are generated from it.")
     cache_dir: Path | None = Field(None, description="Download cache. Unset: `$BANET_HOME/cache`.")
-    viirs_products: tuple[str, ...] = Field(("VNP02MOD", "VJ102MOD"), description="L1B products to ingest (their 03MOD geolocation is paired automatically).")
-    firms_sources: tuple[str, ...] = Field(("VIIRS_SNPP_NRT", "VIIRS_NOAA20_NRT"), description="FIRMS sources whose detections make the FRP band.")
+    viirs_products: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("VNP02MOD", "VJ102MOD"), description="L1B products to ingest (their 03MOD geolocation is paired automatically)."
+    )
+    firms_sources: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("VIIRS_SNPP_NRT", "VIIRS_NOAA20_NRT"), description="FIRMS sources whose detections make the FRP band."
+    )
     http_concurrency: int = Field(4, ge=1, le=64, description="Concurrent downloads per host.")
     http_retries: int = Field(5, ge=0, le=20, description="Retries for 429/5xx/timeouts, with exponential back-off and jitter.")
     http_timeout_s: float = Field(120.0, gt=0, description="Timeout for one HTTP request, seconds.")
     # inference
-    weights: tuple[Path, ...] = Field((), description="Weight files used when the registry has no production model (`,`-separated in env).")
+    weights: Annotated[tuple[Path, ...], NoDecode] = Field(
+        (), description="Weight files used when the registry has no production model (`,`-separated in env)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
     burn_threshold: float = Field(0.5, gt=0, le=1, description="Confidence at or above which a pixel is burned.")
     tile_size: int = Field(128, ge=64, description="Inference tile size in pixels (multiple of 64).")
@@ -84,11 +90,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"expected s3://bucket[/prefix], found {value!r}", hint="set a bucket name")
         return value
 
-    @field_validator("weights", mode="before")
+    @field_validator("weights", "viirs_products", "firms_sources", mode="before")
     @classmethod
     def _split_weights(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(p for p in value.split(",") if p.strip())
+            return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
 
     # resolved locations -------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """banet_ingest_<REGION>: one DAG per region file, ingesting one UTC day per run.
 
 discover -> fetch (LAADS and FIRMS in parallel) -> grid and composite -> commit to the cube,
-which emits the region's cube Asset with ``{day, snapshot}``.  Thin wiring only: every task
+which emits the region's cube Asset with ``{day, snapshot}``.  A re-run that finds the cube
+already holding identical content writes nothing and skips ``commit`` (no asset event).  Thin wiring only: every task
 calls :mod:`banet_ops.orchestration.tasks`; the region list comes from files at parse time.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
@@ -30,26 +32,30 @@ def build(region_name: str) -> object:
         doc_md=__doc__,
     )
     def ingest_dag() -> None:
-        @task
+        # data not yet published makes discover retry for hours, not minutes
+        @task(**ds.DISCOVER_RETRY)
         def discover() -> dict:
             return t.discover(region_name, ds.interval_day(get_current_context()))
 
         @task
-        def fetch_viirs(found: dict) -> list[str]:
+        def fetch_viirs(found: dict) -> dict:
             return t.fetch_viirs(found)
 
         @task
-        def fetch_firms(found: dict) -> list[str]:
+        def fetch_firms(found: dict) -> dict:
             return t.fetch_firms(found)
 
         @task
-        def grid_composite(found: dict, viirs: list[str], firms: list[str]) -> str:
+        def grid_composite(found: dict, viirs: dict, firms: dict) -> str:
             return t.grid_composite(region_name, found, viirs, firms)
 
         @task(outlets=[ds.cube_asset(region_name)])
         def commit(staged: str) -> dict:
             result = t.commit(region_name, staged)
-            get_current_context()["outlet_events"][ds.cube_asset(region_name)].extra = result
+            if not result["changed"]:
+                # no new cube version: skipping emits no asset event, so no inference re-runs
+                raise AirflowSkipException(f"the cube already holds this content for {result['day']} (snapshot {result['snapshot']})")
+            get_current_context()["outlet_events"][ds.cube_asset(region_name)].extra = {"day": result["day"], "snapshot": result["snapshot"]}
             return result
 
         found = discover()

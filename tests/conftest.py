@@ -55,13 +55,24 @@ def _no_internet() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL 15 + PostGIS cluster, one per test session (per xdist worker)."""
-    folder = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: as root the server runs as `postgres`, which cannot enter the
+    # 0700 /tmp/pytest-of-root; a mkdtemp folder directly in the temp dir is reachable.
+    folder = Path(tempfile.mkdtemp(prefix="banet-test-pg-"))
     cluster = LocalPostgres(folder)
     url = cluster.start()
     yield url
     cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_url: str) -> str:
+    """The `pg_url` cluster with the banet schema migrated (`banet-ops db upgrade`)."""
+    from banet_ops.db.migrate import upgrade
+
+    upgrade(pg_url)
+    return pg_url
 
 
 @pytest.fixture(scope="session")

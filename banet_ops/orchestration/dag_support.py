@@ -13,7 +13,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, DeadlineAlert, DeadlineReference, SyncCallback, task
+from airflow.sdk import Asset, task
+from airflow.sdk.definitions.callback import SyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from banet_ops.errors import PermanentError, RetryableError
@@ -29,6 +31,9 @@ INFER_MAX_ACTIVE_RUNS = 2
 GPU_POOL = "gpu"
 INGEST_TASK_TIMEOUT = timedelta(minutes=45)
 INFER_TASK_TIMEOUT = timedelta(minutes=30)
+# discover raises RetryableError while the day is not yet in the archive (LAADS NRT latency is
+# hours): 10, 20, 40, then hourly retries cover about 10 hours before the task gives up.
+DISCOVER_RETRY: dict[str, Any] = {"retries": 12, "retry_delay": timedelta(minutes=10), "max_retry_delay": timedelta(hours=1)}
 INGEST_DEADLINE_HOURS = 6.0  # a cube day is late when its run has not finished 6 h after being queued
 
 

@@ -1,0 +1,1 @@
+"""PostGIS access: engines, schema migrations (``sql/migrations``) and repositories."""

@@ -1,0 +1,103 @@
+"""SQLAlchemy engines for the PostGIS database, one per URL per process.
+
+Connection failures surface as :class:`~banet_ops.errors.DatabaseUnavailableError` (retryable)
+with the password hidden; a database without the ``banet`` schema, or with migrations pending,
+is reported by :func:`require_schema` as a :class:`~banet_ops.errors.SchemaError`.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, ExceptionContext
+
+from banet_ops.errors import DatabaseUnavailableError, SchemaError
+
+SCHEMA = "banet"
+# Tables every part of the pipeline relies on (docs/contracts.md).
+REQUIRED_TABLES = ("region", "granule", "cube_day", "model", "run", "burned_cell", "fire_event")
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def safe_url(url: str | sa.URL) -> str:
+    """The URL with its password masked, fit for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _on_error(context: ExceptionContext) -> None:
+    """Turn a refused connection, or one lost mid-statement, into DatabaseUnavailableError (retryable)."""
+    refused = context.connection is None and isinstance(context.sqlalchemy_exception, sa.exc.OperationalError)
+    if refused or context.is_disconnect:
+        detail = " ".join(str(context.original_exception).split())[:300]
+        url = safe_url(context.engine.url) if context.engine is not None else "the database"
+        expected = "to accept connections" if refused else "to keep the connection open"
+        raise DatabaseUnavailableError(
+            f"expected PostgreSQL at {url} {expected}, found: {detail}",
+            hint="check BANET_DATABASE_URL, or start the local stack with `banet-ops stack start`",
+        ) from None
+
+
+def _resolve(url: str | None) -> str:
+    if url is not None:
+        return url
+    from banet_ops.settings import get_settings
+
+    return get_settings().resolved_database_url()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for ``url`` (default: the configured database), created once per URL.
+
+    Connections are checked before use (``pool_pre_ping``), so a restarted server is survived.
+    """
+    resolved = _resolve(url)
+    with _lock:
+        engine = _engines.get(resolved)
+        if engine is None:
+            engine = sa.create_engine(resolved, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            sa.event.listen(engine, "handle_error", _on_error)
+            _engines[resolved] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every cached engine's pool (tests, and forked workers)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def missing_tables(engine: Engine) -> list[str]:
+    """The required ``banet`` tables that do not exist in the database."""
+    names = [f"{SCHEMA}.{t}" for t in REQUIRED_TABLES]
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT n FROM unnest(CAST(:names AS text[])) AS n WHERE to_regclass(n) IS NULL"),
+            {"names": names},
+        ).scalars()
+        return [n.split(".", 1)[1] for n in found]
+
+
+def require_schema(engine: Engine) -> None:
+    """Raise SchemaError unless the ``banet`` schema is complete and no migration is pending."""
+    missing = missing_tables(engine)
+    if missing:
+        raise SchemaError(
+            f"expected the banet schema in {safe_url(engine.url)}, found these tables missing: {', '.join(missing)}",
+            hint="run `banet-ops db upgrade`",
+        )
+    from banet_ops.db.migrate import pending_ids_for_engine
+
+    pending = pending_ids_for_engine(engine)
+    if pending:
+        raise SchemaError(
+            f"expected the database schema to be up to date, found {len(pending)} pending migration(s): {', '.join(pending)}",
+            hint="run `banet-ops db upgrade`",
+        )

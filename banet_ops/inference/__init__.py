@@ -1,0 +1,1 @@
+"""Inference: tiling engine, NRT/monthly products and the `banet-ops infer` run."""

@@ -1,0 +1,326 @@
+"""BA-Net: the space-time U-Net of Pinto et al. (2020), with the published module tree (DESIGN §1).
+
+The attribute names (``stconv1.stconv.0.conv.0``, ``timeConv``, ``timeLstm.lstm``, ``bn.bn``,
+``upstconv``, ``final_conv`` …) are those of the published weight files, so a released ``.pth``
+loads with ``strict=True``.  For (4 inputs, 1 class, 64 days) the model has 3,415,361 parameters.
+
+Layout of one encoder level: a spatial ``1×k×k`` convolution (stride 2 in space from level 2 on),
+batch-time norm and ReLU; then a temporal ``k×1×1`` convolution (stride 2 in time from level 2
+on), batch-time norm, ReLU; then 3D dropout.  Level 1 runs an LSTM over time before its temporal
+convolution.  The decoder mirrors it with ``1×2×2`` and ``2×1×1`` transposed convolutions and
+concatenates the encoder outputs (skip connections).
+
+:class:`FusedBANet` is the inference form of a trained :class:`BANet`: every batch-time norm is
+folded into the convolution before it, so inference runs without the norm layers' permutes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+DROPOUT = 0.2
+# (out channels, spatial kernel, temporal kernel) of encoder levels 1..5
+ENCODER_LEVELS: tuple[tuple[int, int, int], ...] = ((32, 7, 7), (64, 3, 7), (128, 3, 5), (256, 3, 3), (256, 3, 3))
+PARAMETER_COUNT = 3_415_361  # BANet(4, 1, 64), the published configuration
+
+
+class _BatchNorm5d(nn.BatchNorm2d):
+    """``BatchNorm2d`` that also accepts ``(N, C, T, H, W)`` input.
+
+    Normalising ``(N*T, C, H, W)`` per channel uses the statistics over N, T, H and W — the same
+    as normalising the 5D tensor directly, so no permute/copy is needed and the parameter names
+    stay those of ``BatchNorm2d``.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (4, 5):
+            raise ValueError(f"expected 4D or 5D input to batch-time norm, found {input.dim()}D")
+
+
+class BatchTimeNorm(nn.Module):
+    """Batch norm over batch *and* time: one set of statistics per channel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bn = _BatchNorm5d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn(x)
+
+
+class TimeLSTM(nn.Module):
+    """An LSTM run over the time axis of every pixel independently; returns ``(N, C, T, H, W)``."""
+
+    def __init__(self, in_channels: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(in_channels, hidden, num_layers=1, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, t, h, w = x.shape
+        seq = x.permute(0, 3, 4, 2, 1).reshape(n * h * w, t, c)
+        out, _ = self.lstm(seq)
+        return out.reshape(n, h, w, t, -1).permute(0, 4, 3, 1, 2).contiguous()
+
+
+class SpaceConv(nn.Module):
+    """``1×k×k`` convolution (optionally strided in space), batch-time norm, ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv3d(in_ch, out_ch, (1, kernel, kernel), stride=(1, stride, stride), padding=(0, kernel // 2, kernel // 2), bias=False),
+            BatchTimeNorm(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class TimeConv(nn.Module):
+    """Optional LSTM, then ``k×1×1`` convolution (optionally strided in time), batch-time norm, ReLU."""
+
+    def __init__(self, channels: int, kernel: int, stride: int, use_lstm: bool) -> None:
+        super().__init__()
+        self.use_lstm = use_lstm
+        self.timeConv = nn.Conv3d(channels, channels, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0), bias=False)
+        if use_lstm:
+            self.timeLstm = TimeLSTM(channels, channels)
+        self.bn = BatchTimeNorm(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.use_lstm:
+            x = self.timeLstm(x)
+        return self.relu(self.bn(self.timeConv(x)))
+
+
+class UpSpaceConv(nn.Module):
+    """``1×2×2`` transposed convolution (doubles H and W), batch-time norm, ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.ConvTranspose3d(in_ch, out_ch, (1, 2, 2), stride=(1, 2, 2), bias=False),
+            BatchTimeNorm(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class UpTimeConv(nn.Module):
+    """``2×1×1`` transposed convolution (doubles T), batch-time norm, ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.ConvTranspose3d(in_ch, out_ch, (2, 1, 1), stride=(2, 1, 1), bias=False),
+            BatchTimeNorm(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class SpaceTimeConv(nn.Module):
+    """One encoder level: space conv, time conv (with LSTM at level 1), dropout."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, time_kernel: int, stride: int, time_stride: int, use_lstm: bool = False) -> None:
+        super().__init__()
+        self.stconv = nn.Sequential(
+            SpaceConv(in_ch, out_ch, kernel, stride),
+            TimeConv(out_ch, time_kernel, time_stride, use_lstm),
+            nn.Dropout3d(DROPOUT),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.stconv(x)
+
+
+class UpSpaceTimeConv(nn.Module):
+    """One decoder level: up in space, up in time, dropout."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.upstconv = nn.Sequential(UpSpaceConv(in_ch, out_ch), UpTimeConv(out_ch, out_ch), nn.Dropout3d(DROPOUT))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.upstconv(x)
+
+
+class BANet(nn.Module):
+    """BA-Net for ``(batch, in_channels, sequence_len, H, W)`` input; returns logits ``(batch, n_classes, sequence_len, H, W)``.
+
+    H and W must be multiples of 32 (five halvings) and ``sequence_len`` a multiple of 16.
+    """
+
+    def __init__(self, in_channels: int = 4, n_classes: int = 1, sequence_len: int = 64) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.n_classes = n_classes
+        self.sequence_len = sequence_len
+        (c1, k1, t1), (c2, k2, t2), (c3, k3, t3), (c4, k4, t4), (c5, k5, t5) = ENCODER_LEVELS
+        self.stconv1 = SpaceTimeConv(in_channels, c1, k1, t1, 1, 1, use_lstm=True)
+        self.stconv2 = SpaceTimeConv(c1, c2, k2, t2, 2, 2)
+        self.stconv3 = SpaceTimeConv(c2, c3, k3, t3, 2, 2)
+        self.stconv4 = SpaceTimeConv(c3, c4, k4, t4, 2, 2)
+        self.stconv5 = SpaceTimeConv(c4, c5, k5, t5, 2, 2)
+        self.stconv6 = SpaceConv(c5, c5, 3, 2)
+        self.ustconv6 = UpSpaceConv(c5, c5)
+        self.ustconv5 = UpSpaceTimeConv(c5 + c5, c4)
+        self.ustconv4 = UpSpaceTimeConv(c4 + c4, c3)
+        self.ustconv3 = UpSpaceTimeConv(c3 + c3, c2)
+        self.ustconv2 = UpSpaceTimeConv(c2 + c2, c1)
+        self.conv3 = nn.Conv3d(c1 + c1, c1 + c1, (3, 1, 1), padding=(1, 0, 0), bias=False)
+        self.bn = BatchTimeNorm(c1 + c1)
+        self.relu = nn.ReLU(inplace=True)
+        self.final_conv = nn.Conv3d(c1 + c1, n_classes, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c1 = self.stconv1(x)
+        c2 = self.stconv2(c1)
+        c3 = self.stconv3(c2)
+        c4 = self.stconv4(c3)
+        c5 = self.stconv5(c4)
+        up = self.ustconv6(self.stconv6(c5))
+        up = self.ustconv5(torch.cat((c5, up), dim=1))
+        up = self.ustconv4(torch.cat((c4, up), dim=1))
+        up = self.ustconv3(torch.cat((c3, up), dim=1))
+        up = self.ustconv2(torch.cat((c2, up), dim=1))
+        up = torch.cat((c1, up), dim=1)
+        return self.final_conv(self.relu(self.bn(self.conv3(up))))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable and frozen parameters (buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- inference form ---------------------------------------------------------------------------
+
+
+def _bn_scale_shift(norm: BatchTimeNorm) -> tuple[Tensor, Tensor]:
+    bn = norm.bn
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("expected batch norm with running statistics, found track_running_stats=False")
+    scale = bn.running_var.add(bn.eps).rsqrt()
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale, shift
+
+
+def _conv_norm(seq: nn.Sequential) -> tuple[Any, BatchTimeNorm]:
+    """The (convolution, norm) pair at the head of a ``Sequential(conv, norm, relu)``."""
+    return seq[0], cast(BatchTimeNorm, seq[1])
+
+
+def _fold_conv(conv: nn.Conv3d, norm: BatchTimeNorm) -> nn.Conv3d:
+    scale, shift = _bn_scale_shift(norm)
+    fused = nn.Conv3d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding, bias=True)  # type: ignore[arg-type]
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1, 1))
+        bias = shift if conv.bias is None else conv.bias * scale + shift
+        fused.bias.copy_(bias)  # type: ignore[union-attr]
+    return fused
+
+
+def _fold_up(conv: nn.ConvTranspose3d, norm: BatchTimeNorm) -> nn.ConvTranspose3d:
+    scale, shift = _bn_scale_shift(norm)
+    fused = nn.ConvTranspose3d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, bias=True)  # type: ignore[arg-type]
+    with torch.no_grad():
+        # ConvTranspose weights are (in, out, kT, kH, kW): the norm scales the output axis.
+        fused.weight.copy_(conv.weight * scale.view(1, -1, 1, 1, 1))
+        fused.bias.copy_(shift)  # type: ignore[union-attr]
+    return fused
+
+
+class _Level(nn.Module):
+    def __init__(self, space: nn.Conv3d, time: nn.Conv3d, lstm: nn.LSTM | None) -> None:
+        super().__init__()
+        self.space = space
+        self.time = time
+        self.lstm = lstm
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.space(x), inplace=True)
+        if self.lstm is not None:
+            n, c, t, h, w = x.shape
+            seq = x.permute(0, 3, 4, 2, 1).reshape(n * h * w, t, c)
+            seq, _ = self.lstm(seq)
+            x = seq.reshape(n, h, w, t, -1).permute(0, 4, 3, 1, 2).contiguous(memory_format=_memory_format(x))
+        return F.relu(self.time(x), inplace=True)
+
+
+class _UpLevel(nn.Module):
+    def __init__(self, space: nn.ConvTranspose3d, time: nn.ConvTranspose3d | None) -> None:
+        super().__init__()
+        self.space = space
+        self.time = time
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.space(x), inplace=True)
+        if self.time is not None:
+            x = F.relu(self.time(x), inplace=True)
+        return x
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    if x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+class FusedBANet(nn.Module):
+    """Inference-only BA-Net with every batch-time norm folded into the preceding convolution.
+
+    Same function as ``BANet.eval()`` up to float rounding; ~2x less memory traffic (no norm
+    layers, no permutes).  Build it with :func:`fuse_for_inference`.
+    """
+
+    def __init__(self, model: BANet) -> None:
+        super().__init__()
+        levels = []
+        for block in (model.stconv1, model.stconv2, model.stconv3, model.stconv4, model.stconv5):
+            space = cast(SpaceConv, block.stconv[0])
+            time = cast(TimeConv, block.stconv[1])
+            lstm = cast(TimeLSTM, time.timeLstm).lstm if time.use_lstm else None
+            levels.append(_Level(_fold_conv(*_conv_norm(space.conv)), _fold_conv(time.timeConv, time.bn), lstm))
+        self.levels = nn.ModuleList(levels)
+        self.bottom = _fold_conv(*_conv_norm(model.stconv6.conv))
+        ups = [_UpLevel(_fold_up(*_conv_norm(model.ustconv6.conv)), None)]
+        for ublock in (model.ustconv5, model.ustconv4, model.ustconv3, model.ustconv2):
+            uspace = cast(UpSpaceConv, ublock.upstconv[0])
+            utime = cast(UpTimeConv, ublock.upstconv[1])
+            ups.append(_UpLevel(_fold_up(*_conv_norm(uspace.conv)), _fold_up(*_conv_norm(utime.conv))))
+        self.ups = nn.ModuleList(ups)
+        self.head = _fold_conv(model.conv3, model.bn)
+        self.final_conv = model.final_conv
+        self.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for level in self.levels:
+            x = level(x)
+            skips.append(x)
+        x = F.relu(self.bottom(x), inplace=True)
+        x = self.ups[0](x)
+        for up, skip in zip(self.ups[1:], reversed(skips[1:])):
+            x = up(torch.cat((skip, x), dim=1))
+        x = torch.cat((skips[0], x), dim=1)
+        return self.final_conv(F.relu(self.head(x), inplace=True))
+
+
+def fuse_for_inference(model: BANet) -> FusedBANet:
+    """The inference form of ``model`` (norms folded, dropout dropped); ``model`` is left unchanged."""
+    with torch.no_grad():
+        return FusedBANet(model).to(next(model.parameters()).device)

@@ -1,0 +1,107 @@
+"""Cloud-Optimised GeoTIFFs of a product: confidence (float32, NaN nodata) and burn day of year.
+
+GDAL's COG driver (rasterio wheels ship GDAL >= 3.1) lays out tiles, overviews and the header
+in the order the COG specification asks for; we pass the region grid (EPSG:4326) unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from banet_ops import __version__
+from banet_ops.errors import StorageError
+from banet_ops.product import NO_BURN, Product
+from banet_ops.regions import Region
+
+BLOCKSIZE = 512
+COMPRESS = "DEFLATE"
+
+
+def write_cog(
+    path: Path,
+    data: NDArray[np.generic],
+    region: Region,
+    *,
+    nodata: float,
+    resampling: str,
+    tags: dict[str, str],
+    description: str,
+) -> None:
+    """Write one band ``data`` (region shape) to ``path`` as a COG with internal overviews."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    predictor = 3 if np.issubdtype(data.dtype, np.floating) else 2
+    profile = {
+        "driver": "COG",
+        "width": region.shape[1],
+        "height": region.shape[0],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": "EPSG:4326",
+        "transform": region.affine(),
+        "nodata": nodata,
+        "compress": COMPRESS,
+        "predictor": predictor,
+        "blocksize": BLOCKSIZE,
+        "overview_resampling": resampling,
+        "resampling": resampling,
+        "bigtiff": "IF_SAFER",
+        "num_threads": "ALL_CPUS",
+    }
+    try:
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data, 1)
+            dst.update_tags(**tags)
+            dst.set_band_description(1, description)
+    except RasterioError as exc:
+        raise StorageError(f"could not write the COG {path}: {exc}", hint="check the folder is writable and has space") from exc
+
+
+def _common_tags(product: Product) -> dict[str, str]:
+    return {
+        "BANET_REGION": product.region.name,
+        "BANET_PRODUCT": product.mode,
+        "BANET_TARGET_DATE": product.target_date.isoformat(),
+        "BANET_WINDOW": f"{product.window_start.isoformat()}/{product.window_end.isoformat()}",
+        "BANET_MODELS": "+".join(sorted(m.sha256 for m in product.models)),
+        "BANET_CUBE_SNAPSHOT": product.cube_snapshot,
+        "BANET_THRESHOLD": f"{product.threshold:g}",
+        "SOFTWARE": f"banet-ops {__version__}",
+    }
+
+
+def write_confidence_cog(path: Path, product: Product) -> None:
+    """Confidence in [0, 1] for every cell, NaN where the model had no data."""
+    data = np.ascontiguousarray(product.confidence, dtype=np.float32)
+    tags = _common_tags(product) | {"UNITS": "1", "DESCRIPTION": "BA-Net confidence that the cell burned in the window"}
+    write_cog(path, data, product.region, nodata=float("nan"), resampling="average", tags=tags, description="confidence")
+
+
+def write_burn_date_cog(path: Path, product: Product) -> None:
+    """Burn day of year (1..366) of burned cells, 0 elsewhere.
+
+    A window is shorter than a year, so the year is implied: a day of year up to that of the
+    window's last day is in that day's year, a greater one in the year before (tag ``YEAR_RULE``).
+    """
+    end = product.window_end
+    first, last = _first_last(product)
+    tags = _common_tags(product) | {
+        "UNITS": "day of year",
+        "DESCRIPTION": f"day of year of the burn; {NO_BURN} = not burned",
+        "YEAR_RULE": f"day of year <= {end.timetuple().tm_yday}: {end.year}; greater: {end.year - 1}",
+        "FIRST_BURN_DATE": first,
+        "LAST_BURN_DATE": last,
+    }
+    write_cog(path, product.burn_doy, product.region, nodata=NO_BURN, resampling="nearest", tags=tags, description="burn_doy")
+
+
+def _first_last(product: Product) -> tuple[str, str]:
+    dates = product.burn_date[product.burned]
+    if dates.size == 0:
+        return "", ""
+    return str(dt.date.fromisoformat(str(dates.min()))), str(dt.date.fromisoformat(str(dates.max())))

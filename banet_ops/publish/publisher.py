@@ -1,0 +1,247 @@
+"""``publish_product``: COGs, quicklook and STAC item in object storage, rows in PostGIS, atomically.
+
+Order of work (each step leaves the previous state intact when it fails):
+
+1. validate the product, render both COGs and the quicklook and compute the fire events into
+   a private temp folder (nothing visible yet);
+2. open one database transaction: region row, run row, burned cells, fire events;
+3. build the STAC item (it carries the run id) and put the files to their final keys, data files
+   first and the STAC item last; each key's previous object is kept aside;
+4. mark the run succeeded and commit; then drop the kept-aside objects.
+
+A failure in 2–4 rolls the transaction back and restores the previous files, so readers see the
+old product or the new one, never a mixture that lasts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from banet_ops import __version__
+from banet_ops.errors import BanetError, ValidationError
+from banet_ops.product import Product
+from banet_ops.publish import cog, events, postgis, quicklook, stac
+from banet_ops.publish.storage import FileTransaction, ObjectStore, open_store
+from banet_ops.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """Outcome of :func:`publish_product`: run id, where the files are, counts and timings (s)."""
+
+    run_id: int
+    outputs: dict[str, str]
+    n_burned_cells: int
+    burned_area_km2: float
+    n_events: int
+    n_deleted_cells: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stac_item(self) -> str:
+        return self.outputs["stac_item"]
+
+
+def product_prefix(product: Product) -> str:
+    """``{region}/{mode}/{YYYY}/{target}``: the folder of one product in the products root."""
+    return f"{product.region.name}/{product.mode}/{product.target_date.year:04d}/{stac.target_label(product)}"
+
+
+def product_keys(product: Product) -> dict[str, str]:
+    """Object keys of the product's files, by asset name."""
+    base = f"{product_prefix(product)}/BANET_{product.region.name}_{product.mode}_{stac.target_label(product)}"
+    return {
+        "confidence": f"{base}_confidence.tif",
+        "burn_date": f"{base}_burndate.tif",
+        "quicklook": f"{base}_quicklook.png",
+        "stac_item": f"{base}.json",
+    }
+
+
+def validate_product(product: Product) -> None:
+    """Check what publishing relies on; raise :class:`ValidationError` naming the problem."""
+    name = f"product {product.region.name} {product.mode} {product.target_date}"
+    if product.mode not in ("nrt", "monthly"):
+        raise ValidationError(f"{name}: expected mode nrt or monthly, found {product.mode!r}")
+    if product.window_start > product.window_end:
+        raise ValidationError(f"{name}: expected window_start <= window_end, found {product.window_start} > {product.window_end}")
+    if not product.models:
+        raise ValidationError(f"{name}: expected at least one model in the ensemble, found none")
+    bad = [m.sha256 for m in product.models if not SHA256.match(m.sha256)]
+    if bad:
+        raise ValidationError(f"{name}: expected lowercase hex sha256 model hashes, found {bad}")
+    if not product.cube_snapshot:
+        raise ValidationError(f"{name}: expected the cube snapshot id, found an empty string")
+    burned = product.burned
+    if not burned.any():
+        return
+    conf = product.confidence[burned]
+    if not np.all(np.isfinite(conf) & (conf >= 0) & (conf <= 1)):
+        raise ValidationError(f"{name}: expected burned cells to have a confidence in [0, 1], found {int((~((conf >= 0) & (conf <= 1))).sum())} outside")
+    dates = product.burn_date[burned].astype("datetime64[D]")
+    if np.isnat(dates).any():
+        raise ValidationError(f"{name}: expected every burned cell to have a burn date, found {int(np.isnat(dates).sum())} without")
+    first, last = postgis.effective_window(product)
+    lo, hi = dates.min().astype(dt.date), dates.max().astype(dt.date)
+    if lo < first or hi > last:
+        raise ValidationError(
+            f"{name}: expected burn dates within the effective window {first}..{last}, found {lo}..{hi}",
+            hint="apply the window rules (NRT: first day discarded; monthly: the month only) before publishing",
+        )
+
+
+def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> tuple[dict[str, Path], list[events.FireEvent]]:
+    files = {name: folder / Path(key).name for name, key in keys.items()}
+    t = time.perf_counter()
+    cog.write_confidence_cog(files["confidence"], product)
+    cog.write_burn_date_cog(files["burn_date"], product)
+    timings["cog"] = time.perf_counter() - t
+    t = time.perf_counter()
+    quicklook.render_quicklook(files["quicklook"], product)
+    timings["quicklook"] = time.perf_counter() - t
+    t = time.perf_counter()
+    found = events.fire_events(product)
+    timings["events"] = time.perf_counter() - t
+    return files, found
+
+
+def _asset_refs(store: ObjectStore, keys: dict[str, str]) -> dict[str, stac.AssetRef]:
+    return {
+        "confidence": stac.AssetRef("confidence", store.url(keys["confidence"]), stac.COG_MEDIA_TYPE, ("data",), "BA-Net confidence (0-1)"),
+        "burn_date": stac.AssetRef("burn_date", store.url(keys["burn_date"]), stac.COG_MEDIA_TYPE, ("data",), "Burn date (day of year, 0 = unburned)"),
+        "quicklook": stac.AssetRef("quicklook", store.url(keys["quicklook"]), stac.PNG_MEDIA_TYPE, ("overview", "visual"), "Quicklook"),
+    }
+
+
+def publish_product(product: Product, *, settings: Settings | None = None) -> PublishResult:
+    """Publish ``product``: COGs, quicklook and STAC item under the products root, rows in PostGIS.
+
+    Idempotent: publishing the same (region, product, date, models, snapshot) again keeps the
+    run id and leaves the same cells and events.  Atomic: on any failure the previous files and
+    rows stay as they were, and the error is raised.
+    """
+    settings = settings or get_settings()
+    t_total = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC)
+    validate_product(product)
+    store = open_store(settings.resolved_products_root)
+    keys = product_keys(product)
+    timings: dict[str, float] = {}
+
+    from banet_ops.db.engine import get_engine
+
+    engine = get_engine(settings.resolved_database_url())
+    with tempfile.TemporaryDirectory(prefix="banet-publish-") as tmp:
+        files, found = _render(product, Path(tmp), keys, timings)
+        files_tx = FileTransaction(store)
+        raw = engine.raw_connection()
+        try:
+            db = _write_all(raw, product, found, store, keys, files, files_tx, timings, started_at, t_total)
+            raw.commit()
+        except BaseException as exc:
+            _undo(raw, files_tx)
+            if isinstance(exc, BanetError) or not _is_db_error(exc):
+                raise
+            raise postgis.wrap_db_error(exc, f"publishing {product.region.name} {product.mode} {product.target_date}") from exc
+        finally:
+            raw.close()
+        files_tx.finalize()
+
+    timings["total"] = time.perf_counter() - t_total
+    result = PublishResult(
+        run_id=db.run_id,
+        outputs={name: store.url(key) for name, key in keys.items()},
+        n_burned_cells=db.n_burned_cells,
+        burned_area_km2=db.burned_area_km2,
+        n_events=len(found),
+        n_deleted_cells=db.n_deleted,
+        timings=timings,
+    )
+    log.info(
+        "published %s %s %s: run %d, %d cells (%.1f km2), %d events, %.2fs",
+        product.region.name, product.mode, product.target_date, result.run_id, result.n_burned_cells,
+        result.burned_area_km2, result.n_events, timings["total"],
+    )  # fmt: skip
+    return result
+
+
+def _write_all(
+    raw: Any,
+    product: Product,
+    found: list[events.FireEvent],
+    store: ObjectStore,
+    keys: dict[str, str],
+    files: dict[str, Path],
+    files_tx: FileTransaction,
+    timings: dict[str, float],
+    started_at: dt.datetime,
+    t_total: float,
+) -> postgis.DbWrite:
+    """Inside the open transaction: rows, then the STAC item, then the files; the caller commits."""
+    outputs = {name: store.url(key) for name, key in keys.items()}
+    cur = raw.cursor()
+    try:
+        db = postgis.write_product(cur, product, found, started_at=started_at)
+        timings.update(db.timings)
+        counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": len(found)}
+
+        t = time.perf_counter()
+        refs = _asset_refs(store, keys)
+        item = stac.build_item(
+            product,
+            effective_window=postgis.effective_window(product),
+            confidence=refs["confidence"],
+            burn_date=refs["burn_date"],
+            quicklook=refs["quicklook"],
+            self_href=outputs["stac_item"],
+            run_id=db.run_id,
+            stats=counts,
+        )
+        files["stac_item"].write_text(json.dumps(item, indent=2, sort_keys=True))
+        timings["stac"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        for name in ("confidence", "burn_date", "quicklook"):
+            files_tx.add(files[name], keys[name], refs[name].media_type)
+        files_tx.add(files["stac_item"], keys["stac_item"], stac.JSON_MEDIA_TYPE)  # the entry point goes last
+        files_tx.apply()
+        timings["files"] = time.perf_counter() - t
+
+        timings["total"] = time.perf_counter() - t_total
+        all_timings = {**{f"infer_{k}": v for k, v in product.timings.items()}, **{f"publish_{k}": v for k, v in timings.items()}}
+        postgis.finish_run(cur, db.run_id, timings=all_timings, counts=counts, outputs=outputs, version=__version__)
+        return db
+    finally:
+        cur.close()
+
+
+def _undo(raw: object, files_tx: FileTransaction) -> None:
+    """Roll back the transaction and restore the previous files; never mask the original error."""
+    try:
+        raw.rollback()  # type: ignore[attr-defined]
+    except Exception:  # the connection may be gone; the server rolls back on its own then
+        log.warning("rollback of the publish transaction failed", exc_info=True)
+    try:
+        files_tx.rollback()
+    except Exception:
+        log.error("could not restore the previous product files", exc_info=True)
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    import psycopg2
+
+    return isinstance(exc, psycopg2.Error)

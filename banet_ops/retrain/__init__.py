@@ -1,0 +1,1 @@
+"""The retraining pipeline (one plain function per step of the banet_retrain DAG)."""

@@ -1,0 +1,1 @@
+"""Training BA-Net: samples from cube + labels, augmentation, loss, the training loop and evaluation."""

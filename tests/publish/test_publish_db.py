@@ -1,0 +1,347 @@
+"""publish_product end to end against a real PostGIS and a local products root."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import sqlalchemy as sa
+from rio_cogeo.cogeo import cog_validate
+
+from banet_ops.db.engine import get_engine
+from banet_ops.errors import StorageError
+from banet_ops.publish import postgis as pg
+from banet_ops.publish import product_keys, publish_product
+from banet_ops.publish import storage as storage_mod
+from banet_ops.publish.stac import validate_item
+from banet_ops.regions import Region
+
+from .helpers import SHA_A, SHA_B, blob_dates, build_product, new_region
+
+TARGET = dt.date(2017, 10, 27)
+
+
+def cells_of(url: str, region: str, product: str = "nrt") -> dict[tuple[int, int, dt.date], tuple[float, int, float]]:
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            sa.text('SELECT "row", col, burn_date, confidence, run_id, area_km2 FROM banet.burned_cell WHERE region = :r AND product = :p'),
+            {"r": region, "p": product},
+        ).all()
+    return {(r, c, d): (conf, run, area) for r, c, d, conf, run, area in rows}
+
+
+def events_of(url: str, region: str, product: str = "nrt") -> list[tuple]:
+    with get_engine(url).connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.text(
+                    "SELECT run_id, first_burn_date, last_burn_date, round(area_km2::numeric, 9), n_cells, mean_confidence, "
+                    "ST_AsText(geom) FROM banet.fire_event WHERE region = :r AND product = :p ORDER BY first_burn_date, n_cells, 7"
+                ),
+                {"r": region, "p": product},
+            ).all()
+        ]
+
+
+def run_row(url: str, run_id: int) -> dict:
+    with get_engine(url).connect() as conn:
+        return dict(conn.execute(sa.text("SELECT * FROM banet.run WHERE id = :i"), {"i": run_id}).mappings().one())
+
+
+def files_state(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
+    region = new_region()
+    product = build_product(region, blob_dates(region, TARGET), target=TARGET, shas=(SHA_B, SHA_A))
+    settings = make_settings(db_url)
+    result = publish_product(product, settings=settings)
+
+    keys = product_keys(product)
+    root = Path(settings.resolved_products_root)
+    assert keys["stac_item"].startswith(f"{region.name}/nrt/2017/2017-10-27/")
+    for name in ("confidence", "burn_date"):
+        assert cog_validate(result.outputs[name])[0], name
+    with rasterio.open(result.outputs["burn_date"]) as ds:
+        doy = ds.read(1)
+        assert ds.crs.to_epsg() == 4326 and ds.dtypes[0] == "uint16" and ds.nodata == 0
+        assert tuple(ds.transform)[:6] == pytest.approx(region.transform)
+    with rasterio.open(result.outputs["confidence"]) as ds:
+        conf = ds.read(1)
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+
+    cells = cells_of(db_url, region.name)
+    assert len(cells) == result.n_burned_cells == product.n_burned > 0
+    db_doy = np.zeros(region.shape, dtype=np.uint16)
+    db_conf = np.full(region.shape, np.nan, dtype=np.float32)
+    for (r, c, d), (cf, run, _area) in cells.items():
+        db_doy[r, c] = d.timetuple().tm_yday
+        db_conf[r, c] = cf
+        assert run == result.run_id
+    np.testing.assert_array_equal(db_doy, doy)  # every cell, burned or not
+    burned = doy > 0
+    np.testing.assert_array_equal(db_conf[burned], conf[burned])
+    areas = region.row_cell_area_km2()
+    assert result.burned_area_km2 == pytest.approx(areas[np.nonzero(burned)[0]].sum())
+
+    with get_engine(db_url).connect() as conn:
+        geom_ok = conn.execute(
+            sa.text(
+                'SELECT bool_and(ST_Equals(geom, ST_MakeEnvelope(:l + col * 0.01, :t - ("row" + 1) * 0.01, :l + (col + 1) * 0.01, :t - "row" * 0.01, 4326))) '
+                "AND bool_and(abs(ST_Area(geom::geography) / 1e6 - area_km2) < 1e-3 * area_km2) FROM banet.burned_cell WHERE region = :r"
+            ),
+            {"l": region.left, "t": region.top, "r": region.name},
+        ).scalar_one()
+    assert geom_ok
+
+    run = run_row(db_url, result.run_id)
+    assert run["status"] == "succeeded" and run["model_key"] == f"{SHA_A}+{SHA_B}"
+    assert run["model_ids"] == [f"m-{SHA_A[:6]}", f"m-{SHA_B[:6]}"]
+    assert (run["n_burned_cells"], run["n_events"]) == (product.n_burned, result.n_events)
+    assert run["outputs"] == result.outputs and run["software_version"]
+    assert {"publish_db_copy", "publish_db_upsert", "publish_events", "infer_predict"} <= set(run["timings"])
+
+    item = json.loads((root / keys["stac_item"]).read_text())
+    validate_item(item)
+    assert item["properties"]["banet:run_id"] == result.run_id
+    assert item["bbox"] == list(region.bbox)
+    for asset in item["assets"].values():
+        assert Path(asset["href"]).is_file(), asset["href"]
+    from PIL import Image
+
+    from banet_ops.publish.quicklook import quicklook_size
+
+    with Image.open(result.outputs["quicklook"]) as im:
+        assert im.format == "PNG" and im.size == quicklook_size(region.shape)
+    # nothing but the four product files is left in the products root
+    assert sorted(files_state(root)) == sorted(keys.values())
+
+
+def test_rerun_is_idempotent(db_url, make_settings):
+    region = new_region()
+    product = build_product(region, blob_dates(region, TARGET, seed=3), target=TARGET)
+    settings = make_settings(db_url)
+    first = publish_product(product, settings=settings)
+    cells, events = cells_of(db_url, region.name), events_of(db_url, region.name)
+    files = files_state(Path(settings.resolved_products_root))
+    second = publish_product(product, settings=settings)
+    assert second.run_id == first.run_id
+    assert cells_of(db_url, region.name) == cells
+    assert events_of(db_url, region.name) == events and len(events) == first.n_events > 0
+    assert files_state(Path(settings.resolved_products_root)) == files
+    with get_engine(db_url).connect() as conn:
+        n_runs = conn.execute(sa.text("SELECT count(*) FROM banet.run WHERE region = :r"), {"r": region.name}).scalar_one()
+    assert n_runs == 1
+
+
+def _state(db_url, settings, region):
+    return cells_of(db_url, region.name), events_of(db_url, region.name), files_state(Path(settings.resolved_products_root))
+
+
+def test_crash_after_cells_upsert_keeps_previous_state(db_url, make_settings, monkeypatch):
+    region = new_region()
+    settings = make_settings(db_url)
+    old = build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET, snapshot="s-old")
+    publish_product(old, settings=settings)
+    before = _state(db_url, settings, region)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure after the cells upsert")
+
+    monkeypatch.setattr(pg, "replace_events", boom)
+    new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
+    with pytest.raises(RuntimeError, match="injected"):
+        publish_product(new, settings=settings)
+    assert _state(db_url, settings, region) == before
+    with get_engine(db_url).connect() as conn:
+        snaps = conn.execute(sa.text("SELECT cube_snapshot, status FROM banet.run WHERE region = :r"), {"r": region.name}).all()
+    assert snaps == [("s-old", "succeeded")]
+
+
+def test_crash_while_writing_files_keeps_previous_state(db_url, make_settings, monkeypatch):
+    region = new_region()
+    settings = make_settings(db_url)
+    old = build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET, snapshot="s-old")
+    publish_product(old, settings=settings)
+    before = _state(db_url, settings, region)
+
+    real_put = storage_mod.LocalStore.put_file
+
+    def failing_put(self, src, key, content_type=None):
+        if key.endswith("_quicklook.png"):  # both COGs are already replaced by then
+            raise StorageError("injected: disk full")
+        return real_put(self, src, key, content_type)
+
+    monkeypatch.setattr(storage_mod.LocalStore, "put_file", failing_put)
+    new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
+    with pytest.raises(StorageError, match="disk full"):
+        publish_product(new, settings=settings)
+    assert _state(db_url, settings, region) == before
+
+
+def test_nrt_update_semantics(db_url, make_settings):
+    region = new_region()
+    settings = make_settings(db_url)
+    d = TARGET
+    nat = np.datetime64("NaT")
+    a = np.full(region.shape, nat, dtype="datetime64[D]")
+    a[5, 5] = np.datetime64(d - dt.timedelta(days=10))  # dropped later, inside the later window
+    a[6, 6] = np.datetime64(d - dt.timedelta(days=62))  # outside the later window: kept
+    a[7, 7] = np.datetime64(d - dt.timedelta(days=20))  # re-dated one day later by the later run
+    a[8, 8] = np.datetime64(d - dt.timedelta(days=5))  # kept with a new confidence
+    first = publish_product(build_product(region, a, target=d, seed=1), settings=settings)
+
+    later = d + dt.timedelta(days=5)
+    b = np.full(region.shape, nat, dtype="datetime64[D]")
+    b[7, 7] = np.datetime64(d - dt.timedelta(days=19))
+    b[8, 8] = np.datetime64(d - dt.timedelta(days=5))
+    b[9, 9] = np.datetime64(later)
+    second = publish_product(build_product(region, b, target=later, seed=2), settings=settings)
+    assert second.run_id != first.run_id
+
+    cells = cells_of(db_url, region.name)
+    assert {(r, c, dd): run for (r, c, dd), (_cf, run, _a) in cells.items()} == {
+        (6, 6, d - dt.timedelta(days=62)): first.run_id,
+        (7, 7, d - dt.timedelta(days=19)): second.run_id,
+        (8, 8, d - dt.timedelta(days=5)): second.run_id,
+        (9, 9, later): second.run_id,
+    }
+    conf_b = build_product(region, b, target=later, seed=2).confidence
+    assert cells[(8, 8, d - dt.timedelta(days=5))][0] == conf_b[8, 8]
+    assert second.n_deleted_cells == 2
+
+
+def test_monthly_replaces_region_month(db_url, make_settings):
+    region = new_region()
+    settings = make_settings(db_url)
+    nat = np.datetime64("NaT")
+    oct1 = dt.date(2017, 10, 1)
+    sep1 = dt.date(2017, 9, 1)
+    sep = np.full(region.shape, nat, dtype="datetime64[D]")
+    sep[1, 1] = np.datetime64("2017-09-20")
+    publish_product(build_product(region, sep, mode="monthly", target=sep1), settings=settings)
+
+    octo = np.full(region.shape, nat, dtype="datetime64[D]")
+    octo[2, 2] = np.datetime64("2017-10-03")
+    octo[3, 3] = np.datetime64("2017-10-31")
+    r1 = publish_product(build_product(region, octo, mode="monthly", target=oct1), settings=settings)
+    nrt = np.full(region.shape, nat, dtype="datetime64[D]")
+    nrt[2, 2] = np.datetime64("2017-10-03")
+    publish_product(build_product(region, nrt, target=TARGET), settings=settings)
+
+    octo2 = np.full(region.shape, nat, dtype="datetime64[D]")
+    octo2[4, 4] = np.datetime64("2017-10-10")
+    r2 = publish_product(build_product(region, octo2, mode="monthly", target=oct1, shas=(SHA_B,)), settings=settings)
+    assert r2.run_id != r1.run_id and r2.n_deleted_cells == 2
+    monthly = {(r, c, d): run for (r, c, d), (_cf, run, _a) in cells_of(db_url, region.name, "monthly").items()}
+    assert set(monthly) == {(1, 1, dt.date(2017, 9, 20)), (4, 4, dt.date(2017, 10, 10))}
+    assert monthly[(4, 4, dt.date(2017, 10, 10))] == r2.run_id
+    assert set(cells_of(db_url, region.name, "nrt")) == {(2, 2, dt.date(2017, 10, 3))}
+    # the October events are those of the newer run only; September's stay
+    ev = events_of(db_url, region.name, "monthly")
+    assert [(e[1], e[4]) for e in ev] == [(dt.date(2017, 9, 20), 1), (dt.date(2017, 10, 10), 1)]
+    assert ev[1][0] == r2.run_id
+
+
+def test_fire_events_in_postgis(db_url, make_settings):
+    region = new_region(rows=30, cols=40)
+    settings = make_settings(db_url)
+    dates = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+    dates[2:5, 2:6] = np.datetime64("2017-10-01")  # blob 1: 12 cells
+    dates[4, 6] = np.datetime64("2017-10-05")
+    dates[20:23, 30:32] = np.datetime64("2017-10-10")  # blob 2: 6 cells ...
+    dates[23, 32] = np.datetime64("2017-10-12")  # ... plus one touching only diagonally
+    res = publish_product(build_product(region, dates, target=TARGET), settings=settings)
+    assert res.n_events == 2
+    areas = region.row_cell_area_km2()
+    with get_engine(db_url).connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT first_burn_date, last_burn_date, n_cells, area_km2, ST_IsValid(geom), ST_NumGeometries(geom), "
+                "ST_Area(geom), ST_Area(geom::geography) / 1e6 FROM banet.fire_event WHERE run_id = :i ORDER BY first_burn_date"
+            ),
+            {"i": res.run_id},
+        ).all()
+    (f1, l1, n1, a1, v1, g1, deg1, geo1), (f2, l2, n2, a2, v2, g2, deg2, geo2) = rows
+    assert (f1, l1, n1, g1) == (dt.date(2017, 10, 1), dt.date(2017, 10, 5), 13, 1)
+    assert (f2, l2, n2, g2) == (dt.date(2017, 10, 10), dt.date(2017, 10, 12), 7, 2)
+    assert v1 and v2
+    assert a1 == pytest.approx(areas[2:5].sum() * 4 + areas[4])
+    assert a2 == pytest.approx(areas[20:23].sum() * 2 + areas[23])
+    assert deg1 == pytest.approx(13 * 1e-4) and deg2 == pytest.approx(7 * 1e-4)
+    assert geo1 == pytest.approx(a1, rel=1e-3) and geo2 == pytest.approx(a2, rel=1e-3)
+
+
+def test_region_row_is_inserted_and_a_different_grid_is_refused(db_url, make_settings):
+    from banet_ops.errors import RegionError
+
+    region = new_region()
+    settings = make_settings(db_url)
+    publish_product(build_product(region, blob_dates(region, TARGET), target=TARGET), settings=settings)
+    with get_engine(db_url).connect() as conn:
+        n_rows, n_cols, px = conn.execute(sa.text("SELECT n_rows, n_cols, pixel_size FROM banet.region WHERE name = :n"), {"n": region.name}).one()
+    assert (n_rows, n_cols, px) == (*region.shape, 0.01)
+    moved = Region(name=region.name, bbox=(region.left + 1, region.bottom, region.right + 1, region.top), pixel_size=0.01)
+    with pytest.raises(RegionError, match="registered"):
+        publish_product(build_product(moved, blob_dates(moved, TARGET), target=TARGET), settings=settings)
+
+
+def test_publish_to_s3(db_url, make_settings, s3_bucket, tmp_path):
+    from banet_ops.publish.storage import open_store
+
+    region = new_region()
+    product = build_product(region, blob_dates(region, TARGET, seed=5), target=TARGET)
+    root = f"s3://{s3_bucket}/products"
+    result = publish_product(product, settings=make_settings(db_url, root))
+    store = open_store(root)
+    keys = product_keys(product)
+    assert result.outputs == {name: f"{root}/{key}" for name, key in keys.items()}
+    assert store.list() == sorted(keys.values())  # no staging or backup objects left behind
+    item = json.loads(store.get_bytes(keys["stac_item"]))
+    validate_item(item)
+    for asset in item["assets"].values():
+        key = asset["href"].removeprefix(f"{root}/")
+        assert asset["href"].startswith("s3://") and store.exists(key)
+    local = tmp_path / "burn.tif"
+    local.write_bytes(store.get_bytes(keys["burn_date"]))
+    assert cog_validate(str(local))[0]
+    with rasterio.open(local) as ds:
+        np.testing.assert_array_equal(ds.read(1), product.burn_doy)
+    head = store.client.head_object(Bucket=s3_bucket, Key=f"products/{keys['confidence']}")
+    assert head["ContentType"].startswith("image/tiff")
+
+
+def test_crash_while_rendering_files_keeps_previous_state(db_url, make_settings, monkeypatch):
+    from banet_ops.publish import cog
+
+    region = new_region()
+    settings = make_settings(db_url)
+    publish_product(build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET), settings=settings)
+    before = _state(db_url, settings, region)
+
+    def broken(path, product):
+        path.write_bytes(b"II*\x00half a tiff")
+        raise StorageError("injected: COG writer failed")
+
+    monkeypatch.setattr(cog, "write_burn_date_cog", broken)
+    with pytest.raises(StorageError, match="COG writer"):
+        publish_product(build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s2"), settings=settings)
+    assert _state(db_url, settings, region) == before
+
+
+def test_empty_product_clears_the_window(db_url, make_settings):
+    region = new_region()
+    settings = make_settings(db_url)
+    publish_product(build_product(region, blob_dates(region, TARGET, seed=4), target=TARGET), settings=settings)
+    assert cells_of(db_url, region.name)
+    empty = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+    res = publish_product(build_product(region, empty, target=TARGET, snapshot="s-empty"), settings=settings)
+    assert (res.n_burned_cells, res.n_events) == (0, 0) and res.n_deleted_cells > 0
+    assert cells_of(db_url, region.name) == {} and events_of(db_url, region.name) == []
+    assert cog_validate(res.outputs["burn_date"])[0]
