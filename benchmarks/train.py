@@ -133,7 +133,7 @@ def bench_step(manifest_path: Path, runs: int, batch: int) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=300, help="training steps of the convergence run")
+    ap.add_argument("--steps", type=int, default=200, help="training steps of the convergence run")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--tile", type=int, default=32)

@@ -224,7 +224,7 @@ def test_cpu_training_converges_on_held_out_synthetic_fires(world_env: World, tm
     manifest = build_dataset(
         DatasetConfig(region_months=["T:2020-07"], val_region_months=["T:2020-08"], tile=32, days=32, stride=16, min_burned_cells=5, out_dir=tmp_path / "ds")
     )
-    steps = int(os.environ.get("BANET_SLOW_TRAIN_STEPS", "300"))
+    steps = int(os.environ.get("BANET_SLOW_TRAIN_STEPS", "200"))
     cfg = TrainConfig(manifest=manifest.path, run_dir=tmp_path / "run", steps=steps, batch_size=4, lr=2e-3, warmup_steps=10, init="scratch", device="cpu")
     result = train(cfg)
     report = evaluate([result.weights], EvalConfig(region_months=["T:2020-08"], days=32, device="cpu", tile=96))
