@@ -35,6 +35,10 @@ demo-regions: stack  ## local stack + migrations + the seven shared regions, lis
 	@$(BIN)/banet-ops regions add $(REGION_FILES)
 	@$(BIN)/banet-ops regions list
 
+.PHONY: airflow
+airflow: install  ## local Airflow (api-server, scheduler, dag-processor) on http://127.0.0.1:8080 over BANET_HOME/airflow; Ctrl-C stops
+	@$(BIN)/python -m banet_ops.localstack.airflow
+
 lint: install  ## ruff
 	$(BIN)/ruff check .
 

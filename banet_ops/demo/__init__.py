@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -89,6 +90,7 @@ def run_demo(config: DemoConfig) -> int:
     total = 6
     t0 = time.monotonic()
 
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
     step(1, total, f"local PostGIS in {home / 'pg'}")
     url = LocalPostgres(home / "pg").start()
     from banet_ops.db.engine import get_engine
@@ -115,6 +117,7 @@ def run_demo(config: DemoConfig) -> int:
         "BANET_INFER_BACKEND": "local",
         "BANET_DEVICE": "cpu",
         **airflow_env(home / "airflow"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
     migrate(home / "airflow", {**os.environ, **env})
     step(4, total, f"Airflow: banet_ingest_{region.name} for {config.days} days, then banet_infer_nrt_{region.name} for {len(config.infer_days)} days")

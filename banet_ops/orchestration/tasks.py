@@ -218,7 +218,6 @@ def grid_composite(region_name: str, found: Mapping[str, Any], viirs_paths: Mapp
     image, report = image_from_files(
         region, day, pairs, [Path(p) for p in firms_paths["paths"]], legacy_files=[Path(p) for p in viirs_paths["legacy"]], report=report, sources=origin
     )
-    image.granules = sorted(f.name for f in report.files if f.status == "ingested")
     _drop_rejected_cache_copies(report.files, settings)
     status, valid = day_status(image, report)
     meta = {"status": status, "valid_fraction": valid, "files": [dataclasses.asdict(f) for f in report.files], "n_detections": report.n_detections}
@@ -455,6 +454,7 @@ def run_local_infer(arguments: list[str]) -> dict[str, Any]:
         log.info("%s", line)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        error = RetryableError if proc.returncode == EXIT_RETRYABLE else PermanentError
+        # killed by a signal (negative code: OOM killer, worker shutdown) or EX_TEMPFAIL: worth a retry
+        error = RetryableError if proc.returncode == EXIT_RETRYABLE or proc.returncode < 0 else PermanentError
         raise error(f"banet-ops {' '.join(arguments[:1])} exited with {proc.returncode}: {reason}")
     return {"returncode": 0, "summary": proc.stdout.strip().splitlines()[-20:]}
