@@ -17,6 +17,7 @@ chosen by timing one batch of each on the first call.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -81,15 +82,13 @@ _AUTOTUNE_CACHE: dict[tuple[str, int, int, int, int], tuple[str, bool]] = {}
 
 
 def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True) -> list[nn.Module]:
-    """Models ready for inference on ``device``: eval mode, BANets fused (originals untouched)."""
+    """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused); the caller's modules are untouched."""
     if not models:
         raise ModelError("expected at least one model, found none", hint="pass --weights or promote a model")
     out = []
     for m in models:
-        m = m.to(device).eval()
-        if fuse and isinstance(m, BANet):
-            m = fuse_for_inference(m)
-        out.append(m.to(device).eval())
+        copy_ = fuse_for_inference(m) if fuse and isinstance(m, BANet) else copy.deepcopy(m)
+        out.append(copy_.to(device).eval())
     return out
 
 
@@ -256,6 +255,8 @@ def iter_probability_strips(
     if batch < 1:
         raise ValidationError(f"batch: expected >= 1, found {batch}")
     dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick its fastest kernels
     t_start = time.perf_counter()
     nets = prepare_models(models, dev, fuse=options.fuse)
     plan = plan_tiles(height, width, tiling)
@@ -271,18 +272,20 @@ def iter_probability_strips(
     band_rows: tuple[int, NDArray[np.float32]] | None = None  # (tile-row, raw rows of it)
     buf = np.zeros((batch, n_bands, n_time, th, tw), dtype=np.float32)
 
-    with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
-        for b0 in range(0, len(boxes), batch):
-            chunk = boxes[b0 : b0 + batch]
-            buf[:] = 0.0  # raw zero past the region edge = missing data, as in training
-            for i, box in enumerate(chunk):
-                if band_rows is None or band_rows[0] != box.row:
-                    rows = slice(box.y0, box.y0 + box.h)
-                    band = _read_rows(source, rows)
-                    if band.shape != (n_time, n_bands, box.h, width):
-                        raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, box.h, width)}, found {band.shape}")
-                    band_rows = (box.row, band)
-                buf[i, :, :, : box.h, : box.w] = band_rows[1][:, :, :, box.x0 : box.x0 + box.w].transpose(1, 0, 2, 3)
+    for b0 in range(0, len(boxes), batch):
+        chunk = boxes[b0 : b0 + batch]
+        buf[:] = 0.0  # raw zero past the region edge = missing data, as in training
+        for i, box in enumerate(chunk):
+            if band_rows is None or band_rows[0] != box.row:
+                rows = slice(box.y0, box.y0 + box.h)
+                band = _read_rows(source, rows)
+                if band.shape != (n_time, n_bands, box.h, width):
+                    raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, box.h, width)}, found {band.shape}")
+                band_rows = (box.row, band)
+            buf[i, :, :, : box.h, : box.w] = band_rows[1][:, :, :, box.x0 : box.x0 + box.w].transpose(1, 0, 2, 3)
+        # the grad/determinism modes are entered per batch so that nothing leaks into the
+        # caller's code while this generator is suspended at a yield
+        with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
             x = torch.from_numpy(buf[: len(chunk)])
             x = x.to(dev, non_blocking=True) if dev.type == "cuda" else x.clone()
             x = standardise_(x)
@@ -298,14 +301,14 @@ def iter_probability_strips(
             t0 = time.perf_counter()
             probs = _forward(nets, x, dev, precision).mul_(weight2d).cpu().numpy()
             stats.model_seconds += time.perf_counter() - t0
-            for i, box in enumerate(chunk):
-                if box.row > 0 and (b0 + i == 0 or boxes[b0 + i - 1].row != box.row):
-                    released = acc.release(plan.ys[box.row])
-                    if released is not None:
-                        yield released
-                acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
-            if progress is not None:
-                progress(len(chunk))
+        for i, box in enumerate(chunk):
+            if box.row > 0 and (b0 + i == 0 or boxes[b0 + i - 1].row != box.row):
+                released = acc.release(plan.ys[box.row])
+                if released is not None:
+                    yield released
+            acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
+        if progress is not None:
+            progress(len(chunk))
     stats.channels_last = bool(channels_last)
     final = acc.release(height)
     if final is not None:
