@@ -146,7 +146,12 @@ def test_size_and_md5_mismatch(client: HttpClient, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_secret_is_redacted_from_messages_and_library_logs(caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_is_redacted_from_messages_and_library_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Airflow's logging setup (imported by other tests in the same process) may disable
+    # existing library loggers; re-enable this one so the check sees its records.
+    library_logger = logging.getLogger("urllib3.connectionpool")
+    monkeypatch.setattr(library_logger, "disabled", False)
+    monkeypatch.setattr(library_logger, "propagate", True)
     secret = "feedc0ffee0123456789abcdef012345"
     register_secret(secret)
     assert secret not in redact(f"GET /api/area/csv/{secret}/x")
