@@ -74,9 +74,10 @@ def failure_reason(context: dict[str, Any]) -> str:
     exc = context.get("exception")
     where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
     interval = context.get("data_interval_start")
+    when = f" for {interval.isoformat() if hasattr(interval, 'isoformat') else interval}" if interval is not None else ""
     reason = " ".join(str(exc).split()) if exc else "unknown reason (see the task log)"
-    kind = type(exc).__name__ if exc else "Failure"
-    return f"banet-ops: {where} for {interval} failed: {kind}: {reason}"
+    kind = type(exc).__name__ if isinstance(exc, BaseException) else "Failure"  # the scheduler reports a str
+    return f"banet-ops: {where}{when} failed: {kind}: {reason}"
 
 
 def on_failure(context: dict[str, Any]) -> None:
@@ -133,6 +134,9 @@ def infer_operator(region_name: str, mode: str) -> Any:
         from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
 
         static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))
+        # each target passes its own labels (base labels included, and full_pod_spec carries them
+        # too); a key given both to partial() and expand_kwargs() fails the task when it is unmapped
+        static.pop("labels", None)
         return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, **static)
 
     @task(task_id="infer", pool=GPU_POOL)
@@ -142,3 +146,45 @@ def infer_operator(region_name: str, mode: str) -> Any:
         return tasks.run_local_infer(arguments)
 
     return infer_local
+
+
+RETRAIN_TASK_TIMEOUT = timedelta(hours=2)  # labels, dataset, evaluation (CPU steps on the worker)
+RETRAIN_TRAIN_TIMEOUT = timedelta(hours=24)
+
+
+def train_operator() -> Any:
+    """The partial training task of the configured backend (same backends as inference).
+
+    ``expand_kwargs`` over one target from :func:`banet_ops.orchestration.retrain_tasks.train_target`:
+    a GPU pod of the inference spec running ``banet-ops train`` with the retrain work folder
+    mounted from ``BANET_K8S_TRAIN_WORK_PVC`` at the same path as on the workers, or a local
+    subprocess with the same arguments.
+    """
+    settings = get_settings()
+    if settings.infer_backend == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from kubernetes.client import models as k8s
+
+        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
+        from banet_ops.orchestration.retrain_tasks import TrainPodSettings
+
+        pod = TrainPodSettings()
+        static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))
+        static.pop("labels", None)
+        static["active_deadline_seconds"] = pod.active_deadline_s
+        if pod.work_pvc:
+            work = str(settings.home / "retrain")
+            static["volumes"] = [
+                *static["volumes"],
+                k8s.V1Volume(name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=pod.work_pvc)),
+            ]
+            static["volume_mounts"] = [*static["volume_mounts"], k8s.V1VolumeMount(name="work", mount_path=work)]
+        return KubernetesPodOperator.partial(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT, **static)
+
+    @task(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT)
+    def train_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
+        from banet_ops.orchestration import tasks
+
+        return tasks.run_local_cli(arguments)
+
+    return train_local

@@ -443,7 +443,15 @@ def banet_ops_executable() -> str:
 
 
 def run_local_infer(arguments: list[str]) -> dict[str, Any]:
-    """Run ``banet-ops <arguments>`` in a subprocess (the local backend); secrets travel in env only."""
+    """Run ``banet-ops <arguments>`` (an inference) in a subprocess: the local backend."""
+    return run_local_cli(arguments)
+
+
+def run_local_cli(arguments: list[str]) -> dict[str, Any]:
+    """Run ``banet-ops <arguments>`` in a subprocess (the local backend); secrets travel in env only.
+
+    Exit code 75 (EX_TEMPFAIL) raises :class:`RetryableError`, any other failure :class:`PermanentError`.
+    """
     _settings()  # overlays connection secrets onto os.environ, inherited by the child
     argv = [banet_ops_executable(), *arguments]
     log.info("running %s", " ".join(argv))

@@ -77,3 +77,13 @@ def region_file(folder: Path, name: str, bbox: tuple[float, float, float, float]
     path = folder / f"R_{name}.json"
     path.write_text(json.dumps({"name": name, "bbox": list(bbox), "pixel_size": pixel_size}))
     return path
+
+
+def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    """The return value a task of ``dag_run`` pushed."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, map_index=map_index, key="return_value").one()
+        return XComModel.deserialize_value(row)

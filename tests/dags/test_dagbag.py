@@ -93,3 +93,14 @@ def test_parsing_opens_no_socket() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert int(proc.stdout.strip().splitlines()[-1]) >= 21
     assert socket.socket.connect is not None
+
+
+def test_retrain_dag_shape(dagbag) -> None:
+    dag = dagbag.dags["banet_retrain"]
+    dag.check_cycle()
+    assert set(dag.task_dict) == {"plan", "labels", "dataset", "train_target", "train", "trained", "evaluate", "register", "gate"}
+    assert dag.task_dict["train"].pool == "gpu"
+    assert dag.task_dict["trained"].upstream_task_ids == {"plan", "train"}
+    assert dag.task_dict["gate"].upstream_task_ids == {"plan", "register", "evaluate"}
+    assert dag.max_active_runs == 1 and dag.task_dict["evaluate"].on_failure_callback
+    assert dag.params["from_scratch"] is False and dag.params["margin"] == 0.01

@@ -111,3 +111,101 @@ def test_local_backend_passes_secrets_by_environment_only(tmp_path: Path, banet_
     assert "token=s3cr3t-token" in out["summary"]
     assert all("s3cr3t" not in a for a in out["summary"][0].split())
     assert os.environ["BANET_EARTHDATA_TOKEN"] == "s3cr3t-token"
+
+
+# --- discover / fetch error split ---------------------------------------------------------------
+
+
+def _item(name: str, product: str = "VNP02MOD", source: str = "laads") -> object:
+    from banet_ops.sources import RemoteItem
+
+    return RemoteItem(name=name, url=f"https://archive.example/{name}", product=product, day=dt.date(2024, 7, 1), key="A2024183.1200", source=source)
+
+
+class _FakeSources:
+    """Stands in for ``make_sources(settings)``: canned discovery and fetch outcomes."""
+
+    def __init__(self, pairing: object = None, errors: dict | None = None) -> None:
+        from banet_ops.sources import Discovery
+
+        self.pairing = pairing
+        self.errors = errors or {}
+        self.archive = object()  # not a local mirror: no legacy files
+        self.fires = Discovery()
+
+    def viirs_pairs(self, region: object, day: dt.date) -> object:
+        return self.pairing
+
+    def fire_items(self, region: object, day: dt.date) -> object:
+        return self.fires
+
+    def is_cached(self, item: object) -> bool:
+        return False
+
+    def fetch_many(self, items: list) -> object:
+        from banet_ops.sources import FetchReport
+
+        report = FetchReport()
+        for item in items:
+            if item.name in self.errors:
+                report.errors[item.name] = self.errors[item.name]
+            else:
+                report.paths[item.name] = Path("/data") / item.name
+        return report
+
+
+@pytest.fixture
+def pi_regions(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from banet_ops.settings import get_settings
+
+    folder = banet_home / "regions"
+    folder.mkdir()
+    (folder / "R_T1.json").write_text(REGION.model_dump_json())
+    monkeypatch.setenv("BANET_REGIONS_DIR", str(folder))
+    get_settings.cache_clear()
+
+
+def test_discover_retries_until_the_day_arrives_but_commits_a_night_only_day(pi_regions: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import banet_ops.sources as sources_pkg
+    from banet_ops.sources import GranulePair, PairingResult
+
+    def use(pairing: PairingResult) -> None:
+        monkeypatch.setattr(sources_pkg, "make_sources", lambda settings=None: _FakeSources(pairing))
+
+    use(PairingResult(missing=["https://archive.example/5200/VNP02MOD/2024/183.json"]))
+    with pytest.raises(RetryableError, match="not yet available"):
+        tasks.discover("T1", "2024-07-01")
+    use(PairingResult(unpaired=[_item("VNP02MOD.A2024183.1200.002.x.nc")]))  # the geolocation file is still missing
+    with pytest.raises(RetryableError, match="1 unpaired files"):
+        tasks.discover("T1", "2024-07-01")
+    use(PairingResult(night=[_item("VNP02MOD.A2024183.0100.002.x.nc")]))
+    found = tasks.discover("T1", "2024-07-01")
+    assert found["pairs"] == [] and found["night"] == ["VNP02MOD.A2024183.0100.002.x.nc"]
+    pair = GranulePair(_item("VNP02MOD.A2024183.1200.002.x.nc"), _item("VNP03MOD.A2024183.1200.002.y.nc", "VNP03MOD"))
+    use(PairingResult(pairs=[pair]))
+    assert [p["key"] for p in tasks.discover("T1", "2024-07-01")["pairs"]] == ["A2024183.1200"]
+
+
+def test_fetch_rejects_a_missing_file_but_raises_for_credentials_and_outages(pi_regions: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import banet_ops.sources as sources_pkg
+    from banet_ops.errors import AuthenticationError, NotFoundError, SourceUnavailableError
+
+    l1b, geo = _item("VNP02MOD.A2024183.1200.002.x.nc"), _item("VNP03MOD.A2024183.1200.002.y.nc", "VNP03MOD")
+    l1b2, geo2 = _item("VJ102MOD.A2024183.1218.021.x.nc", "VJ102MOD"), _item("VJ103MOD.A2024183.1218.021.y.nc", "VJ103MOD")
+    found = {"pairs": [{"key": a.key, "l1b": tasks.item_to_json(a), "geo": tasks.item_to_json(b)} for a, b in ((l1b, geo), (l1b2, geo2))]}
+
+    def with_errors(errors: dict) -> None:
+        monkeypatch.setattr(sources_pkg, "make_sources", lambda settings=None: _FakeSources(errors=errors))
+
+    with_errors({geo2.name: NotFoundError(f"{geo2.name}: expected a file, found 404")})
+    out = tasks.fetch_viirs(found)
+    assert out["pairs"] == [[f"/data/{l1b.name}", f"/data/{geo.name}"]]
+    status = {f["name"]: (f["status"], f["fetch"]) for f in out["files"]}
+    assert status[geo2.name] == ("rejected", "downloaded") and status[l1b2.name][0] == "skipped" and status[l1b.name] == ("ingested", "downloaded")
+
+    with_errors({geo2.name: NotFoundError("gone"), l1b.name: AuthenticationError(f"{l1b.name}: expected data, found an HTML login page")})
+    with pytest.raises(AuthenticationError, match="login page"):
+        tasks.fetch_viirs(found)
+    with_errors({l1b.name: SourceUnavailableError("503 after 5 retries")})
+    with pytest.raises(SourceUnavailableError):
+        tasks.fetch_viirs(found)

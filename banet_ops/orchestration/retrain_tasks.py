@@ -1,0 +1,246 @@
+"""The bodies of the ``banet_retrain`` tasks: thin calls of :mod:`banet_ops.retrain.pipeline`.
+
+labels → dataset → train (``banet-ops train`` in a GPU pod or a local subprocess) → evaluate →
+register → gate.  Inputs and outputs are JSON (XCom-sized); files live in a work folder derived
+from the run's configuration, so a re-run of the same configuration resumes training and
+rewrites the same dataset instead of starting over.  Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from banet_ops.errors import PermanentError, ValidationError
+from banet_ops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+REGION_MONTH = r"^[A-Za-z0-9_]{1,32}:\d{4}-(0[1-9]|1[0-2])$"
+
+
+class RetrainParams(BaseModel):
+    """The ``banet_retrain`` params (manual runs override any of them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    regions: list[str] | None = Field(None, description="Regions to train on; default: every region file.")
+    months: list[str] | None = Field(None, description="Months YYYY-MM to label and sample; default: the month label_lag_months before the run.")
+    val: list[str] = Field(default_factory=list, description="Region-months R:YYYY-MM held out for validation; empty: a seeded share.")
+    val_fraction: float = Field(0.25, ge=0, lt=1)
+    label_lag_months: int = Field(2, ge=1, le=12, description="MCD64A1 of a month is published about this many months later.")
+    from_scratch: bool = Field(False, description="Train from random weights instead of fine-tuning the production model.")
+    steps: int = Field(1000, ge=1, description="Optimiser steps (BA-Net trains by steps over sampled tiles, not epochs).")
+    batch: int = Field(4, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+    tile: int = Field(128, ge=32, le=1024)
+    days: int = Field(64, ge=16, le=128)
+    stride: int | None = Field(None, ge=8)
+    min_burned: int = Field(20, ge=0)
+    max_samples: int | None = Field(None, ge=1, description="Cap on tiles per region-month.")
+    eval_tile: int = Field(512, ge=32)
+    metric: str = Field("dice", pattern=r"^[a-z_]+$")
+    margin: float = Field(0.01, ge=0, description="The candidate must beat production by this much on the metric.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads of the local trainer.")
+
+    @field_validator("months")
+    @classmethod
+    def _months(cls, value: list[str] | None) -> list[str] | None:
+        import re
+
+        for month in value or []:
+            if not re.fullmatch(MONTH, month):
+                raise ValueError(f"expected months as YYYY-MM, found {month!r}")
+        return value
+
+    @field_validator("val")
+    @classmethod
+    def _val(cls, value: list[str]) -> list[str]:
+        import re
+
+        for rm in value:
+            if not re.fullmatch(REGION_MONTH, rm):
+                raise ValueError(f"expected validation region-months as R:YYYY-MM, found {rm!r}")
+        return value
+
+
+class TrainPodSettings(BaseSettings):
+    """Training-pod details beyond the inference pod spec, from ``BANET_K8S_TRAIN_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="BANET_K8S_TRAIN_", extra="ignore", frozen=True)
+
+    work_pvc: str | None = Field(None, description="PersistentVolumeClaim (ReadWriteMany) holding $BANET_HOME/retrain, shared with the workers.")
+    active_deadline_s: int = Field(86400, ge=600, description="Kill a training pod running longer than this, seconds.")
+
+
+def _settings() -> Settings:
+    from banet_ops.orchestration.tasks import _settings as overlay
+
+    return overlay()
+
+
+def _month_before(day: dt.date, months: int) -> str:
+    index = day.year * 12 + day.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def plan(params: Mapping[str, Any], logical_date: dt.datetime | dt.date) -> dict[str, Any]:
+    """Validate the params and fix what this run does: region-months, work folder, step configs."""
+    from banet_ops.regions import load_regions
+
+    try:
+        p = RetrainParams.model_validate({k: v for k, v in params.items() if v is not None})
+    except PydanticValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValidationError(f"banet_retrain params: {problems}", hint="fix the params of the manual run") from None
+    settings = _settings()
+    known = sorted(load_regions(settings.regions_dir))
+    regions = p.regions or known
+    unknown = sorted(set(regions) - set(known))
+    if unknown:
+        raise ValidationError(f"banet_retrain: expected regions among {known}, found {unknown}", hint=f"add R_<name>.json to {settings.regions_dir}")
+    months = p.months or [_month_before(logical_date if isinstance(logical_date, dt.date) else logical_date.date(), p.label_lag_months)]
+    train_rms = [f"{r}:{m}" for r in regions for m in months if f"{r}:{m}" not in p.val]
+    if not train_rms:
+        raise ValidationError("banet_retrain: expected region-months to train on, found every one held out for validation")
+    config = {"train": train_rms, "val": sorted(p.val), "params": p.model_dump(mode="json", exclude={"threads"})}
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    work = settings.home / "retrain" / key
+    log.info("banet_retrain: %d training region-months (%s), validation %s, work folder %s", len(train_rms), ", ".join(train_rms), p.val or "a share", work)
+    return {"params": p.model_dump(mode="json"), "region_months": train_rms, "val_region_months": sorted(p.val), "work": str(work), "key": key}
+
+
+def labels(the_plan: Mapping[str, Any]) -> dict[str, Any]:
+    """MCD64A1 label cube months for the training and validation region-months (and their neighbours)."""
+    from banet_ops.retrain.pipeline import LabelsStep, make_labels
+
+    return make_labels(LabelsStep(region_months=[*the_plan["region_months"], *the_plan["val_region_months"]]), settings=_settings())
+
+
+def dataset(the_plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Training and validation samples (manifest path, counts, validation set id)."""
+    from banet_ops.retrain.pipeline import build_dataset
+    from banet_ops.training.dataset import DatasetConfig
+
+    p = the_plan["params"]
+    cfg = DatasetConfig(
+        region_months=the_plan["region_months"],
+        val_region_months=the_plan["val_region_months"],
+        val_fraction=p["val_fraction"],
+        tile=p["tile"],
+        days=p["days"],
+        stride=p["stride"],
+        min_burned_cells=p["min_burned"],
+        max_samples_per_region_month=p["max_samples"],
+        seed=p["seed"],
+        out_dir=Path(the_plan["work"]) / "dataset",
+    )
+    result = build_dataset(cfg, settings=_settings())
+    if result["n_train"] == 0:
+        raise PermanentError(
+            f"banet_retrain: expected training tiles with at least {p['min_burned']} burned cells, found none in {the_plan['region_months']}",
+            hint="add burned months or lower min_burned",
+        )
+    return result
+
+
+def run_dir(the_plan: Mapping[str, Any]) -> Path:
+    return Path(the_plan["work"]) / "run"
+
+
+def train_arguments(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any], device: str) -> list[str]:
+    """``banet-ops train`` arguments; the same list for the GPU pod and the local subprocess (but --device)."""
+    p = the_plan["params"]
+    args = [
+        "train", "--manifest", str(the_dataset["manifest"]), "--run-dir", str(run_dir(the_plan)),
+        "--steps", str(p["steps"]), "--batch", str(p["batch"]), "--lr", str(p["lr"]), "--seed", str(p["seed"]),
+        "--init", "scratch" if p["from_scratch"] else "auto",
+    ]  # fmt: skip
+    if p.get("threads"):
+        args += ["--threads", str(p["threads"])]
+    return [*args, "--device", device]
+
+
+def train_target(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-run kwargs (``arguments``, ``labels``, ``name``) of the configured training backend."""
+    settings = _settings()
+    labels = {"banet.io/job": "train", "banet.io/retrain": str(the_plan["key"])}
+    if settings.infer_backend == "kubernetes":
+        from banet_ops.errors import ConfigError
+        from banet_ops.orchestration.k8s import InferencePodSpec
+
+        if not TrainPodSettings().work_pvc:
+            raise ConfigError(
+                "banet_retrain on Kubernetes: expected BANET_K8S_TRAIN_WORK_PVC (a ReadWriteMany claim mounted at "
+                f"{settings.home / 'retrain'} in the workers), found none",
+                hint="the training pod reads the dataset and writes the weights there",
+            )
+        spec = InferencePodSpec.from_settings(settings)
+        return {"arguments": train_arguments(the_plan, the_dataset, spec.device), "labels": {**spec.base_labels, **labels}, "name": "banet-train"}
+    return {"arguments": train_arguments(the_plan, the_dataset, settings.device), "labels": labels, "name": "banet-train"}
+
+
+def trained(the_plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The finished training run (``result.json`` of its run folder)."""
+    from banet_ops.training.train import RESULT
+
+    path = run_dir(the_plan) / RESULT
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"banet_retrain: expected the training result {path}, found none or unreadable ({exc})", hint="see the train task log") from None
+    result.pop("history", None)
+    result.pop("val_history", None)
+    if not Path(result.get("weights", "")).is_file():
+        raise PermanentError(f"banet_retrain: expected trained weights at {result.get('weights')}, found no file", hint="re-run the train task")
+    return dict(result)
+
+
+def evaluate(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any], the_training: Mapping[str, Any]) -> dict[str, Any]:
+    """Candidate (and production) metrics on the validation set, maps in the work folder."""
+    from banet_ops.retrain.pipeline import EvaluateStep, eval_config_for
+    from banet_ops.retrain.pipeline import evaluate as run_evaluate
+
+    settings = _settings()
+    p = the_plan["params"]
+    cfg = eval_config_for(dict(the_dataset), device=settings.device, tile=p["eval_tile"], report_dir=Path(the_plan["work"]) / "report")
+    return run_evaluate(EvaluateStep(weights=Path(the_training["weights"]), eval=cfg), settings=settings)
+
+
+def register(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any], the_training: Mapping[str, Any], evaluated: Mapping[str, Any]) -> dict[str, Any]:
+    """Record the trained weights as a candidate model with its configuration, data window and metrics."""
+    from banet_ops.retrain.pipeline import RegisterStep
+    from banet_ops.retrain.pipeline import register as run_register
+
+    outcome = {k: the_training[k] for k in ("steps", "final_loss", "val_loss", "init", "device") if k in the_training}
+    step = RegisterStep(
+        weights=Path(the_training["weights"]),
+        config={**dict(the_training.get("config") or {}), "retrain": the_plan["params"], "train_result": outcome},
+        data_window=the_dataset.get("data_window"),
+        val_set_id=str(evaluated["val_set_id"]),
+        metrics=dict(evaluated["candidate"]["overall"]),
+    )
+    return run_register(step, settings=_settings())
+
+
+def gate(the_plan: Mapping[str, Any], registered: Mapping[str, Any], evaluated: Mapping[str, Any]) -> dict[str, Any]:
+    """Promote the candidate only when it beats production by the margin (the decision is logged)."""
+    from banet_ops.retrain.pipeline import GateStep
+    from banet_ops.retrain.pipeline import gate as run_gate
+
+    _settings()
+    p = the_plan["params"]
+    decision = run_gate(GateStep(model_id=str(registered["model_id"]), val_set_id=str(evaluated["val_set_id"]), metric=p["metric"], margin=p["margin"]))
+    log.info("banet_retrain: candidate %s %s", registered["model_id"], "promoted" if decision.get("promoted") else "not promoted")
+    return decision
