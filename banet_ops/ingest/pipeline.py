@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import BanetError, ConfigError, DataFormatError
+from banet_ops.errors import AuthenticationError, BanetError, ConfigError, DataFormatError
 from banet_ops.ingest.composite import Compositor, Observations
 from banet_ops.ingest.gridding import grid_granule, observations_from_grid
 from banet_ops.ingest.readers.firms_csv import FirmsReport, FirmsTable, grid_frp, merge_detections, read_firms_csv
@@ -268,7 +268,9 @@ def _fetch(sources: Any, item: Any, report: BuildReport) -> Path | None:
         with report.timed("fetch"):
             path: Path = sources.fetch(item)
     except BanetError as exc:
-        if exc.retryable:
+        # transient errors retry the day; refused credentials or bad configuration fail it (they
+        # would reject every file, and committing an empty day would hide the real problem)
+        if exc.retryable or isinstance(exc, (AuthenticationError, ConfigError)):
             raise
         _reject(report, outcome, exc)
         return None

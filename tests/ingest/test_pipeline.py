@@ -193,3 +193,20 @@ def test_worker_processes_give_the_same_image(scenario: Scenario, tmp_path: Path
         np.testing.assert_array_equal(one.variables[name], two.variables[name])
     reasons = dict(report.rejected)
     assert bad_l1b.name in reasons and "expected a NetCDF4 file" in reasons[bad_l1b.name]
+
+
+def test_refused_credentials_fail_the_day_instead_of_committing_it(scenario: Scenario, tmp_path: Path) -> None:
+    from banet_ops.errors import AuthenticationError
+    from banet_ops.sources import make_sources
+
+    settings = _settings(tmp_path, scenario.archive_url, scenario.firms_url)
+    sources = make_sources(settings)
+
+    def refuse(item: object) -> Path:
+        raise AuthenticationError(f"{getattr(item, 'name', item)}: expected data, found an HTML login page")
+
+    sources.fetch = refuse  # type: ignore[method-assign]
+    committed: list[DailyImage] = []
+    with pytest.raises(AuthenticationError, match="login page"):
+        ingest_day(scenario.region, START, settings=settings, sources=sources, sink=committed.append, record=False)  # type: ignore[arg-type]
+    assert committed == []
