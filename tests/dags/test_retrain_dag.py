@@ -26,7 +26,7 @@ CONF = {
     "eval_tile": 64, "threads": 1, "margin": 0.05,
 }  # fmt: skip
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+pytestmark = [pytest.mark.airflow]  # ~1.5 min: part of `make test`
 
 
 @pytest.fixture(scope="module")
