@@ -3,9 +3,13 @@
     .venv/bin/python benchmarks/cube.py [--days 64] [--runs 3] [--sweep]
 
 Each stage prints the median of ``--runs`` runs of ``banet_ops.cube`` beside a baseline measured in
-the same process: the same arrays and encodings in a plain Zarr v3 directory store (no Icechunk,
-no transactions).  ``--sweep`` also measures alternative layouts (float32 storage, other chunk
-shapes) with plain Icechunk + Zarr, the measurements behind the choices in ``docs/cube.md``.
+the same process, runs interleaved so that both see the same machine load: the previous design
+(layout 1: Blosc/Zstd level 1 chunks written by the same ``write_day``, read through Zarr's
+indexing and decoded to float32 per variable, as ``read_window`` did before).  Times are wall
+seconds with the process CPU seconds (all threads: Icechunk's I/O runtime included) beside them;
+for our reads the CPU seconds of the decode threads are shown too.  ``--sweep`` also measures
+alternative layouts (codecs, chunk shapes, sharding) with plain Icechunk + Zarr, each read with
+both readers: the measurements behind the choices in ``docs/cube.md``.
 """
 
 from __future__ import annotations
@@ -15,19 +19,25 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse
+import contextlib
 import datetime as dt
 import shutil
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
 from banet_ops.cube import layout as L
 from banet_ops.cube import read_window, write_day
+from banet_ops.cube import reader as R
+from banet_ops.cube.storage import CubeLocation, cube_location, open_repository, readonly_session, written_indexes
 from banet_ops.daily_image import DailyImage
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
@@ -59,13 +69,58 @@ def synthetic_day(region: Region, day: dt.date, k: int) -> DailyImage:
     return DailyImage(region, day, v, granules=[f"synthetic-{k}"])
 
 
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
+# --- timing ----------------------------------------------------------------------------------------
+class Timing:
+    """Wall and process-CPU seconds of repeated runs; ``decode`` = CPU of the decode threads."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.decode: list[float] = []
+
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    def text(self, with_decode: bool = False) -> str:
+        s = f"{statistics.median(self.wall):6.3f} s ({statistics.median(self.cpu):6.3f} CPU"
+        if with_decode and self.decode and max(self.decode) > 0:
+            s += f", decode threads {statistics.median(self.decode):.3f}"
+        return s + ")"
+
+
+_decode_cpu = [0.0]
+_decode_lock = threading.Lock()
+_decode_chunk = R.decode_chunk
+
+
+def _timed_decode_chunk(job: R.ChunkJob, raw: Any) -> None:
+    t0 = time.thread_time()
+    try:
+        _decode_chunk(job, raw)
+    finally:
+        with _decode_lock:
+            _decode_cpu[0] += time.thread_time() - t0
+
+
+R.decode_chunk = _timed_decode_chunk  # per-thread CPU of the decode work (called by name in the reader)
+
+
+def timed(fn: Callable[[], object], into: Timing) -> None:
+    _decode_cpu[0] = 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    into.wall.append(time.perf_counter() - t0)
+    into.cpu.append(time.process_time() - c0)
+    into.decode.append(_decode_cpu[0])
+
+
+def interleaved(fns: Sequence[Callable[[], object]], runs: int) -> list[Timing]:
+    """Run each function ``runs`` times, alternating, so that all see the same load drift."""
+    out = [Timing() for _ in fns]
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, t in zip(fns, out, strict=True):
+            timed(fn, t)
+    return out
 
 
 def folder_bytes(path: Path, sub: str | None = None) -> int:
@@ -73,102 +128,207 @@ def folder_bytes(path: Path, sub: str | None = None) -> int:
     return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 
 
-# --- baseline: the same layout in a plain Zarr directory store ------------------------------------
-class PlainZarr:
-    def __init__(self, path: Path, region: Region, time_len: int, chunks: tuple[int, int, int], encodings: dict[str, L.Encoding]) -> None:
-        import zarr
-        from zarr.codecs import BloscCodec
-
-        self.encodings = encodings
-        self.group = zarr.open_group(str(path), mode="w")
-        for name in CUBE_VARIABLES:
-            enc = encodings[name]
-            self.group.create_array(
-                name, shape=(time_len, *region.shape), chunks=chunks, dtype=enc.dtype, fill_value=enc.fill,
-                compressors=[BloscCodec(cname="zstd", clevel=L.BLOSC_LEVEL, shuffle="shuffle", typesize=enc.itemsize)],
-                dimension_names=("time", "lat", "lon"), config={"write_empty_chunks": True},
-            )
-
-    def write(self, index: int, image: DailyImage) -> None:
-        for name in CUBE_VARIABLES:
-            self.group[name][index] = L.encode(name, image.variables[name]) if self.encodings is L.ENCODINGS else image.variables[name]
-
-    def read(self, t0: int, t1: int, rows: slice, cols: slice) -> np.ndarray:
-        h = len(range(*rows.indices(PI.shape[0])))
-        w = len(range(*cols.indices(PI.shape[1])))
-        out = np.empty((t1 - t0, len(MODEL_BANDS), h, w), np.float32)
-        for b, name in enumerate(MODEL_BANDS):
-            stored = self.group[name][t0:t1, rows, cols]
-            if self.encodings is L.ENCODINGS:
-                L.decode_into(name, stored, out[:, b])
-            else:
-                out[:, b] = stored
-        return out
+@contextlib.contextmanager
+def layout_1() -> Iterator[None]:
+    """write_day as before: Blosc/Zstd level 1 (layout 1)."""
+    saved = L.BLOSC_CODEC, L.BLOSC_LEVEL
+    L.BLOSC_CODEC, L.BLOSC_LEVEL = "zstd", 1  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        L.BLOSC_CODEC, L.BLOSC_LEVEL = saved  # type: ignore[misc]
 
 
-def sweep(days: list[DailyImage], runs: int, workdir: Path) -> None:
-    """Alternative layouts with Icechunk + Zarr directly (what write_day does, minus bookkeeping)."""
+# --- the previous reader: Zarr indexing, per variable ----------------------------------------------
+def zarr_indexing_read(group: Any, written: list[int], i0: int, n_days: int, rows: slice, cols: slice,
+                       variables: Sequence[str] = MODEL_BANDS) -> np.ndarray:
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    data = np.full((n_days, len(variables), h, w), np.nan, dtype=np.float32)
+    a0, a1 = min(written), max(written) + 1
+
+    def load(item: tuple[int, str]) -> None:
+        band, name = item
+        L.decode_into(name, group[name][a0:a1, rows, cols], data[a0 - i0 : a1 - i0, band])
+
+    with ThreadPoolExecutor(max_workers=len(variables)) as pool:
+        list(pool.map(load, enumerate(variables)))
+    return data
+
+
+def cube_reader(settings: Settings, first: dt.date, last: dt.date) -> Callable[[slice, slice], np.ndarray]:
+    def read(rows: slice, cols: slice) -> np.ndarray:
+        w = read_window(PI, first, last, rows=rows, cols=cols, settings=settings)
+        if not w.available.all():
+            raise RuntimeError("benchmark window incomplete")
+        return w.data
+
+    return read
+
+
+def previous_reader(settings: Settings, first: dt.date, last: dt.date) -> Callable[[slice, slice], np.ndarray]:
+    import zarr
+
+    def read(rows: slice, cols: slice) -> np.ndarray:
+        loc = cube_location("PI", settings=settings)
+        session = readonly_session(open_repository(loc), loc, None)
+        i0 = L.day_index(first)
+        written = [t for t in written_indexes(session) if i0 <= t <= L.day_index(last)]
+        return zarr_indexing_read(zarr.open_group(session.store, mode="r"), written, i0, (last - first).days + 1, rows, cols)
+
+    return read
+
+
+# --- layout sweep ----------------------------------------------------------------------------------
+SWEEP: list[tuple[str, str, int, tuple[int, int, int], tuple[int, int, int] | None]] = [
+    ("zstd-1 (1,400,500)  [layout 1]", "zstd", 1, (1, 400, 500), None),
+    ("lz4hc-2 (1,400,500) [layout 2]", "lz4hc", 2, (1, 400, 500), None),
+    ("lz4hc-5 (1,400,500)", "lz4hc", 5, (1, 400, 500), None),
+    ("lz4-5 (1,400,500)", "lz4", 5, (1, 400, 500), None),
+    ("lz4hc-2 (1,200,250)", "lz4hc", 2, (1, 200, 250), None),
+    ("lz4hc-2 (1,800,1500)", "lz4hc", 2, (1, 800, 1500), None),
+    ("lz4hc-2 shard (1,400,500)/(1,100,125)", "lz4hc", 2, (1, 100, 125), (1, 400, 500)),
+]
+
+
+def sweep_layout(label: str, cname: str, clevel: int, chunks: tuple[int, int, int], shards: tuple[int, int, int] | None,
+                 images: list[DailyImage], runs: int, workdir: Path, tiles: list[tuple[slice, slice]]) -> None:
+    """One layout with Icechunk + Zarr directly (what write_day does, minus bookkeeping)."""
     import icechunk as ic
     import zarr
     from zarr.codecs import BloscCodec
 
-    f32 = {name: L.Encoding("float32", None, float("nan")) for name in CUBE_VARIABLES}
-    layouts = [
-        ("int16 scaled, (1, 400, 500)  [chosen]", L.ENCODINGS, (1, 400, 500)),
-        ("float32,      (1, 400, 500)", f32, (1, 400, 500)),
-        ("int16 scaled, (1, 200, 250)", L.ENCODINGS, (1, 200, 250)),
-        ("int16 scaled, (1, 800, 1500)", L.ENCODINGS, (1, 800, 1500)),
-        ("int16 scaled, (64, 128, 128)", L.ENCODINGS, (64, 128, 128)),
-    ]
-    n = len(days)
-    print(f"\nlayout sweep ({n} days, Icechunk + Zarr; medians of {runs})")
-    print(f"{'layout':<40} {'write day s':>11} {'B/cell-day':>10} {'read PI s':>9} {'read 128 s':>10}")
-    for label, encs, chunks in layouts:
-        path = workdir / f"sweep-{chunks[0]}-{chunks[1]}-{encs['Red'].dtype}"
-        repo = ic.Repository.create(ic.local_filesystem_storage(str(path)))
+    from banet_ops.cube.storage import repository_config
+
+    n = len(images)
+    path = workdir / f"sweep-{cname}{clevel}-{chunks[1]}-{chunks[2]}-{'s' if shards else 'c'}"
+    loc = CubeLocation(region="PI", root=str(workdir), path=path)
+    repo = ic.Repository.create(ic.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    group = zarr.open_group(session.store, mode="w")
+    for name in CUBE_VARIABLES:
+        enc = L.ENCODINGS[name]
+        group.create_array(
+            name, shape=(366, *PI.shape), chunks=chunks, shards=shards, dtype=enc.dtype, fill_value=enc.fill,
+            compressors=[BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", typesize=enc.itemsize)],
+            dimension_names=("time", "lat", "lon"), config={"write_empty_chunks": True},
+        )
+    session.commit("create")
+
+    def write_one(i: int, encoded: dict[str, np.ndarray]) -> None:
         session = repo.writable_session("main")
-        group = zarr.open_group(session.store, mode="w")
-        for name in CUBE_VARIABLES:
-            enc = encs[name]
-            group.create_array(
-                name, shape=(366, *PI.shape), chunks=chunks, dtype=enc.dtype, fill_value=enc.fill,
-                compressors=[BloscCodec(cname="zstd", clevel=L.BLOSC_LEVEL, shuffle="shuffle", typesize=enc.itemsize)],
-                dimension_names=("time", "lat", "lon"),
-            )
-        session.commit("create")
+        group = zarr.open_group(session.store, mode="r+")
 
-        def encoded(name: str, image: DailyImage, encs: dict[str, L.Encoding] = encs) -> np.ndarray:
-            return L.encode(name, image.variables[name]) if encs is L.ENCODINGS else image.variables[name]
+        def put(name: str) -> None:
+            group[name][i] = encoded[name]
 
-        if chunks[0] == 1:
-            write_times = []
-            for i, image in enumerate(days):
-                t0 = time.perf_counter()
-                session = repo.writable_session("main")
-                group = zarr.open_group(session.store, mode="r+")
-                for name in CUBE_VARIABLES:
-                    group[name][i] = encoded(name, image)
-                session.commit(f"day {i}")
-                write_times.append(time.perf_counter() - t0)
-            write_s = f"{statistics.median(write_times):>11.3f}"
-        else:  # a day in a 64-day chunk means rewriting 64 days: write them all at once, once
-            session = repo.writable_session("main")
-            group = zarr.open_group(session.store, mode="r+")
-            for name in CUBE_VARIABLES:
-                group[name][0:n] = np.stack([encoded(name, image) for image in days])
-            session.commit("all days")
-            write_s = f"{'(64 days)':>11}"
-        per_cell_day = folder_bytes(path, "chunks") / (n * PI.shape[0] * PI.shape[1])
+        with ThreadPoolExecutor(len(CUBE_VARIABLES)) as pool:
+            list(pool.map(put, CUBE_VARIABLES))
+        session.commit(f"day {i}")
 
-        def read(rows: slice, cols: slice, repo: ic.Repository = repo) -> None:
-            group = zarr.open_group(repo.readonly_session("main").store, mode="r")
-            for name in MODEL_BANDS:
-                group[name][0:n, rows, cols]
+    write = Timing()
+    for i, image in enumerate(images):
+        encoded = {name: L.encode(name, image.variables[name]) for name in CUBE_VARIABLES}
+        timed(lambda i=i, encoded=encoded: write_one(i, encoded), write)
+    per_cell_day = folder_bytes(path, "chunks") / (n * PI.shape[0] * PI.shape[1])
+    repo = ic.Repository.open(ic.local_filesystem_storage(str(path)), config=repository_config(loc))
+    group = zarr.open_group(repo.readonly_session("main").store, mode="r")
+    written = list(range(n))
 
-        full = median_time(lambda: read(slice(None), slice(None)), runs)
-        tile = median_time(lambda: read(*TILE), runs)
-        print(f"{label:<40} {write_s} {per_cell_day:>10.2f} {full:>9.2f} {tile:>10.3f}", flush=True)
-        shutil.rmtree(path)
+    def direct(rows: slice, cols: slice) -> np.ndarray:
+        return R.decode_window(group, repo.readonly_session("main").store, MODEL_BANDS, written, 0, n, rows, cols, loc)
+
+    def indexing(rows: slice, cols: slice) -> np.ndarray:
+        return zarr_indexing_read(group, written, 0, n, rows, cols)
+
+    full = slice(0, PI.shape[0]), slice(0, PI.shape[1])
+    fd, fz = interleaved([lambda: direct(*full), lambda: indexing(*full)], runs)
+    td, tz = interleaved([lambda: direct(*TILE), lambda: indexing(*TILE)], runs)
+    some = Timing()
+    for rows, cols in tiles:
+        timed(lambda rows=rows, cols=cols: direct(rows, cols), some)
+    print(f"{label:<40} write {write.text()}  {per_cell_day:5.2f} B/cell-day  load {os.getloadavg()[0]:.1f}\n"
+          f"{'':<8}PI: direct {fd.text(True)}  zarr {fz.text()}\n"
+          f"{'':<8}128 x 128: direct {td.text(True)}  zarr {tz.text()}   8 tiles: direct {some.text()}", flush=True)
+    if "[layout 2]" in label:  # reader settings: Icechunk's default request splitting, decode threads
+        plain = ic.Repository.open(ic.local_filesystem_storage(str(path)))
+
+        def unsplit(rows: slice, cols: slice) -> np.ndarray:
+            return R.decode_window(group, plain.readonly_session("main").store, MODEL_BANDS, written, 0, n, rows, cols, loc)
+
+        def threads(k: int, rows: slice, cols: slice) -> np.ndarray:
+            saved, R.DECODE_THREADS = R.DECODE_THREADS, k
+            try:
+                return direct(rows, cols)
+            finally:
+                R.DECODE_THREADS = saved
+
+        for what, window in (("PI", full), ("128 x 128", TILE)):
+            res = interleaved([lambda w=window: direct(*w), lambda w=window: unsplit(*w), lambda w=window: threads(1, *w),
+                               lambda w=window: threads(4, *w)], runs)
+            print(f"{'':<8}{what}: split requests, {R.DECODE_THREADS} threads {res[0].text(True)}   Icechunk default requests "
+                  f"{res[1].text(True)}   1 thread {res[2].text(True)}   4 threads {res[3].text(True)}", flush=True)
+    shutil.rmtree(path)
+
+
+def sweep(images: list[DailyImage], runs: int, workdir: Path, only: str | None) -> None:
+    rng = np.random.default_rng(0)
+    tiles = [(slice(int(r), int(r) + 128), slice(int(c), int(c) + 128))
+             for r, c in zip(rng.integers(0, 800 - 128, 8), rng.integers(0, 1500 - 128, 8), strict=True)]
+    print(f"\nlayout sweep ({len(images)} days, Icechunk + Zarr; medians of {runs}; wall s (process CPU s); 'direct' = read_window's "
+          "reader, 'zarr' = Zarr indexing; '8 tiles' = median of 8 random 128 x 128 windows)")
+    for label, cname, clevel, chunks, shards in SWEEP:
+        if only is None or only in label:
+            sweep_layout(label, cname, clevel, chunks, shards, images, runs, workdir, tiles)
+
+
+def compare(images: list[DailyImage], distinct: list[DailyImage], runs: int, workdir: Path) -> None:
+    """write_day / read_window against the previous design, in the same process."""
+    ours = Settings(cube_root=str(workdir / "cube"))
+    before = Settings(cube_root=str(workdir / "cube-layout1"))
+    # fill the window; the first write creates the cube and is not timed
+    write_day(images[0], settings=ours)
+    with layout_1():
+        write_day(images[0], settings=before)
+    w_ours, w_before = Timing(), Timing()
+    for image in images[1:]:
+        timed(lambda image=image: write_day(image, settings=ours), w_ours)
+        with layout_1():
+            timed(lambda image=image: write_day(image, settings=before), w_before)
+    from banet_ops.cube.info import _chunk_bytes
+
+    bytes_ours = _chunk_bytes(open_repository(cube_location("PI", settings=ours)))
+    bytes_before = _chunk_bytes(open_repository(cube_location("PI", settings=before)))
+    # re-writes of an existing day with new values (what a reprocessing does)
+    changed = [DailyImage(PI, images[1].day, distinct[(k + 2) % len(distinct)].variables, ["re"]) for k in range(runs)]
+    rw_ours, rw_before = Timing(), Timing()
+    for image in changed:
+        timed(lambda image=image: write_day(image, settings=ours), rw_ours)
+        with layout_1():
+            timed(lambda image=image: write_day(image, settings=before), rw_before)
+
+    last = START + dt.timedelta(days=len(images) - 1)
+    read_ours, read_before = cube_reader(ours, START, last), previous_reader(before, START, last)
+    full = slice(0, PI.shape[0]), slice(0, PI.shape[1])
+    if not np.array_equal(read_ours(*TILE), read_before(*TILE), equal_nan=True):
+        raise RuntimeError("the two designs decode different values")
+    full_o, full_b = interleaved([lambda: read_ours(*full), lambda: read_before(*full)], runs)
+    tile_o, tile_b = interleaved([lambda: read_ours(*TILE), lambda: read_before(*TILE)], runs)
+
+    cells = len(images) * PI.shape[0] * PI.shape[1]
+    raw_all = 4 * len(CUBE_VARIABLES)
+
+    def row(stage: str, a: Timing, b: Timing, target: float) -> None:
+        ok = "ok" if a.median() <= target else "MISSED"
+        print(f"{stage:<38} {a.text(True):<48} previous {b.text():<28} target <= {target:.1f} s  {ok}")
+
+    print(f"\nmedians of {runs} runs: wall s (process CPU s); previous = layout 1 (zstd-1) + Zarr-indexing reader; "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    row("write one PI day (7 variables)", w_ours, w_before, TARGETS["write"])
+    row("re-write an existing PI day", rw_ours, rw_before, TARGETS["write"])
+    row(f"read {len(images)}-day PI window (4 bands)", full_o, full_b, TARGETS["read_full"])
+    row(f"read {len(images)}-day 128 x 128 window", tile_o, tile_b, TARGETS["read_tile"])
+    print(f"{'stored bytes per cell-day (7 variables)':<38} {bytes_ours / cells:6.2f} B{'':<40} previous {bytes_before / cells:6.2f} B"
+          f"{'':<20} raw float32 {raw_all} B ({raw_all / (bytes_ours / cells):.1f}x smaller)")
 
 
 def main() -> None:
@@ -177,6 +337,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--distinct", type=int, default=8, help="distinct synthetic days, cycled")
     parser.add_argument("--sweep", action="store_true", help="also measure alternative layouts")
+    parser.add_argument("--only", default=None, help="sweep only the layouts whose label contains this")
+    parser.add_argument("--sweep-only", action="store_true", help="skip the main comparison")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     runs = max(3, args.runs)
@@ -184,63 +346,17 @@ def main() -> None:
     try:
         print(f"cube benchmark: region PI {PI.shape[0]} x {PI.shape[1]}, {args.days} days, {len(CUBE_VARIABLES)} variables, "
               f"local disk {workdir}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}")
+              f"decode threads {R.DECODE_THREADS}, load average {os.getloadavg()[0]:.1f}")
         t0 = time.perf_counter()
         distinct = [synthetic_day(PI, START, k) for k in range(args.distinct)]
         images = [DailyImage(PI, START + dt.timedelta(days=i), distinct[i % len(distinct)].variables, [f"synthetic-{i}"])
                   for i in range(args.days)]
         print(f"(generated {len(distinct)} distinct days in {time.perf_counter() - t0:.1f} s)")
 
-        settings = Settings(cube_root=str(workdir / "cube"))
-        plain = PlainZarr(workdir / "plain.zarr", PI, L.time_length_for(START), (1, *L.SPATIAL_CHUNKS), L.ENCODINGS)
-        i0 = L.day_index(START)
-
-        # fill the window; the first write creates the cube and is not timed
-        write_day(images[0], settings=settings)
-        plain.write(i0, images[0])
-        cube_w, plain_w = [], []
-        for i, image in enumerate(images[1:], start=1):
-            t = time.perf_counter()
-            write_day(image, settings=settings)
-            cube_w.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            plain.write(i0 + i, image)
-            plain_w.append(time.perf_counter() - t)
-        from banet_ops.cube.info import _chunk_bytes
-        from banet_ops.cube.storage import cube_location, open_repository
-
-        cube_bytes = _chunk_bytes(open_repository(cube_location("PI", settings=settings)))
-        plain_bytes = folder_bytes(workdir / "plain.zarr")
-        # timed re-writes of an existing day (what a re-run does)
-        rewrite = median_time(lambda: write_day(images[1], settings=settings), runs)
-        last = START + dt.timedelta(days=args.days - 1)
-
-        def cube_read(rows: slice | None, cols: slice | None) -> None:
-            w = read_window(PI, START, last, rows=rows, cols=cols, settings=settings)
-            if not w.available.all():
-                raise RuntimeError("benchmark window incomplete")
-
-        full_c = median_time(lambda: cube_read(None, None), runs)
-        full_p = median_time(lambda: plain.read(i0, i0 + args.days, slice(None), slice(None)), runs)
-        tile_c = median_time(lambda: cube_read(*TILE), runs)
-        tile_p = median_time(lambda: plain.read(i0, i0 + args.days, *TILE), runs)
-
-        cells = args.days * PI.shape[0] * PI.shape[1]
-        raw_all = 4 * len(CUBE_VARIABLES)
-
-        def row(stage: str, ours: float, base: float, target: float) -> None:
-            ok = "ok" if ours <= target else "MISSED"
-            print(f"{stage:<40} {ours:>8.3f} s   baseline {base:>8.3f} s   target <= {target:.1f} s  {ok}")
-
-        print(f"\nmedians of {runs} runs (baseline: same layout, plain Zarr directory store)")
-        row("write one PI day (7 variables)", statistics.median(cube_w), statistics.median(plain_w), TARGETS["write"])
-        row("re-write an existing PI day", rewrite, statistics.median(plain_w), TARGETS["write"])
-        row(f"read {args.days}-day PI window (4 bands)", full_c, full_p, TARGETS["read_full"])
-        row(f"read {args.days}-day 128 x 128 window", tile_c, tile_p, TARGETS["read_tile"])
-        print(f"{'stored bytes per cell-day (7 variables)':<40} {cube_bytes / cells:>8.2f} B   baseline {plain_bytes / cells:>8.2f} B"
-              f"   raw float32 {raw_all} B  ({raw_all / (cube_bytes / cells):.1f}x smaller)")
-        if args.sweep:
-            sweep(images, runs, workdir)
+        if not args.sweep_only:
+            compare(images, distinct, runs, workdir)
+        if args.sweep or args.sweep_only:
+            sweep(images, runs, workdir, args.only)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

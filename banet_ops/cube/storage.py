@@ -123,13 +123,27 @@ def icechunk_message(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def repository_config(loc: CubeLocation) -> ic.RepositoryConfig | None:
+    """Runtime settings for opening the repository (not persisted in it).
+
+    Local files: Icechunk fetches an object in one range request by default, which the
+    filesystem backend streams in 8 KiB reads; split into two range requests, each part is read
+    in one call.  That cuts the CPU time of reading chunks by ~20-25 % (``benchmarks/cube.py``).
+    Object stores keep the defaults (one request per chunk).
+    """
+    if loc.is_s3:
+        return None
+    split = ic.StorageConcurrencySettings(max_concurrent_requests_for_object=2, ideal_concurrent_request_size=1)
+    return ic.RepositoryConfig(storage=ic.StorageSettings(concurrency=split))
+
+
 def open_repository(loc: CubeLocation, *, create: bool = False) -> ic.Repository:
     """Open the region's repository; create it when ``create`` (safe against a racing creator)."""
     storage = loc.storage()
     for attempt in range(5):
         try:
             if ic.Repository.exists(storage):
-                return ic.Repository.open(storage)
+                return ic.Repository.open(storage, config=repository_config(loc))
         except ic.IcechunkError as exc:
             raise StorageError(f"cube {loc.region}: expected a readable repository at {loc.url}, found: {icechunk_message(exc)}") from None
         if not create:

@@ -42,7 +42,7 @@ _WRITE_CONFIG: dict[str, Any] = {"write_empty_chunks": True}
 
 
 def _compressors(itemsize: int) -> list[BloscCodec]:
-    return [BloscCodec(cname="zstd", clevel=L.BLOSC_LEVEL, shuffle="shuffle", typesize=itemsize)]
+    return [BloscCodec(cname=L.BLOSC_CODEC, clevel=L.BLOSC_LEVEL, shuffle="shuffle", typesize=itemsize)]
 
 
 def _create_skeleton(group: zarr.Group, region: Region, time_len: int) -> None:
