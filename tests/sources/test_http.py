@@ -146,16 +146,30 @@ def test_size_and_md5_mismatch(client: HttpClient, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_secret_is_redacted_from_messages_and_library_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Airflow's logging setup (imported by other tests in the same process) may disable
-    # existing library loggers; re-enable this one so the check sees its records.
+def test_secret_is_redacted_from_messages_and_library_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Capture on the library logger itself: Airflow's logging setup, imported by other tests in
+    # the same process, may disable library loggers or stop their propagation to the root.
     library_logger = logging.getLogger("urllib3.connectionpool")
     monkeypatch.setattr(library_logger, "disabled", False)
-    monkeypatch.setattr(library_logger, "propagate", True)
-    secret = "feedc0ffee0123456789abcdef012345"
-    register_secret(secret)
-    assert secret not in redact(f"GET /api/area/csv/{secret}/x")
-    assert redact_url(f"http://h/api/{secret}/a?token={secret}") == "http://h/api/***/a"
-    caplog.set_level(logging.DEBUG)
-    logging.getLogger("urllib3.connectionpool").debug('"GET /api/area/csv/%s/VIIRS HTTP/1.1" 200 5', secret)
-    assert caplog.records and secret not in caplog.text
+    old_level, old_disable = library_logger.level, logging.root.manager.disable
+    logging.disable(logging.NOTSET)  # setLevel/disable also clear the loggers' level caches
+    library_logger.setLevel(logging.DEBUG)
+    seen: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Capture(level=logging.DEBUG)
+    library_logger.addHandler(handler)
+    try:
+        secret = "feedc0ffee0123456789abcdef012345"
+        register_secret(secret)
+        assert secret not in redact(f"GET /api/area/csv/{secret}/x")
+        assert redact_url(f"http://h/api/{secret}/a?token={secret}") == "http://h/api/***/a"
+        library_logger.debug('"GET /api/area/csv/%s/VIIRS HTTP/1.1" 200 5', secret)
+    finally:
+        library_logger.removeHandler(handler)
+        library_logger.setLevel(old_level)
+        logging.disable(old_disable)
+    assert seen and all(secret not in line for line in seen)
