@@ -1,17 +1,23 @@
 """PostGIS side of publishing: run record, burned cells and fire events, in one transaction.
 
-Cells travel by ``COPY … FROM STDIN (FORMAT binary)`` from an in-memory buffer that numpy builds
-in one go (no per-row Python), into a TEMP staging table; set-based statements then apply them:
+The cells of a product replace those of its *scope*: the (region, product) rows whose burn date
+lies in the product's effective window (NRT: the window less its first day; monthly: the month).
+After the scope's publisher lock, :func:`apply_cells` reads the scope's current rows (binary
+``COPY … TO STDOUT``) and compares them with the new cells in numpy, by key (burn_date, row, col):
 
-* NRT keeps the current estimate of each cell: NRT rows of the region whose burn date lies in
-  the run's effective window and that the new product does not contain are deleted, the rest
-  is ``INSERT … ON CONFLICT DO UPDATE`` (rows that did not change are not rewritten).
-* Monthly replaces the region-month: delete its monthly rows, insert the new ones.
+* cells the product no longer has are deleted (their count is ``n_deleted``);
+* cells whose confidence, area or run changed are updated in place: only non-indexed columns
+  change and partitions keep free room (fillfactor 50), so these are HOT updates that touch no
+  index (migration 0005);
+* new cells go straight into their yearly partition by binary ``COPY`` (batched heap inserts),
+  with the cell polygon sent as EWKB built by numpy, sorted by primary key;
+* identical rows are not written at all, so an idempotent re-run writes nothing.
 
-Cell polygons are built in SQL from row/col and the region grid (``ST_MakeEnvelope``); cell areas
-come from :meth:`Region.row_cell_area_km2` (WGS84 ellipsoid).  Fire events of the same (region,
-product, window) scope are replaced.  Callers own the transaction (:func:`write_product`
-never commits), so a failure anywhere leaves the previous state.
+The whole product then equals the scope, whatever it was before.  Foreign keys of
+``banet.burned_cell`` are checked once per statement by triggers (migration 0005), and the new
+BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  Fire events of the
+same (region, product, window) scope are replaced.  Callers own the transaction
+(:func:`write_product` never commits), so a failure anywhere leaves the previous state.
 """
 
 from __future__ import annotations
@@ -19,41 +25,87 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError
+from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish.events import FireEvent
 from banet_ops.regions import Region, parse_region
 
+log = logging.getLogger(__name__)
+
 PG_EPOCH = np.datetime64("2000-01-01", "D")
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER = _COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 _COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-# One tuple of the staging table in PostgreSQL's binary COPY layout: field count, then
-# (length, value) per field, all big-endian.
-_CELL_DTYPE = np.dtype(
+_COPY_CHUNK = 4 << 20
+# Work memory of the publish transaction: the transition table of the key-check trigger (one
+# tuple per written row) and the hash joins of updates and deletes stay in memory.
+WORK_MEM = "256MB"
+# Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
+_KEY_BITS = 21
+_KEY_MAX = 1 << _KEY_BITS
+_DAY_OFFSET = 1 << 20
+
+# Binary COPY tuples (PostgreSQL's layout: field count, then (length, value) per field, all
+# big-endian except the EWKB inside the geometry field, which says little-endian itself).
+_STAGE_DTYPE = np.dtype(
     [
         ("nfields", ">i2"),
+        ("l_date", ">i4"), ("date", ">i4"),
         ("l_row", ">i4"), ("row", ">i4"),
         ("l_col", ">i4"), ("col", ">i4"),
-        ("l_date", ">i4"), ("date", ">i4"),
         ("l_conf", ">i4"), ("conf", ">f4"),
         ("l_area", ">i4"), ("area", ">f8"),
     ]
 )  # fmt: skip
+_SCOPE_DTYPE = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("l_date", ">i4"), ("date", ">i4"),
+        ("l_row", ">i4"), ("row", ">i4"),
+        ("l_col", ">i4"), ("col", ">i4"),
+        ("l_conf", ">i4"), ("conf", ">f4"),
+        ("l_run", ">i4"), ("run", ">i8"),
+        ("l_area", ">i4"), ("area", ">f8"),
+    ]
+)  # fmt: skip
+_EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
+_EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
+_CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
+
+
+def _cell_dtype(region: bytes, product: bytes) -> np.dtype:
+    return np.dtype(
+        [
+            ("nfields", ">i2"),
+            ("l_region", ">i4"), ("region", f"S{len(region)}"),
+            ("l_product", ">i4"), ("product", f"S{len(product)}"),
+            ("l_date", ">i4"), ("date", ">i4"),
+            ("l_row", ">i4"), ("row", ">i4"),
+            ("l_col", ">i4"), ("col", ">i4"),
+            ("l_geom", ">i4"), ("byte_order", "u1"), ("wkb_type", "<u4"), ("srid", "<u4"), ("n_rings", "<u4"), ("n_points", "<u4"),
+            ("xy", "<f8", (10,)),
+            ("l_conf", ">i4"), ("conf", ">f4"),
+            ("l_run", ">i4"), ("run", ">i8"),
+            ("l_area", ">i4"), ("area", ">f8"),
+        ]
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class CellRows:
-    """The burned cells of a product as columns (row-major order)."""
+    """The burned cells of a product as columns, sorted by (burn_date, row, col)."""
 
-    row: np.ndarray
-    col: np.ndarray
+    row: np.ndarray  # int32
+    col: np.ndarray  # int32
     burn_date: np.ndarray  # datetime64[D]
     confidence: np.ndarray  # float32
     area_km2: np.ndarray  # float64
@@ -62,31 +114,203 @@ class CellRows:
     def n(self) -> int:
         return int(self.row.size)
 
+    @property
+    def days(self) -> np.ndarray:
+        """Burn dates as days since 2000-01-01 (PostgreSQL's date epoch), int32."""
+        return (self.burn_date - PG_EPOCH).astype(np.int32)
+
+    def take(self, idx: np.ndarray) -> CellRows:
+        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx])
+
+
+def cell_keys(days: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """(burn_date, row, col) packed into int64s that sort like the keys."""
+    return ((days.astype(np.int64) + _DAY_OFFSET) << (2 * _KEY_BITS)) | (row.astype(np.int64) << _KEY_BITS) | col.astype(np.int64)
+
 
 def cell_rows(product: Product) -> CellRows:
-    """Columns of the burned cells of ``product``."""
-    rows, cols = np.nonzero(product.burned)
+    """Columns of the burned cells of ``product``, in primary-key order (burn_date, row, col)."""
+    rows, cols = np.nonzero(product.burned)  # row-major: sorted by (row, col)
+    dates = product.burn_date[rows, cols].astype("datetime64[D]")
+    if dates.size:
+        # A stable sort by date keeps (row, col) order within each date; a window spans a few
+        # dozen days, so the offsets fit 16 bits and numpy sorts them by radix, in O(n).
+        offset = (dates - dates.min()).astype(np.int64)
+        order = np.argsort(offset.astype(np.uint16) if offset.max() < (1 << 16) else offset, kind="stable")
+        rows, cols, dates = rows[order], cols[order], dates[order]
     return CellRows(
         row=rows.astype(np.int32),
         col=cols.astype(np.int32),
-        burn_date=product.burn_date[rows, cols].astype("datetime64[D]"),
+        burn_date=dates,
         confidence=product.confidence[rows, cols].astype(np.float32),
         area_km2=product.region.row_cell_area_km2()[rows],
     )
 
 
-def binary_copy_buffer(cells: CellRows) -> io.BytesIO:
-    """The cells as a binary COPY stream for (row, col, burn_date, confidence, area_km2)."""
-    rec = np.empty(cells.n, dtype=_CELL_DTYPE)
-    rec["nfields"] = 5
-    rec["l_row"] = rec["l_col"] = rec["l_date"] = rec["l_conf"] = 4
-    rec["l_area"] = 8
+class _BufferReader:
+    """A read-only file over a buffer that hands out large chunks (psycopg2 wants bytes)."""
+
+    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(buf)
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else min(len(self._view), self._pos + max(size, _COPY_CHUNK))
+        chunk = bytes(self._view[self._pos : end])
+        self._pos = end
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses it for text COPY
+        return self.read(size)
+
+
+def _copy_records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
+    """A binary COPY stream of ``n`` tuples and a structured view of its body to fill in place."""
+    buf = bytearray(len(_COPY_HEADER) + n * dtype.itemsize + len(_COPY_TRAILER))
+    buf[: len(_COPY_HEADER)] = _COPY_HEADER
+    buf[len(buf) - len(_COPY_TRAILER) :] = _COPY_TRAILER
+    return buf, np.frombuffer(buf, dtype=dtype, count=n, offset=len(_COPY_HEADER))
+
+
+def grid_lines(origin: float, step: float, index: np.ndarray) -> np.ndarray:
+    """``origin + index * step`` as the float64 nearest to the exact decimal value.
+
+    That is what PostgreSQL computes for ``%(left)s + col * %(px)s`` (numeric arithmetic, then
+    float8) and what region files mean: -8 + 3 * 0.01 is -7.97, not -7.970000000000001.  Exact
+    with integers scaled by a power of ten and one correctly rounded division; plain float
+    arithmetic when the numbers are too long for that.
+    """
+    o, st = Decimal(repr(float(origin))), Decimal(repr(float(step)))
+    digits = max(0, -int(o.as_tuple().exponent), -int(st.as_tuple().exponent))
+    if digits <= 22:
+        scale = 10**digits
+        o_int, st_int = int(o * scale), int(st * scale)
+        lo, hi = (int(index.min()), int(index.max())) if index.size else (0, 0)
+        if max(abs(o_int + lo * st_int), abs(o_int + hi * st_int)) < 2**53:
+            return (o_int + index.astype(np.float64) * st_int) / scale
+    return origin + index.astype(np.float64) * step
+
+
+def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
+    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB.
+
+    The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
+    gives them, at the exact decimal grid coordinates (:func:`grid_lines`).
+    """
+    name, mode = region.name.encode(), product.encode()
+    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode))
+    rec["nfields"] = 9
+    rec["l_region"], rec["region"] = len(name), name
+    rec["l_product"], rec["product"] = len(mode), mode
+    rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
+    rec["l_run"] = rec["l_area"] = 8
+    rec["l_geom"] = _EWKB_LEN
+    rec["byte_order"], rec["wkb_type"], rec["srid"], rec["n_rings"], rec["n_points"] = 1, _EWKB_POLYGON, 4326, 1, 5
+    rec["date"] = cells.days
     rec["row"] = cells.row
     rec["col"] = cells.col
-    rec["date"] = (cells.burn_date - PG_EPOCH).astype(np.int64)
+    rec["conf"] = cells.confidence
+    rec["run"] = run_id
+    rec["area"] = cells.area_km2
+    px = region.pixel_size
+    west, east = grid_lines(region.left, px, cells.col), grid_lines(region.left, px, cells.col + 1)
+    south, north = grid_lines(region.top, -px, cells.row + 1), grid_lines(region.top, -px, cells.row)
+    xy = rec["xy"]
+    xy[:, 0], xy[:, 1] = west, south
+    xy[:, 2], xy[:, 3] = west, north
+    xy[:, 4], xy[:, 5] = east, north
+    xy[:, 6], xy[:, 7] = east, south
+    xy[:, 8], xy[:, 9] = west, south
+    return buf
+
+
+def stage_copy_buffer(cells: CellRows) -> bytearray:
+    """The cells as (burn_date, row, col, confidence, area_km2) tuples in binary COPY format."""
+    buf, rec = _copy_records(cells.n, _STAGE_DTYPE)
+    rec["nfields"] = 5
+    rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
+    rec["l_area"] = 8
+    rec["date"] = cells.days
+    rec["row"] = cells.row
+    rec["col"] = cells.col
     rec["conf"] = cells.confidence
     rec["area"] = cells.area_km2
-    return io.BytesIO(_COPY_HEADER + rec.tobytes() + _COPY_TRAILER)
+    return buf
+
+
+@dataclass(frozen=True)
+class ScopeRows:
+    """The rows of a scope as read from the database: keys (sorted), confidence, run, area."""
+
+    keys: np.ndarray  # int64, see cell_keys
+    confidence: np.ndarray
+    run_id: np.ndarray
+    area_km2: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.keys.size)
+
+
+def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
+    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2 …) TO STDOUT``."""
+    view = memoryview(data)
+    if bytes(view[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE or len(view) < len(_COPY_HEADER) + len(_COPY_TRAILER):
+        raise DatabaseError(f"reading the published cells: expected a binary COPY stream, found {bytes(view[:16])!r}")
+    ext = int.from_bytes(view[15:19], "big")
+    start = 19 + ext
+    body = view[start : len(view) - len(_COPY_TRAILER)]
+    if len(body) % _SCOPE_DTYPE.itemsize:
+        raise DatabaseError(f"reading the published cells: expected tuples of {_SCOPE_DTYPE.itemsize} bytes, found a {len(body)}-byte body")
+    rec = np.frombuffer(body, dtype=_SCOPE_DTYPE)
+    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"])
+    if rec.size and not (np.all(rec["nfields"] == 6) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8), strict=True))):
+        raise DatabaseError("reading the published cells: expected 6 non-null fields of fixed width per tuple, found others")
+    keys = cell_keys(rec["date"], rec["row"], rec["col"])
+    order = np.argsort(keys, kind="stable")
+    return ScopeRows(
+        keys=keys[order],
+        confidence=rec["conf"][order].astype(np.float32),
+        run_id=rec["run"][order].astype(np.int64),
+        area_km2=rec["area"][order].astype(np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """What to do with the scope: new cells to insert, changed ones to update, keys to delete."""
+
+    insert: CellRows
+    update: CellRows
+    delete: CellRows  # only the keys (row, col, burn_date) are meaningful
+    n_unchanged: int
+
+
+def plan_cells(new: CellRows, old: ScopeRows, run_id: int) -> CellPlan:
+    """Compare the new cells with the scope's rows, by key."""
+    keys = cell_keys(new.days, new.row, new.col)
+    if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
+        raise DatabaseError("planning the cell writes: expected cells sorted by (burn_date, row, col) without duplicates, found others")
+    pos = np.searchsorted(old.keys, keys)
+    inside = pos < old.n
+    found = np.zeros(keys.size, dtype=bool)
+    found[inside] = old.keys[pos[inside]] == keys[inside]
+    p = pos[found]
+    same = (old.confidence[p] == new.confidence[found]) & (old.run_id[p] == run_id) & (old.area_km2[p] == new.area_km2[found])
+    changed = np.zeros(keys.size, dtype=bool)
+    changed[np.nonzero(found)[0][~same]] = True
+    gone = np.ones(old.n, dtype=bool)
+    gone[p] = False
+    gone_keys = old.keys[gone]
+    mask = np.int64(_KEY_MAX - 1)
+    delete = CellRows(
+        row=((gone_keys >> _KEY_BITS) & mask).astype(np.int32),
+        col=(gone_keys & mask).astype(np.int32),
+        burn_date=PG_EPOCH + ((gone_keys >> (2 * _KEY_BITS)) - _DAY_OFFSET).astype("timedelta64[D]"),
+        confidence=old.confidence[gone],
+        area_km2=old.area_km2[gone],
+    )
+    return CellPlan(insert=new.take(~found), update=new.take(changed), delete=delete, n_unchanged=int(same.sum()))
 
 
 def effective_window(product: Product) -> tuple[dt.date, dt.date]:
@@ -190,69 +414,140 @@ def finish_run(cur: Any, run_id: int, *, timings: Mapping[str, float], counts: M
     )  # fmt: skip
 
 
-def stage_cells(cur: Any, cells: CellRows) -> None:
-    """COPY the cells into the TEMP table ``banet_stage_cell`` (dropped at commit)."""
+def fetch_scope(cur: Any, product: Product) -> ScopeRows:
+    """The current rows of the product's scope (region, product, effective window)."""
+    first, last = effective_window(product)
+    out = io.BytesIO()
+    cur.copy_expert(
+        cur.mogrify(
+            """
+            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2 FROM banet.burned_cell
+                  WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
+            """,
+            (product.region.name, product.mode, first, last),
+        ).decode(),
+        out,
+    )
+    return parse_scope_copy(out.getbuffer())
+
+
+def _partition(cur: Any, year: int) -> str:
+    """The yearly partition of ``banet.burned_cell`` for ``year`` (made by ensure_burned_cell_partitions)."""
+    name = f"banet.burned_cell_y{year:04d}"
+    cur.execute("SELECT to_regclass(%s)", (name,))
+    if cur.fetchone()[0] is None:
+        raise SchemaError(f"expected the partition {name} of banet.burned_cell, found none", hint="run `banet-ops db upgrade`")
+    return name
+
+
+def _stage(cur: Any, table: str, cells: CellRows) -> None:
     cur.execute(
-        """
-        CREATE TEMP TABLE banet_stage_cell (
-            "row" integer NOT NULL, col integer NOT NULL, burn_date date NOT NULL,
-            confidence real NOT NULL, area_km2 double precision NOT NULL
-        ) ON COMMIT DROP
+        f"""
+        CREATE TEMP TABLE {table} (burn_date date NOT NULL, "row" integer NOT NULL, col integer NOT NULL,
+                                   confidence real NOT NULL, area_km2 double precision NOT NULL) ON COMMIT DROP
         """
     )
-    cur.copy_expert('COPY banet_stage_cell ("row", col, burn_date, confidence, area_km2) FROM STDIN WITH (FORMAT binary)', binary_copy_buffer(cells))
-    cur.execute("ANALYZE banet_stage_cell")
+    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", _BufferReader(stage_copy_buffer(cells)), size=_COPY_CHUNK)
+    cur.execute(f"ANALYZE {table}")
 
 
-_INSERT_CELLS = """
-INSERT INTO banet.burned_cell AS b (region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)
-SELECT %(region)s, %(product)s, s.burn_date, s."row", s.col,
-       ST_MakeEnvelope(%(left)s + s.col * %(px)s, %(top)s - (s."row" + 1) * %(px)s,
-                       %(left)s + (s.col + 1) * %(px)s, %(top)s - s."row" * %(px)s, 4326),
-       s.confidence, %(run_id)s, s.area_km2
-FROM banet_stage_cell s
-"""
+def _check_count(what: str, expected: int, found: int) -> None:
+    if found != expected:
+        raise DatabaseUnavailableError(
+            f"{what}: expected {expected} rows of the scope (read under the publisher lock), found {found}: "
+            "the cells were changed concurrently by another writer",
+            hint="retry the task",
+        )
 
 
-def apply_cells(cur: Any, product: Product, run_id: int) -> dict[str, int]:
-    """Apply the staged cells to ``banet.burned_cell``; counts of deleted and written rows."""
-    first, last = effective_window(product)
+def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, float] | None = None) -> dict[str, int]:
+    """Make the scope's rows equal the product's cells; counts of deleted, updated, inserted and unchanged rows.
+
+    ``timings`` (if given) receives the seconds of each step: ``db_read`` (scope rows and plan),
+    ``db_delete``, ``db_update`` and ``db_insert``.
+    """
+    timings = {} if timings is None else timings
+    t = time.perf_counter()
     r = product.region
-    params = {"region": r.name, "product": product.mode, "first": first, "last": last, "left": r.left, "top": r.top, "px": r.pixel_size, "run_id": run_id}
+    if max(r.shape) >= _KEY_MAX:
+        raise RegionError(f"region {r.name}: expected at most {_KEY_MAX - 1} rows and columns, found a {r.shape[0]}x{r.shape[1]} grid")
+    first, last = effective_window(product)
     cur.execute("SELECT banet.ensure_burned_cell_partitions(%s, %s)", (first, last))
-    if product.mode == "nrt":
-        # A partition filled moments ago has no statistics yet, and the planner then picks a
-        # nested-loop anti-join over the staging table (quadratic).  The set-based plan is always
-        # right here: a hash or merge anti-join.
-        cur.execute("SET LOCAL enable_nestloop = off")
+    cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
+    saved = cur.fetchone()
+    # A partition filled moments ago has no statistics yet, and the planner then picks nested
+    # loops over the staging table (quadratic); the set-based plan is always right here.
+    cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', 'off', true)", (WORK_MEM,))
+    cells = cell_rows(product)
+    if cells.n and (cells.burn_date[0] < np.datetime64(first) or cells.burn_date[-1] > np.datetime64(last)):
+        raise ValidationError(
+            f"product {r.name} {product.mode} {product.target_date}: expected burn dates within the effective window "
+            f"{first}..{last}, found {cells.burn_date[0]}..{cells.burn_date[-1]}",
+            hint="apply the window rules (NRT: first day discarded; monthly: the month only) before publishing",
+        )
+    plan = plan_cells(cells, fetch_scope(cur, product), run_id)
+    timings["db_read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
+    params = {"region": r.name, "product": product.mode, "first": first, "last": last, "run_id": run_id}
+    if plan.delete.n:
+        _stage(cur, "banet_gone_cell", plan.delete)
         cur.execute(
-            """
-            DELETE FROM banet.burned_cell b
-            WHERE b.region = %(region)s AND b.product = 'nrt' AND b.burn_date BETWEEN %(first)s AND %(last)s
-              AND NOT EXISTS (SELECT 1 FROM banet_stage_cell s
-                              WHERE s."row" = b."row" AND s.col = b.col AND s.burn_date = b.burn_date)
+            f'DELETE FROM banet.burned_cell b USING banet_gone_cell g WHERE {where} AND b.burn_date = g.burn_date AND b."row" = g."row" AND b.col = g.col',
+            params,
+        )
+        _check_count("deleting the cells the product no longer has", plan.delete.n, cur.rowcount)
+    timings["db_delete"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if plan.update.n:
+        _stage(cur, "banet_stage_cell", plan.update)
+        cur.execute(
+            f"""
+            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2
+            FROM banet_stage_cell s
+            WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
             """,
             params,
         )
-        deleted = cur.rowcount
-        cur.execute("RESET enable_nestloop")
-        cur.execute(
-            _INSERT_CELLS
-            + """
-            ON CONFLICT (region, product, burn_date, "row", col) DO UPDATE
-            SET confidence = EXCLUDED.confidence, run_id = EXCLUDED.run_id, area_km2 = EXCLUDED.area_km2
-            WHERE (b.confidence, b.run_id, b.area_km2) IS DISTINCT FROM (EXCLUDED.confidence, EXCLUDED.run_id, EXCLUDED.area_km2)
-            """,
-            params,
-        )
-    else:
-        cur.execute(
-            "DELETE FROM banet.burned_cell WHERE region = %(region)s AND product = 'monthly' AND burn_date BETWEEN %(first)s AND %(last)s",
-            params,
-        )
-        deleted = cur.rowcount
-        cur.execute(_INSERT_CELLS, params)
-    return {"deleted": int(deleted), "written": int(cur.rowcount)}
+        _check_count("updating the re-estimated cells", plan.update.n, cur.rowcount)
+    cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", saved)
+    timings["db_update"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if plan.insert.n:
+        # Straight into the yearly partitions: a COPY into the partitioned parent would insert
+        # row by row, as the parent has a trigger with a transition table.
+        years = plan.insert.burn_date.astype("datetime64[Y]").astype(np.int64) + 1970
+        bounds = np.flatnonzero(np.diff(years)) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
+            part = _partition(cur, int(years[lo]))
+            buf = cell_copy_buffer(plan.insert.take(np.arange(lo, hi)), r, product.mode, run_id)
+            cur.copy_expert(f"COPY {part} {_CELL_COLUMNS} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
+    timings["db_insert"] = time.perf_counter() - t
+    return {"deleted": plan.delete.n, "updated": plan.update.n, "inserted": plan.insert.n, "unchanged": plan.n_unchanged}
+
+
+def summarize_cells(conn: Any, product: Product) -> float:
+    """Summarise the new BRIN block ranges of the product's partitions, in a transaction of its own; seconds.
+
+    Call it after the publish committed.  Best effort: the data are already correct (BRIN
+    treats unsummarised ranges as matching, and autovacuum summarises them too); a failure is
+    logged, not raised.
+    """
+    t = time.perf_counter()
+    first, last = effective_window(product)
+    try:
+        with conn.cursor() as cur:
+            # It waits for VACUUM or another summary of the partition; not for long.
+            cur.execute("SET LOCAL lock_timeout = '10s'")
+            cur.execute("SELECT banet.summarize_burned_cell(%s, %s)", (first, last))
+        conn.commit()
+    except Exception:
+        log.warning("summarising the BRIN ranges of banet.burned_cell failed; autovacuum will do it", exc_info=True)
+        try:
+            conn.rollback()
+        except Exception:
+            log.debug("rollback after the failed summary failed", exc_info=True)
+    return time.perf_counter() - t
 
 
 def replace_events(cur: Any, product: Product, run_id: int, events: Sequence[FireEvent]) -> None:
@@ -300,6 +595,9 @@ class DbWrite:
     burned_area_km2: float
     n_deleted: int
     timings: dict[str, float]
+    n_updated: int = 0
+    n_inserted: int = 0
+    n_unchanged: int = 0
 
 
 def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, started_at: dt.datetime) -> DbWrite:
@@ -315,21 +613,20 @@ def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, st
     timings["db_run"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    cells = cell_rows(product)
-    stage_cells(cur, cells)
-    timings["db_copy"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    counts = apply_cells(cur, product, run_id)
-    timings["db_upsert"] = time.perf_counter() - t
+    counts = apply_cells(cur, product, run_id, timings)
+    timings["db_cells"] = time.perf_counter() - t
 
     t = time.perf_counter()
     replace_events(cur, product, run_id, events)
     timings["db_events"] = time.perf_counter() - t
+    burned = product.burned
     return DbWrite(
         run_id=run_id,
-        n_burned_cells=cells.n,
-        burned_area_km2=float(cells.area_km2.sum()),
+        n_burned_cells=int(burned.sum()),
+        burned_area_km2=float(product.region.row_cell_area_km2()[np.nonzero(burned)[0]].sum()),
         n_deleted=counts["deleted"],
         timings=timings,
+        n_updated=counts["updated"],
+        n_inserted=counts["inserted"],
+        n_unchanged=counts["unchanged"],
     )

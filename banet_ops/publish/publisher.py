@@ -7,7 +7,8 @@ Order of work (each step leaves the previous state intact when it fails):
 2. open one database transaction: region row, run row, burned cells, fire events;
 3. build the STAC item (it carries the run id) and put the files to their final keys, data files
    first and the STAC item last; each key's previous object is kept aside;
-4. mark the run succeeded and commit; then drop the kept-aside objects.
+4. mark the run succeeded and commit; then drop the kept-aside objects (and summarise the new
+   BRIN ranges of the cells, a best-effort step of its own).
 
 A failure in 2–4 rolls the transaction back and restores the previous files, so readers see the
 old product or the new one, never a mixture that lasts.
@@ -157,6 +158,8 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
             if isinstance(exc, BanetError) or not _is_db_error(exc):
                 raise
             raise postgis.wrap_db_error(exc, f"publishing {product.region.name} {product.mode} {product.target_date}") from exc
+        else:
+            timings["db_summarize"] = postgis.summarize_cells(raw, product)  # after the commit, best effort
         finally:
             raw.close()
         files_tx.finalize()

@@ -18,7 +18,7 @@ from banet_ops.errors import ValidationError
 from banet_ops.publish import validate_product
 from banet_ops.publish.cog import write_burn_date_cog, write_confidence_cog
 from banet_ops.publish.events import fire_events
-from banet_ops.publish.postgis import binary_copy_buffer, cell_rows, effective_window
+from banet_ops.publish.postgis import effective_window
 from banet_ops.publish.quicklook import quicklook_size, render_quicklook
 from banet_ops.publish.stac import COG_MEDIA_TYPE, AssetRef, build_item, validate_item
 
@@ -201,20 +201,3 @@ def test_product_validation():
     missing.burn_date[missing.burned.nonzero()[0][0], missing.burned.nonzero()[1][0]] = np.datetime64("NaT")
     with pytest.raises(ValidationError, match="burn date"):
         validate_product(missing)
-
-
-def test_binary_copy_buffer_layout():
-    region = new_region(rows=4, cols=4)
-    product = build_product(region, _dates(region, {(1, 2): "2000-01-03", (3, 0): "1999-12-31"}), target=dt.date(2000, 1, 20))
-    buf = binary_copy_buffer(cell_rows(product)).getvalue()
-    assert buf.startswith(b"PGCOPY\n\xff\r\n\x00") and buf.endswith(b"\xff\xff")
-    import struct
-
-    body = buf[19:-2]
-    assert len(body) == 2 * (2 + 4 * 5 + 4 * 4 + 8)
-    fields = struct.unpack(">hiiiiiiifid", body[:46])
-    assert fields[0] == 5 and (fields[2], fields[4], fields[6]) == (1, 2, 2)  # row, col, days since 2000-01-01
-    assert fields[8] == pytest.approx(product.confidence[1, 2])
-    assert fields[10] == pytest.approx(region.row_cell_area_km2()[1])
-    second = struct.unpack(">hiiiiiiifid", body[46:])
-    assert (second[2], second[4], second[6]) == (3, 0, -1)  # 1999-12-31

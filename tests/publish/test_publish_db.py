@@ -48,6 +48,13 @@ def events_of(url: str, region: str, product: str = "nrt") -> list[tuple]:
         ]
 
 
+def row_versions(url: str, region: str) -> dict[tuple[int, int, dt.date], tuple[str, str]]:
+    """(xmin, ctid) of each cell row: they change whenever a row is rewritten."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(sa.text('SELECT "row", col, burn_date, xmin::text, ctid::text FROM banet.burned_cell WHERE region = :r'), {"r": region}).all()
+    return {(r, c, d): (x, t) for r, c, d, x, t in rows}
+
+
 def run_row(url: str, run_id: int) -> dict:
     with get_engine(url).connect() as conn:
         return dict(conn.execute(sa.text("SELECT * FROM banet.run WHERE id = :i"), {"i": run_id}).mappings().one())
@@ -93,7 +100,9 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
     with get_engine(db_url).connect() as conn:
         geom_ok = conn.execute(
             sa.text(
-                'SELECT bool_and(ST_Equals(geom, ST_MakeEnvelope(:l + col * 0.01, :t - ("row" + 1) * 0.01, :l + (col + 1) * 0.01, :t - "row" * 0.01, 4326))) '
+                # the same vertices, in the same order, as ST_MakeEnvelope over the grid (decimal arithmetic)
+                'SELECT bool_and(ST_OrderingEquals(geom, ST_MakeEnvelope(:l + col * 0.01, :t - ("row" + 1) * 0.01, '
+                ':l + (col + 1) * 0.01, :t - "row" * 0.01, 4326))) '
                 "AND bool_and(abs(ST_Area(geom::geography) / 1e6 - area_km2) < 1e-3 * area_km2) FROM banet.burned_cell WHERE region = :r"
             ),
             {"l": region.left, "t": region.top, "r": region.name},
@@ -105,7 +114,7 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
     assert run["model_ids"] == [f"m-{SHA_A[:6]}", f"m-{SHA_B[:6]}"]
     assert (run["n_burned_cells"], run["n_events"]) == (product.n_burned, result.n_events)
     assert run["outputs"] == result.outputs and run["software_version"]
-    assert {"publish_db_copy", "publish_db_upsert", "publish_events", "infer_predict"} <= set(run["timings"])
+    assert {"publish_db_cells", "publish_db_insert", "publish_events", "infer_predict"} <= set(run["timings"])
 
     item = json.loads((root / keys["stac_item"]).read_text())
     validate_item(item)
@@ -130,9 +139,11 @@ def test_rerun_is_idempotent(db_url, make_settings):
     first = publish_product(product, settings=settings)
     cells, events = cells_of(db_url, region.name), events_of(db_url, region.name)
     files = files_state(Path(settings.resolved_products_root))
+    versions = row_versions(db_url, region.name)
     second = publish_product(product, settings=settings)
     assert second.run_id == first.run_id
     assert cells_of(db_url, region.name) == cells
+    assert row_versions(db_url, region.name) == versions  # identical rows are not rewritten
     assert events_of(db_url, region.name) == events and len(events) == first.n_events > 0
     assert files_state(Path(settings.resolved_products_root)) == files
     with get_engine(db_url).connect() as conn:
@@ -345,3 +356,34 @@ def test_empty_product_clears_the_window(db_url, make_settings):
     assert (res.n_burned_cells, res.n_events) == (0, 0) and res.n_deleted_cells > 0
     assert cells_of(db_url, region.name) == {} and events_of(db_url, region.name) == []
     assert cog_validate(res.outputs["burn_date"])[0]
+
+
+def test_next_run_updates_in_place_and_a_concurrent_change_is_retryable(db_url, make_settings, monkeypatch):
+    from banet_ops.errors import DatabaseUnavailableError
+
+    region = new_region()
+    settings = make_settings(db_url)
+    dates = blob_dates(region, TARGET, seed=6)
+    first = publish_product(build_product(region, dates, target=TARGET, seed=1), settings=settings)
+    before = _state(db_url, settings, region)
+    keys_before = set(before[0])
+
+    # another writer removes a cell between the publisher's read of the scope and its update
+    real = pg.fetch_scope
+
+    def read_then_lose_a_row(cur, product):
+        rows = real(cur, product)
+        cur.execute("DELETE FROM banet.burned_cell WHERE ctid = (SELECT ctid FROM banet.burned_cell_y2017 WHERE region = %s LIMIT 1)", (region.name,))
+        return rows
+
+    monkeypatch.setattr(pg, "fetch_scope", read_then_lose_a_row)
+    with pytest.raises(DatabaseUnavailableError, match="changed concurrently"):
+        publish_product(build_product(region, dates, target=TARGET, seed=2, snapshot="s2"), settings=settings)
+    assert _state(db_url, settings, region) == before
+    monkeypatch.undo()
+
+    # the same cells re-estimated by a new run: every row updated, none deleted or inserted
+    second = publish_product(build_product(region, dates, target=TARGET, seed=2, snapshot="s2"), settings=settings)
+    cells = cells_of(db_url, region.name)
+    assert set(cells) == keys_before and second.n_deleted_cells == 0
+    assert {run for _conf, run, _area in cells.values()} == {second.run_id} != {first.run_id}
