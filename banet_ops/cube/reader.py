@@ -1,10 +1,11 @@
 """Reading windows of a region cube at a pinned snapshot.
 
 Chunks written by the cube (little-endian values in one Blosc frame, see :mod:`layout`) are
-fetched straight from the Icechunk store, many at a time, and each is decompressed into a
-per-thread scratch block and scaled into its place in the preallocated float32 output: no
-intermediate arrays the size of the window and no NaN pre-fill.  Only the days that were written
-are fetched.  Arrays with any other encoding are read through Zarr's own indexing.
+fetched straight from the Icechunk store in batches, many at a time; of each, only the Blosc
+blocks holding the window's rows are decompressed into a per-thread scratch block, then scaled
+into its place in the preallocated float32 output: no intermediate arrays the size of the window
+and no NaN pre-fill.  Only the days that were written are fetched.  Arrays with any other
+encoding are read through Zarr's own indexing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 import icechunk as ic
 import numpy as np
 import zarr
-from numcodecs import blosc
 from numpy.typing import NDArray
 from zarr.codecs import BloscCodec, BytesCodec
 from zarr.codecs.bytes import Endian
@@ -33,6 +33,7 @@ from zarr.core.sync import sync
 
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
 from banet_ops.cube import layout as L
+from banet_ops.cube.blosc_frames import decompress_items
 from banet_ops.cube.storage import (
     BRANCH,
     CubeLocation,
@@ -49,8 +50,11 @@ from banet_ops.settings import Settings
 
 # Decompression and scaling release the GIL: one thread per core does the CPU work.
 DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
-# Chunk requests in flight; each holds at most one compressed chunk (< 0.5 MB) until decoded.
-IN_FLIGHT = 32
+# Chunks are requested BATCH at a time and each batch is decoded in one hand-over to the decode
+# threads: per-chunk event-loop and thread hand-overs cost more CPU than LZ4 decompression does.
+BATCH = 16
+# Batches in flight; each holds at most BATCH compressed chunks (< 0.5 MB each) until decoded.
+BATCHES_IN_FLIGHT = 4
 
 
 @dataclass
@@ -129,7 +133,10 @@ def direct_chunk_shape(arr: zarr.Array) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """One stored chunk and where its part of the window goes."""
+    """One stored chunk and where its part of the window goes.
+
+    ``items`` is the flat (C order) range of the chunk that holds ``src``: only that is decompressed.
+    """
 
     key: str
     name: str
@@ -137,6 +144,7 @@ class ChunkJob:
     dtype: np.dtype[Any]
     src: tuple[slice, ...]
     dst: NDArray[np.float32]
+    items: tuple[int, int]
 
 
 def chunk_jobs(arr: zarr.Array, name: str, chunk_shape: tuple[int, ...], times: Sequence[int], i0: int, rs: slice, cs: slice,
@@ -154,11 +162,15 @@ def chunk_jobs(arr: zarr.Array, name: str, chunk_shape: tuple[int, ...], times: 
             y_lo, y_hi = max(iy * cy, rs.start), min((iy + 1) * cy, rs.stop)
             for ix in range(cs.start // cx, (cs.stop - 1) // cx + 1):
                 x_lo, x_hi = max(ix * cx, cs.start), min((ix + 1) * cx, cs.stop)
+                # whole rows from the first row of the first day to the last row of the last day
+                ty, ty_hi = t_lo - it * ct, t_hi - 1 - it * ct
+                items = ((ty * cy + y_lo - iy * cy) * cx, (ty_hi * cy + y_hi - iy * cy) * cx)
                 jobs.append(ChunkJob(
                     key=f"{arr.path}/{arr.metadata.encode_chunk_key((it, iy, ix))}",
                     name=name, chunk_shape=chunk_shape, dtype=arr.dtype,
                     src=(slice(t_lo - it * ct, t_hi - it * ct), slice(y_lo - iy * cy, y_hi - iy * cy), slice(x_lo - ix * cx, x_hi - ix * cx)),
                     dst=out[t_lo - i0 : t_hi - i0, y_lo - rs.start : y_hi - rs.start, x_lo - cs.start : x_hi - cs.start],
+                    items=items,
                 ))
     return jobs
 
@@ -177,36 +189,36 @@ def _scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> NDArray[Any]:
 
 
 def decode_chunk(job: ChunkJob, raw: NDArray[np.uint8] | None) -> None:
-    """Decompress one chunk into this thread's scratch block and decode its part into ``job.dst``."""
+    """Decompress the rows of one chunk that ``job`` needs into this thread's scratch block and decode them into ``job.dst``."""
     if raw is None:  # never written: the fill value everywhere
         L.fill_decoded(job.name, job.dst)
         return
     block = _scratch(job.chunk_shape, job.dtype)
-    # Blosc header: bytes 4-8 hold the uncompressed size
-    if raw.nbytes < 16 or int.from_bytes(raw[4:8].tobytes(), "little") != block.nbytes:
-        raise StorageError(
-            f"chunk {job.key}: expected a Blosc frame of {block.nbytes} bytes, found {raw.nbytes} bytes that do not decode to it",
-            hint="the cube is damaged or was written by an incompatible version",
-        )
-    blosc.decompress(raw, block.reshape(-1).view(np.uint8))
+    decompress_items(raw, block, *job.items, key=job.key)
     L.decode_into(job.name, block[job.src], job.dst)
+
+
+def _decode_batch(jobs: Sequence[ChunkJob], raws: Sequence[NDArray[np.uint8] | None]) -> None:
+    for job, raw in zip(jobs, raws, strict=True):
+        decode_chunk(job, raw)
 
 
 async def _run_jobs(store: Any, jobs: list[ChunkJob]) -> None:
     loop = asyncio.get_running_loop()
-    gate = asyncio.Semaphore(IN_FLIGHT)
+    gate = asyncio.Semaphore(BATCHES_IN_FLIGHT)
     prototype = default_buffer_prototype()
-    with ThreadPoolExecutor(min(DECODE_THREADS, len(jobs)), thread_name_prefix="cube-decode") as pool:
+    batches = [jobs[k : k + BATCH] for k in range(0, len(jobs), BATCH)]
+    with ThreadPoolExecutor(min(DECODE_THREADS, len(batches)), thread_name_prefix="cube-decode") as pool:
 
-        async def one(job: ChunkJob) -> None:
+        async def one(batch: list[ChunkJob]) -> None:
             async with gate:  # held until decoded: bounds the compressed bytes held in memory
-                buf = await store.get(job.key, prototype)
-                raw = None if buf is None else buf.as_numpy_array()
-                await loop.run_in_executor(pool, decode_chunk, job, raw)
+                bufs = await asyncio.gather(*(store.get(job.key, prototype) for job in batch))
+                raws = [None if buf is None else buf.as_numpy_array() for buf in bufs]
+                await loop.run_in_executor(pool, _decode_batch, batch, raws)
 
         async with asyncio.TaskGroup() as group:
-            for job in jobs:
-                group.create_task(one(job))
+            for batch in batches:
+                group.create_task(one(batch))
 
 
 def read_chunks(store: Any, jobs: list[ChunkJob], loc: CubeLocation | None = None) -> None:
