@@ -25,7 +25,11 @@ _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 @dataclass(frozen=True)
 class FireEvent:
-    """One connected patch of burned cells."""
+    """One connected patch of burned cells.
+
+    ``anchor_row``/``anchor_col``: its first cell in raster order, its identity within a product
+    window (the database keeps an event's id while its anchor stays).
+    """
 
     label: int
     first_burn_date: dt.date
@@ -34,6 +38,8 @@ class FireEvent:
     n_cells: int
     mean_confidence: float
     geojson: str  # MultiPolygon in EPSG:4326
+    anchor_row: int
+    anchor_col: int
 
 
 def label_events(burned: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
@@ -60,8 +66,9 @@ def fire_events(product: Product) -> list[FireEvent]:
     labels, n = label_events(burned)
     if n == 0:
         return []
-    rows, _cols = np.nonzero(burned)
+    rows, cols = np.nonzero(burned)
     lab = labels[burned]
+    _, anchor = np.unique(lab, return_index=True)  # first cell of each label in raster order
     area = np.bincount(lab, weights=product.region.row_cell_area_km2()[rows], minlength=n + 1)
     count = np.bincount(lab, minlength=n + 1)
     conf = np.bincount(lab, weights=product.confidence[burned].astype(np.float64), minlength=n + 1)
@@ -83,6 +90,8 @@ def fire_events(product: Product) -> list[FireEvent]:
                 n_cells=int(count[i]),
                 mean_confidence=float(conf[i] / count[i]),
                 geojson=json.dumps({"type": "MultiPolygon", "coordinates": polys[i]}, separators=(",", ":")),
+                anchor_row=int(rows[anchor[i - 1]]),
+                anchor_col=int(cols[anchor[i - 1]]),
             )
         )
     return events

@@ -51,6 +51,8 @@ class PublishResult:
     n_events: int
     n_deleted_cells: int
     timings: dict[str, float] = field(default_factory=dict)
+    # stored fire events of the window: updated / unchanged (id kept), inserted, deleted
+    event_changes: dict[str, int] = field(default_factory=dict)
 
     @property
     def stac_item(self) -> str:
@@ -173,6 +175,7 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
         n_events=len(found),
         n_deleted_cells=db.n_deleted,
         timings=timings,
+        event_changes=db.event_counts,
     )
     log.info(
         "published %s %s %s: run %d, %d cells (%.1f km2), %d events, %.2fs",

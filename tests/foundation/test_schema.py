@@ -24,7 +24,8 @@ CONTRACT_COLUMNS = {
     "run": {"id", "region", "product", "target_date", "window_start", "window_end", "model_key", "model_ids", "cube_snapshot", "status",
             "started_at", "finished_at", "timings", "n_burned_cells", "burned_area_km2", "n_events", "software_version", "outputs"},
     "burned_cell": {"region", "product", "burn_date", "row", "col", "geom", "confidence", "run_id", "area_km2"},
-    "fire_event": {"id", "run_id", "region", "product", "geom", "first_burn_date", "last_burn_date", "area_km2", "n_cells", "mean_confidence"},
+    "fire_event": {"id", "run_id", "region", "product", "geom", "first_burn_date", "last_burn_date", "area_km2", "n_cells", "mean_confidence",
+                   "anchor_row", "anchor_col"},
 }
 PRIMARY_KEYS = {
     "region": ["name"],
@@ -64,7 +65,7 @@ def test_fresh_database_lifecycle(make_database: Callable[[], str]) -> None:
     assert pending_ids(url) == migration_ids()
 
     assert upgrade(url) == migration_ids() == ["0001_base_schema", "0002_burned_cell_partitions", "0003_views", "0004_roles",
-                                                   "0005_burned_cell_fast_publish"]
+                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor"]
     assert upgrade(url) == []
     require_schema(engine)
 

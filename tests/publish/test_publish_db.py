@@ -48,6 +48,16 @@ def events_of(url: str, region: str, product: str = "nrt") -> list[tuple]:
         ]
 
 
+def event_ids(url: str, region: str, product: str = "nrt") -> dict[tuple[int, int], tuple[int, str, int, int]]:
+    """(id, xmin, run_id, n_cells) of each stored event by anchor cell."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT anchor_row, anchor_col, id, xmin::text, run_id, n_cells FROM banet.fire_event WHERE region = :r AND product = :p"),
+            {"r": region, "p": product},
+        ).all()
+    return {(ar, ac): (i, x, run, n) for ar, ac, i, x, run, n in rows}
+
+
 def row_versions(url: str, region: str) -> dict[tuple[int, int, dt.date], tuple[str, str]]:
     """(xmin, ctid) of each cell row: they change whenever a row is rewritten."""
     with get_engine(url).connect() as conn:
@@ -140,8 +150,11 @@ def test_rerun_is_idempotent(db_url, make_settings):
     cells, events = cells_of(db_url, region.name), events_of(db_url, region.name)
     files = files_state(Path(settings.resolved_products_root))
     versions = row_versions(db_url, region.name)
+    ids = event_ids(db_url, region.name)
     second = publish_product(product, settings=settings)
     assert second.run_id == first.run_id
+    assert event_ids(db_url, region.name) == ids  # same ids, rows not even rewritten
+    assert second.event_changes == {"updated": 0, "unchanged": first.n_events, "inserted": 0, "deleted": 0}
     assert cells_of(db_url, region.name) == cells
     assert row_versions(db_url, region.name) == versions  # identical rows are not rewritten
     assert events_of(db_url, region.name) == events and len(events) == first.n_events > 0
@@ -287,6 +300,55 @@ def test_fire_events_in_postgis(db_url, make_settings):
     assert a2 == pytest.approx(areas[20:23].sum() * 2 + areas[23])
     assert deg1 == pytest.approx(13 * 1e-4) and deg2 == pytest.approx(7 * 1e-4)
     assert geo1 == pytest.approx(a1, rel=1e-3) and geo2 == pytest.approx(a2, rel=1e-3)
+
+
+def test_event_ids_survive_republishing_the_window(db_url, make_settings):
+    """A new cube snapshot re-publishes the same window: events keep their ids by anchor cell."""
+    region = new_region(rows=30, cols=40)
+    settings = make_settings(db_url)
+    nat = np.datetime64("NaT")
+    a = np.full(region.shape, nat, dtype="datetime64[D]")
+    a[2:5, 2:6] = np.datetime64("2017-10-01")  # kept as is
+    a[10:12, 20:22] = np.datetime64("2017-10-05")  # grows
+    a[25, 35] = np.datetime64("2017-10-07")  # vanishes
+    first = publish_product(build_product(region, a, target=TARGET, seed=1), settings=settings)
+    before = event_ids(db_url, region.name)
+    assert set(before) == {(2, 2), (10, 20), (25, 35)} and first.event_changes["inserted"] == 3
+
+    b = a.copy()
+    b[12, 20:24] = np.datetime64("2017-10-06")
+    b[25, 35] = nat
+    b[15, 1] = np.datetime64("2017-10-09")  # new
+    conf = build_product(region, a, target=TARGET, seed=1).confidence  # same confidences where unchanged
+    second = publish_product(build_product(region, b, target=TARGET, confidence=conf, snapshot="snap-2"), settings=settings)
+    assert second.run_id != first.run_id
+    after = event_ids(db_url, region.name)
+    assert set(after) == {(2, 2), (10, 20), (15, 1)}
+    assert after[(2, 2)][0] == before[(2, 2)][0] and after[(2, 2)][2] == second.run_id  # same id, now of the new run
+    assert after[(10, 20)][0] == before[(10, 20)][0] and after[(10, 20)][3] == 8  # same id, grown
+    assert after[(15, 1)][0] > max(i for i, *_ in before.values())
+    assert second.event_changes == {"updated": 2, "unchanged": 0, "inserted": 1, "deleted": 1}
+    # the stored events are exactly the new product's (as a fresh publish would write them)
+    with get_engine(db_url).connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM banet.fire_event WHERE region = :r"), {"r": region.name}).scalar_one()
+    assert n == 3 and second.n_events == 3
+
+
+def test_events_stored_before_anchors_are_replaced_once(db_url, make_settings):
+    region = new_region(rows=20, cols=20)
+    settings = make_settings(db_url)
+    dates = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+    dates[3:6, 3:6] = np.datetime64("2017-10-01")
+    first = publish_product(build_product(region, dates, target=TARGET), settings=settings)
+    with get_engine(db_url).begin() as conn:  # as rows written before migration 0006 look
+        conn.execute(sa.text("UPDATE banet.fire_event SET anchor_row = NULL, anchor_col = NULL WHERE run_id = :i"), {"i": first.run_id})
+    old = event_ids(db_url, region.name)
+    second = publish_product(build_product(region, dates, target=TARGET), settings=settings)
+    assert second.event_changes == {"updated": 0, "unchanged": 0, "inserted": 1, "deleted": 1}
+    new = event_ids(db_url, region.name)
+    assert list(new) == [(3, 3)] and new[(3, 3)][0] not in {i for i, *_ in old.values()}
+    third = publish_product(build_product(region, dates, target=TARGET), settings=settings)
+    assert event_ids(db_url, region.name) == new and third.event_changes["unchanged"] == 1
 
 
 def test_region_row_is_inserted_and_a_different_grid_is_refused(db_url, make_settings):
