@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from banet_ops.errors import ValidationError
-from banet_ops.mcd64.reader import GRID_NAME, UNMAPPED, WATER, month_days, month_first_doy
+from banet_ops.mcd64.reader import GRID_NAME, UNMAPPED, WATER, month_days, month_first_doy, read_hdf_tile
 from banet_ops.mcd64.sinusoidal import TILE_PIXELS_500M, SinuTile, bbox_pixel_window, pixel_centres_lonlat, tiles_for_bbox
 from banet_ops.regions import Region
 
@@ -72,18 +72,24 @@ def tile_arrays(
     burn_dates: NDArray[np.datetime64],
     water: NDArray[np.bool_] | None = None,
     unmapped: NDArray[np.bool_] | None = None,
+    base_burn: NDArray[np.int16] | None = None,
 ) -> dict[str, NDArray[np.generic]]:
-    """The five SDS of one tile-month: pixels inside the region copy their cell, the rest is unburned land."""
+    """The five SDS of one tile-month: pixels inside the region copy their cell, the rest is unburned land.
+
+    ``base_burn`` (a tile's "Burn Date") gives the pixels outside the region instead: how tiles
+    shared by several regions keep what the others wrote.
+    """
     n = TILE_PIXELS_500M
     doy0 = month_first_doy(year, month)
     doy_last = doy0 + len(month_days(year, month)) - 1
-    burn = np.zeros((n, n), dtype=np.int16)
+    burn = np.zeros((n, n), dtype=np.int16) if base_burn is None else np.array(base_burn, dtype=np.int16)
+    if burn.shape != (n, n):
+        raise ValidationError(f"base burn date: expected a {n}x{n} tile, found {burn.shape}")
     window = bbox_pixel_window(tile, region.bbox, margin=0)
     if window is not None:
         rows, cols = window
         lon, lat = pixel_centres_lonlat(tile, rows, cols)
         r, c, inside = region.rowcol(lon, lat)
-        sub = np.zeros(inside.shape, dtype=np.int16)
         dates = burn_dates[r[inside], c[inside]]
         first = np.datetime64(dt.date(year, month, 1), "D")
         offset = (dates - first).astype("timedelta64[D]").astype(np.int64)
@@ -93,8 +99,7 @@ def tile_arrays(
             vals = np.where(unmapped[r[inside], c[inside]], np.int16(UNMAPPED), vals)
         if water is not None:
             vals = np.where(water[r[inside], c[inside]], np.int16(WATER), vals)
-        sub[inside] = vals
-        burn[rows, cols] = sub
+        burn[rows, cols][inside] = vals  # a view: pixels outside the region keep their value
     burned = burn > 0
     land = burn != WATER
     valid = land & (burn != UNMAPPED)
@@ -189,7 +194,9 @@ def write_mcd64a1(
     """Write the MCD64A1 tiles covering ``region`` for each (year, month) into an archive mirror.
 
     ``burn_dates`` is the truth raster on the region grid (``datetime64[D]``, NaT = unburned);
-    ``water`` / ``unmapped`` optional boolean rasters on the same grid.  Returns the files written.
+    ``water`` / ``unmapped`` optional boolean rasters on the same grid.  A tile already in the
+    mirror (another region on the same tile) keeps its pixels outside this region.  Returns the
+    files written.
     """
     if burn_dates.shape != region.shape:
         raise ValidationError(f"burn dates: expected shape {region.shape} of region {region.name}, found {burn_dates.shape}")
@@ -198,6 +205,8 @@ def write_mcd64a1(
     for year, month in months:
         folder = Path(root) / str(int(COLLECTION)) / "MCD64A1" / f"{year:04d}" / f"{month_first_doy(year, month):03d}"
         for tile in tiles_for_bbox(region.bbox):
-            arrays = tile_arrays(region, tile, year, month, dates, water, unmapped)
-            out.append(write_hdf_tile(folder / tile_file_name(tile, year, month), tile, year, month, arrays))
+            path = folder / tile_file_name(tile, year, month)
+            base = read_hdf_tile(path).burn_date if path.exists() else None
+            arrays = tile_arrays(region, tile, year, month, dates, water, unmapped, base_burn=base)
+            out.append(write_hdf_tile(path, tile, year, month, arrays))
     return out

@@ -176,6 +176,26 @@ def test_labels_values_masks_and_area_conservation(mirror: tuple[Path, list[Path
     assert labels.burned_area_km2() == pytest.approx(truth_km2, rel=0.01)
 
 
+def test_regions_sharing_a_tile_keep_each_others_pixels(tmp_path: Path) -> None:
+    west = Region(name="W", bbox=(-8.3, 40.5, -8.0, 40.8), pixel_size=0.01)  # both inside h17v04
+    east = Region(name="E", bbox=(-7.9, 40.5, -7.6, 40.8), pixel_size=0.01)
+    fires = {}
+    for region, (r, c) in ((west, (5, 5)), (east, (12, 20))):
+        bd = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+        bd[r : r + 14, c : c + 14] = np.datetime64("2020-08-10")
+        fires[region.name] = bd
+        write_mcd64a1(tmp_path, region, bd, [(2020, 8)])
+    (tile_file,) = sorted(tmp_path.rglob("*.hdf"))  # one tile holds both regions
+    for region in (west, east):
+        labels = reader.labels_from_hdf(region, 2020, 8, [tile_file])
+        truth_km2 = float((~np.isnat(fires[region.name]) * region.row_cell_area_km2()[:, None]).sum())
+        assert labels.burned_area_km2() == pytest.approx(truth_km2, rel=0.03), region.name
+    # re-writing a region replaces its own pixels only
+    write_mcd64a1(tmp_path, west, np.full(west.shape, np.datetime64("NaT"), dtype="datetime64[D]"), [(2020, 8)])
+    assert reader.labels_from_hdf(west, 2020, 8, [tile_file]).burned_area_km2() == 0
+    assert reader.labels_from_hdf(east, 2020, 8, [tile_file]).burned_area_km2() > 0
+
+
 def test_mapping_agrees_with_gdal_average_reprojection(mirror: tuple[Path, list[Path]]) -> None:
     from rasterio.crs import CRS
     from rasterio.warp import Resampling, reproject
