@@ -49,7 +49,7 @@ from banet_ops.db.migrate import migrations_dir, upgrade
 from banet_ops.localstack.postgres import LocalPostgres
 from banet_ops.product import ModelRef, Product
 from banet_ops.publish import postgis, publish_product
-from banet_ops.publish.events import fire_events, label_events
+from banet_ops.publish.events import FireEvent, fire_events, label_events
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
 
@@ -180,6 +180,27 @@ def legacy_database(url: str) -> str:
     return legacy
 
 
+def legacy_replace_events(cur: Any, product: Product, run_id: int, events: list[FireEvent]) -> None:
+    """The previous events statements (no anchor columns before 0006): delete the window's events, insert the new ones."""
+    cur.execute(
+        "DELETE FROM banet.fire_event e USING banet.run r WHERE e.run_id = r.id AND r.region = %s AND r.product = %s "
+        "AND r.window_start = %s AND r.window_end = %s",
+        (product.region.name, product.mode, product.window_start, product.window_end),
+    )
+    cur.execute(
+        "CREATE TEMP TABLE banet_stage_event (first_burn_date date, last_burn_date date, area_km2 double precision, "
+        "n_cells integer, mean_confidence real, geojson text) ON COMMIT DROP"
+    )
+    rows = "".join(f"{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t{e.mean_confidence!r}\t{e.geojson}\n" for e in events)
+    cur.copy_expert("COPY banet_stage_event FROM STDIN", io.StringIO(rows))
+    cur.execute(
+        "INSERT INTO banet.fire_event (run_id, region, product, geom, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence) "
+        "SELECT %s, %s, %s, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326)), first_burn_date, last_burn_date, area_km2, "
+        "n_cells, mean_confidence FROM banet_stage_event",
+        (run_id, product.region.name, product.mode),
+    )
+
+
 def legacy_publish(url: str, product: Product) -> dict[str, float]:
     """The previous publish statements on the previous schema: COPY into a staging table, then
     DELETE of the window's vanished cells and ``INSERT … ON CONFLICT DO UPDATE`` (row by row
@@ -229,7 +250,7 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
             """,
             params,
         )
-        postgis.replace_events(cur, product, run_id, events)
+        legacy_replace_events(cur, product, run_id, events)
         counts = {"n_burned_cells": cells.n, "burned_area_km2": float(cells.area_km2.sum()), "n_events": len(events)}
         postgis.finish_run(cur, run_id, timings={}, counts=counts, outputs={}, version="bench")
         raw.commit()
