@@ -84,7 +84,12 @@ def _time_attr(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _common_attrs(ds: object, swath: SwathData, name: str) -> None:
+def _swath_header(ds: Any, swath: SwathData, name: str, lines: int, pixels: int) -> None:
+    """What an L1B file and its geolocation file share: raw access, the swath dimensions, global attributes."""
+    ds.set_auto_maskandscale(False)
+    ds.createDimension("number_of_scans", lines // 16)
+    ds.createDimension("number_of_lines", lines)
+    ds.createDimension("number_of_pixels", pixels)
     end = swath.start + dt.timedelta(seconds=360)
     attrs = {
         "platform": PLATFORM_NAMES.get(swath.platform, swath.platform),
@@ -100,7 +105,7 @@ def _common_attrs(ds: object, swath: SwathData, name: str) -> None:
         "history": "written by banet_ops.synthetic (synthetic scenario, not real data)",
     }
     for k, v in attrs.items():
-        ds.setncattr(k, v)  # type: ignore[attr-defined]
+        ds.setncattr(k, v)
 
 
 def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, production: dt.datetime, *, complevel: int = 1) -> tuple[Path, Path]:
@@ -118,11 +123,7 @@ def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, product
     tmp = _tmp(l1b_path)
     ds: Any
     with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
-        ds.set_auto_maskandscale(False)
-        ds.createDimension("number_of_scans", lines // 16)
-        ds.createDimension("number_of_lines", lines)
-        ds.createDimension("number_of_pixels", pixels)
-        _common_attrs(ds, swath, l1b_name)
+        _swath_header(ds, swath, l1b_name, lines, pixels)
         ds.setncattr("title", "VIIRS M-band Reflected Solar Band and Thermal Emissive Band Data")
         ds.setncattr("orbit_number", np.int32(swath.orbit))
         obs: Any = ds.createGroup("observation_data")
@@ -150,11 +151,7 @@ def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, product
 
     tmp = _tmp(geo_path)
     with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
-        ds.set_auto_maskandscale(False)
-        ds.createDimension("number_of_scans", lines // 16)
-        ds.createDimension("number_of_lines", lines)
-        ds.createDimension("number_of_pixels", pixels)
-        _common_attrs(ds, swath, geo_name)
+        _swath_header(ds, swath, geo_name, lines, pixels)
         ds.setncattr("title", "VIIRS M-band Geolocation Data")
         ds.setncattr("OrbitNumber", np.int32(swath.orbit))
         geo: Any = ds.createGroup("geolocation_data")

@@ -21,14 +21,24 @@ CELL_SQL = (
 )
 
 
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Any]:
+def _connection(db_url: str) -> Iterator[Any]:
     raw = get_engine(db_url).raw_connection()
     try:
         yield raw
     finally:
         raw.rollback()
         raw.close()
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[Any]:
+    yield from _connection(db_url)
+
+
+@pytest.fixture
+def other(db_url: str) -> Iterator[Any]:
+    """A second connection, for the concurrent cases."""
+    yield from _connection(db_url)
 
 
 def _region(cur: Any) -> str:
@@ -171,58 +181,44 @@ def _blocked(target: Any, *args: Any) -> tuple[threading.Thread, list[BaseExcept
     return thread, out
 
 
-def test_concurrent_run_delete_waits_for_the_cells_and_cascades(db_url: str) -> None:
-    engine = get_engine(db_url)
-    writer, deleter = engine.raw_connection(), engine.raw_connection()
-    try:
-        cur = writer.cursor()
-        region = _region(cur)
-        run = _run(cur, region)
-        writer.commit()
-        _cells(cur, region, run)  # locks the run row FOR KEY SHARE until commit
+def test_concurrent_run_delete_waits_for_the_cells_and_cascades(conn: Any, other: Any) -> None:
+    writer, deleter = conn, other
+    cur = writer.cursor()
+    region = _region(cur)
+    run = _run(cur, region)
+    writer.commit()
+    _cells(cur, region, run)  # locks the run row FOR KEY SHARE until commit
 
-        def delete() -> None:
-            c = deleter.cursor()
-            c.execute("SET lock_timeout = '20s'")
-            c.execute("DELETE FROM banet.run WHERE id = %s", (run,))
-            deleter.commit()
-
-        thread, out = _blocked(delete)
-        assert thread.is_alive()  # waiting for the writer
-        writer.commit()
-        thread.join(30)
-        assert out == [None]
-        assert _count(cur, "SELECT count(*) FROM banet.burned_cell WHERE region = %s", region) == 0  # cascaded, no orphans
-        writer.commit()
-    finally:
-        writer.rollback()
-        deleter.rollback()
-        writer.close()
-        deleter.close()
-
-
-def test_cells_for_a_run_deleted_concurrently_are_refused(db_url: str) -> None:
-    engine = get_engine(db_url)
-    writer, deleter = engine.raw_connection(), engine.raw_connection()
-    try:
-        cur = writer.cursor()
-        region = _region(cur)
-        run = _run(cur, region)
-        writer.commit()
-        deleter.cursor().execute("DELETE FROM banet.run WHERE id = %s", (run,))  # not committed yet
-
-        def insert() -> None:
-            c = writer.cursor()
-            c.execute("SET lock_timeout = '20s'")
-            _cells(c, region, run)
-
-        thread, out = _blocked(insert)
-        assert thread.is_alive()  # waiting for the deleter
+    def delete() -> None:
+        c = deleter.cursor()
+        c.execute("SET lock_timeout = '20s'")
+        c.execute("DELETE FROM banet.run WHERE id = %s", (run,))
         deleter.commit()
-        thread.join(30)
-        assert len(out) == 1 and isinstance(out[0], pgerr.ForeignKeyViolation)
-    finally:
-        writer.rollback()
-        deleter.rollback()
-        writer.close()
-        deleter.close()
+
+    thread, out = _blocked(delete)
+    assert thread.is_alive()  # waiting for the writer
+    writer.commit()
+    thread.join(30)
+    assert out == [None]
+    assert _count(cur, "SELECT count(*) FROM banet.burned_cell WHERE region = %s", region) == 0  # cascaded, no orphans
+    writer.commit()
+
+
+def test_cells_for_a_run_deleted_concurrently_are_refused(conn: Any, other: Any) -> None:
+    writer, deleter = conn, other
+    cur = writer.cursor()
+    region = _region(cur)
+    run = _run(cur, region)
+    writer.commit()
+    deleter.cursor().execute("DELETE FROM banet.run WHERE id = %s", (run,))  # not committed yet
+
+    def insert() -> None:
+        c = writer.cursor()
+        c.execute("SET lock_timeout = '20s'")
+        _cells(c, region, run)
+
+    thread, out = _blocked(insert)
+    assert thread.is_alive()  # waiting for the deleter
+    deleter.commit()
+    thread.join(30)
+    assert len(out) == 1 and isinstance(out[0], pgerr.ForeignKeyViolation)
