@@ -188,6 +188,30 @@ def test_crash_after_cells_upsert_keeps_previous_state(db_url, make_settings, mo
     assert snaps == [("s-old", "succeeded")]
 
 
+def test_crash_after_events_were_matched_keeps_ids_and_rows(db_url, make_settings, monkeypatch):
+    """Events updated, deleted and inserted in the transaction, then a failure: nothing of it stays."""
+    region = new_region()
+    settings = make_settings(db_url)
+    publish_product(build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET, snapshot="s-old"), settings=settings)
+    before, ids = _state(db_url, settings, region), event_ids(db_url, region.name)
+    real = pg.replace_events
+
+    def replace_then_fail(*args, **kwargs):
+        changes = real(*args, **kwargs)
+        assert sum(changes.values()) > 0
+        raise RuntimeError("injected failure after the events were replaced")
+
+    monkeypatch.setattr(pg, "replace_events", replace_then_fail)
+    new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
+    with pytest.raises(RuntimeError, match="injected"):
+        publish_product(new, settings=settings)
+    assert _state(db_url, settings, region) == before
+    assert event_ids(db_url, region.name) == ids
+    # and the retry publishes normally on top of the old state
+    monkeypatch.setattr(pg, "replace_events", real)
+    assert publish_product(new, settings=settings).n_events == len(event_ids(db_url, region.name))
+
+
 def test_crash_while_writing_files_keeps_previous_state(db_url, make_settings, monkeypatch):
     region = new_region()
     settings = make_settings(db_url)

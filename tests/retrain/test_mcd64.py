@@ -196,6 +196,16 @@ def test_regions_sharing_a_tile_keep_each_others_pixels(tmp_path: Path) -> None:
     assert reader.labels_from_hdf(east, 2020, 8, [tile_file]).burned_area_km2() > 0
 
 
+def test_a_damaged_tile_in_the_mirror_is_reported_not_merged(tmp_path: Path) -> None:
+    region = Region(name="W", bbox=(-8.3, 40.5, -8.0, 40.8), pixel_size=0.01)
+    bd = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+    (path,) = write_mcd64a1(tmp_path, region, bd, [(2020, 8)])
+    path.write_bytes(b"not an HDF4 file")
+    with pytest.raises(DataFormatError, match=r"expected an HDF4 MCD64A1 tile.*delete the file"):
+        write_mcd64a1(tmp_path, region, bd, [(2020, 8)])
+    assert path.read_bytes() == b"not an HDF4 file"  # left for the operator, not silently replaced
+
+
 def test_mapping_agrees_with_gdal_average_reprojection(mirror: tuple[Path, list[Path]]) -> None:
     from rasterio.crs import CRS
     from rasterio.warp import Resampling, reproject
