@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import pwd
-import stat
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -42,30 +39,10 @@ def cluster() -> LocalPostgres:
     return LocalPostgres(get_settings().home / "pg")
 
 
-def _check_reachable(folder: Path) -> None:
-    """As root the server runs as `postgres`, which must be able to traverse every parent folder."""
-    if os.geteuid() != 0:
-        return
-    try:
-        pg_uid = pwd.getpwnam("postgres").pw_uid
-    except KeyError:
-        return  # LocalPostgres reports the missing user itself
-    for parent in [folder, *folder.parents]:
-        if not parent.exists():
-            continue
-        st = parent.stat()
-        if st.st_uid != pg_uid and not st.st_mode & stat.S_IXOTH:
-            raise ConfigError(
-                f"expected the 'postgres' user to reach {folder}, found {parent} closed to other users (mode {stat.filemode(st.st_mode)})",
-                hint="set BANET_HOME to a folder under a world-traversable path, e.g. BANET_HOME=/var/lib/banet",
-            )
-
-
 def handle(ns: argparse.Namespace) -> int:
     args = StackArgs(action=ns.stack_action, port=getattr(ns, "port", None))
     pg = cluster()
     if args.action == "start":
-        _check_reachable(pg.folder)
         try:
             url = pg.start(port=args.port)
         except subprocess.CalledProcessError as exc:

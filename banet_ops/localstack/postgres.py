@@ -8,10 +8,12 @@ tasks) find it through :meth:`banet_ops.settings.Settings.resolved_database_url`
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -42,26 +44,83 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _as_postgres_user() -> dict[str, object]:
-    """initdb refuses to run as root: when root, run the server as the 'postgres' system user."""
+def _postgres_account() -> pwd.struct_passwd | None:
+    """The `postgres` system account the server runs as when we are root; None when not root."""
     if os.geteuid() != 0:
-        return {}
+        return None
     try:
-        pw = pwd.getpwnam("postgres")
+        return pwd.getpwnam("postgres")
     except KeyError as exc:
         raise ConfigError("running as root needs a 'postgres' system user for the local cluster", hint="apt-get install postgresql-15") from exc
+
+
+def _as_postgres_user() -> dict[str, object]:
+    """initdb refuses to run as root: when root, run the server as the 'postgres' system user."""
+    pw = _postgres_account()
+    if pw is None:
+        return {}
     return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+
+def reachable_by(folder: Path, uid: int) -> bool:
+    """Whether a process of ``uid`` (not root, in no shared group) can traverse to ``folder``."""
+    for parent in [folder, *folder.parents]:
+        if not parent.exists():
+            continue
+        st = parent.stat()
+        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def server_dir_for(folder: Path) -> Path:
+    """Where the server's own files (data, socket, log) live for a cluster kept in ``folder``.
+
+    ``folder`` itself, unless we are root and the `postgres` account cannot reach its parent (a checkout
+    under ``/root`` or a 0700 temp folder): then a folder owned by `postgres` in its home
+    (``/var/lib/postgresql/banet-ops/<key>``), keyed by the resolved path of ``folder``.
+    """
+    link = folder / "server"
+    if link.is_symlink():
+        return link.readlink()
+    pw = _postgres_account()
+    folder = folder.resolve()
+    if pw is None or reachable_by(folder.parent, pw.pw_uid):
+        return folder  # the folder itself is handed to `postgres` by start()
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    return Path(pw.pw_dir) / "banet-ops" / f"{folder.parent.name or 'root'}-{key}"
+
+
+def _owned_by_postgres(path: Path) -> None:
+    """Create ``path`` (and its missing parents) and give it to `postgres` when we are root."""
+    path.mkdir(parents=True, exist_ok=True)
+    pw = _postgres_account()
+    if pw is not None:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _one_line(exc: subprocess.CalledProcessError) -> str:
+    return " ".join(str(exc.stderr or exc.stdout or "").split())[:400]
 
 
 @dataclass(frozen=True)
 class LocalPostgres:
-    """A cluster living in ``folder`` (data in ``folder/data``, socket and log beside it)."""
+    """A cluster kept in ``folder``: ``url`` and ``port`` files there, the server's files in
+    :attr:`server_dir` (the same folder unless `postgres` cannot reach it, see :func:`server_dir_for`)."""
 
     folder: Path
 
     @property
+    def server_dir(self) -> Path:
+        return server_dir_for(self.folder)
+
+    @property
     def data_dir(self) -> Path:
-        return self.folder / "data"
+        return self.server_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.server_dir / "server.log"
 
     @property
     def url_file(self) -> Path:
@@ -84,24 +143,38 @@ class LocalPostgres:
         return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
 
     def start(self, port: int | None = None) -> str:
-        """Initialise (first time) and start the cluster; return its SQLAlchemy URL."""
+        """Initialise (first time) and start the cluster; return its SQLAlchemy URL.
+
+        Every failure is a :class:`DatabaseUnavailableError` or :class:`ConfigError` with one line.
+        """
         if self.is_running():
             return self.url()
         self.folder.mkdir(parents=True, exist_ok=True)
-        owner = _as_postgres_user()
-        if owner:
-            os.chown(self.folder, owner["user"], owner["group"])  # type: ignore[arg-type]
+        if self.server_dir != self.folder.resolve():
+            _owned_by_postgres(self.server_dir.parent)
+            (self.folder / "server").unlink(missing_ok=True)
+            (self.folder / "server").symlink_to(self.server_dir)
+        _owned_by_postgres(self.server_dir)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+            try:
+                self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
+            except subprocess.CalledProcessError as exc:
+                reason = f"expected initdb to create {self.data_dir}, found it failing: {_one_line(exc)}"
+                raise DatabaseUnavailableError(reason, hint="`make clean` starts afresh") from None
         port = port or free_port()
-        opts = f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        res = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.folder / "server.log"), "-o", opts, check=False)
+        opts = f"-p {port} -k {self.server_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        res = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", opts, check=False)
         if res.returncode != 0:
-            log = (self.folder / "server.log").read_text()[-2000:] if (self.folder / "server.log").exists() else ""
-            raise DatabaseUnavailableError(f"pg_ctl start failed for {self.data_dir}: {res.stderr.strip()} {log}")
+            log = " ".join(self.log_file.read_text().split()[-60:]) if self.log_file.exists() else ""
+            reason = f"pg_ctl start failed for {self.data_dir}: {' '.join(res.stderr.split())} {log}".strip()
+            raise DatabaseUnavailableError(reason, hint=f"full log: {self.log_file}")
         self.port_file.write_text(str(port))
         self._wait_ready(port)
-        self._create_database(port)
+        try:
+            self._create_database(port)
+        except subprocess.CalledProcessError as exc:
+            reason = f"expected to create database {DB_NAME!r} on 127.0.0.1:{port}, found psql failing: {_one_line(exc)}"
+            raise DatabaseUnavailableError(reason, hint=f"full log: {self.log_file}") from None
         url = self.url()
         self.url_file.write_text(url + "\n")
         return url
@@ -127,6 +200,9 @@ class LocalPostgres:
         self.url_file.unlink(missing_ok=True)
 
     def destroy(self) -> None:
-        """Stop and delete the cluster's folder."""
+        """Stop and delete the cluster's folder (and the server's folder when it lives apart)."""
+        server = self.server_dir
         self.stop()
+        if server != self.folder.resolve():
+            shutil.rmtree(server, ignore_errors=True)
         shutil.rmtree(self.folder, ignore_errors=True)

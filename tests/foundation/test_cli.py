@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -129,11 +130,26 @@ def stack_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the server switches to the postgres user only when run as root")
-def test_stack_start_refuses_a_home_postgres_cannot_reach(stack_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stack_starts_in_a_home_postgres_cannot_reach(stack_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 0700 BANET_HOME (a clone under /root, any mkdtemp): the server's files live in a folder
+    the `postgres` user owns, keyed by the home; url/port stay in the home; stop and destroy clean up."""
+    from banet_ops.localstack.postgres import LocalPostgres
+
     stack_home.chmod(0o700)
     code, out, err = cli(capsys, "stack", "start")
-    assert code == 1 and out == ""
-    assert f"expected the 'postgres' user to reach {stack_home / 'pg'}, found {stack_home} closed to other users" in err
+    assert code == 0, err
+    url = out.strip().splitlines()[-1]
+    assert url.startswith("postgresql+psycopg2://banet@127.0.0.1:")
+    assert (stack_home / "pg" / "url").read_text().strip() == url
+    pg = LocalPostgres(stack_home / "pg")
+    assert pg.server_dir != (stack_home / "pg").resolve()
+    assert pg.server_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
+    assert (stack_home / "pg" / "server").resolve() == pg.server_dir
+    assert cli(capsys, "stack", "status")[0] == 0
+    assert cli(capsys, "stack", "stop")[0] == 0
+    server = pg.server_dir
+    pg.destroy()
+    assert not server.exists()
 
 
 def test_stack_start_status_stop_and_the_demo_steps(stack_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
