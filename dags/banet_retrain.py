@@ -84,7 +84,7 @@ def banet_retrain() -> None:
 
     p = plan()
     d = dataset(p, labels(p))
-    training = ds.train_operator().expand_kwargs(train_target(p, d))
+    training = ds.pod_task("training", "train", execution_timeout=ds.RETRAIN_TRAIN_TIMEOUT).expand_kwargs(train_target(p, d))
     result = trained(p)
     training >> result
     e = evaluate(p, d, result)

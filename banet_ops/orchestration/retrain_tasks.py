@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from banet_ops.errors import PermanentError, ValidationError
 from banet_ops.settings import Settings
@@ -73,15 +72,6 @@ class RetrainParams(BaseModel):
             if not re.fullmatch(REGION_MONTH, rm):
                 raise ValueError(f"expected validation region-months as R:YYYY-MM, found {rm!r}")
         return value
-
-
-class TrainPodSettings(BaseSettings):
-    """Training-pod details beyond the inference pod spec, from ``BANET_K8S_TRAIN_*`` variables."""
-
-    model_config = SettingsConfigDict(env_prefix="BANET_K8S_TRAIN_", extra="ignore", frozen=True)
-
-    work_pvc: str | None = Field(None, description="PersistentVolumeClaim (ReadWriteMany) holding $BANET_HOME/retrain, shared with the workers.")
-    active_deadline_s: int = Field(86400, ge=600, description="Kill a training pod running longer than this, seconds.")
 
 
 def _settings() -> Settings:
@@ -173,22 +163,18 @@ def train_arguments(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any],
 
 
 def train_target(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-run kwargs (``arguments``, ``labels``, ``name``) of the configured training backend."""
-    settings = _settings()
-    labels = {"banet.io/job": "train", "banet.io/retrain": str(the_plan["key"])}
-    if settings.infer_backend == "kubernetes":
-        from banet_ops.errors import ConfigError
-        from banet_ops.orchestration.k8s import InferencePodSpec
+    """The training run (``arguments``, ``labels``, ``name``) for the configured backend.
 
-        if not TrainPodSettings().work_pvc:
-            raise ConfigError(
-                "banet_retrain on Kubernetes: expected BANET_K8S_TRAIN_WORK_PVC (a ReadWriteMany claim mounted at "
-                f"{settings.home / 'retrain'} in the workers), found none",
-                hint="the training pod reads the dataset and writes the weights there",
-            )
-        spec = InferencePodSpec.from_settings(settings)
-        return {"arguments": train_arguments(the_plan, the_dataset, spec.device), "labels": {**spec.base_labels, **labels}, "name": "banet-train"}
-    return {"arguments": train_arguments(the_plan, the_dataset, settings.device), "labels": labels, "name": "banet-train"}
+    On Kubernetes the training pod must mount the work folder at the workers' path (it reads the
+    dataset and writes the weights there).
+    """
+    from banet_ops.orchestration.backend import Backend
+
+    settings = _settings()
+    backend = Backend.from_settings(settings)
+    backend.require_mount("training", settings.home / "retrain")
+    labels = {"banet.io/job": "train", "banet.io/retrain": str(the_plan["key"])}
+    return backend.target(train_arguments(the_plan, the_dataset, backend.device("training")), labels, "banet-train")
 
 
 def trained(the_plan: Mapping[str, Any]) -> dict[str, Any]:

@@ -272,3 +272,12 @@ def render_chart_file(chart: Path, name: str, values: Mapping[str, Any], namespa
     }
     text = Renderer(chart).render_file(name, context)
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def write_pod_templates(chart: Path, values: Mapping[str, Any], folder: Path) -> Path:
+    """The chart's pod-templates ConfigMap rendered with ``values``, its files written to ``folder`` (as mounted)."""
+    (configmap,) = render_chart_file(chart, "configmap-pod-templates.yaml", values)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in configmap["data"].items():
+        (folder / name).write_text(text)
+    return folder

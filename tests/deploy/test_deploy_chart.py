@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy.gotemplate import render_chart_file
 
-from banet_ops.orchestration.k8s import InferencePodSpec
 from banet_ops.regions import Region
 
 REPO = Path(__file__).resolve().parents[2]
@@ -111,10 +111,11 @@ def _helper(name: str) -> str:
     return text.split(f'{{{{- define "{name}" -}}}}', 1)[1].split("{{- end -}}", 1)[0]
 
 
-def test_network_policy_selects_the_pods_k8s_py_builds() -> None:
+def test_network_policy_selects_the_pods_of_the_pod_templates() -> None:
     selector = yaml.safe_load(_helper("banet.inferenceSelector"))
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    assert selector.items() <= spec.base_labels.items()
+    (templates,) = render_chart_file(CHART, "configmap-pod-templates.yaml", VALUES)
+    for name, text in templates["data"].items():
+        assert selector.items() <= yaml.safe_load(text)["metadata"]["labels"].items(), name
 
 
 def test_network_policies_allow_only_the_needed_egress() -> None:
@@ -195,8 +196,8 @@ def consistency_problems(values: dict[str, Any]) -> list[str]:
 def test_default_values_are_consistent() -> None:
     assert consistency_problems(VALUES) == []
     af = VALUES["airflow"]
-    assert {v["configMap"]["name"] for v in af["volumes"]} == {VALUES["configMaps"]["regions"]}
-    assert {m["mountPath"] for m in af["volumeMounts"]} == {"/etc/banet/regions"}
+    assert {v["configMap"]["name"] for v in af["volumes"]} == {VALUES["configMaps"]["regions"], VALUES["configMaps"]["podTemplates"]}
+    assert {m["mountPath"] for m in af["volumeMounts"]} == {"/etc/banet/regions", "/etc/banet/pod-templates"}
 
 
 @pytest.mark.parametrize(
