@@ -331,6 +331,38 @@ def compare(images: list[DailyImage], distinct: list[DailyImage], runs: int, wor
           f"{'':<20} raw float32 {raw_all} B ({raw_all / (bytes_ours / cells):.1f}x smaller)")
 
 
+def read_paths(images: list[DailyImage], runs: int, workdir: Path) -> None:
+    """read_window's direct chunk decoding against Zarr's public indexing, on the same cube (issue #14)."""
+    ours = Settings(cube_root=str(workdir / "cube-paths"))
+    for image in images:
+        write_day(image, settings=ours)
+    last = START + dt.timedelta(days=len(images) - 1)
+    i0, n = L.day_index(START), (last - START).days + 1
+
+    def reader(direct: bool) -> Callable[[slice, slice], np.ndarray]:
+        def read(rows: slice, cols: slice) -> np.ndarray:
+            loc = cube_location("PI", settings=ours)
+            session = readonly_session(open_repository(loc), loc, None)
+            import zarr
+
+            written = [t for t in written_indexes(session) if i0 <= t < i0 + n]
+            return R.decode_window(zarr.open_group(session.store, mode="r"), session.store, MODEL_BANDS, written, i0, n, rows, cols, loc,
+                                   direct=direct)
+
+        return read
+
+    direct, public = reader(True), reader(False)
+    full = slice(0, PI.shape[0]), slice(0, PI.shape[1])
+    for window in (full, TILE):
+        if not np.array_equal(direct(*window), public(*window), equal_nan=True):
+            raise RuntimeError("the direct and the public reader decode different values")
+    print(f"\nread paths on one cube ({len(images)} days; medians of {runs}; wall s (process CPU s)); load {os.getloadavg()[0]:.1f}")
+    for what, window in ((f"{len(images)}-day PI window (4 bands)", full), (f"{len(images)}-day 128 x 128 tile", TILE)):
+        d, p = interleaved([lambda w=window: direct(*w), lambda w=window: public(*w)], runs)
+        print(f"{what:<34} direct {d.text(True):<44} public (Zarr indexing) {p.text():<26} public/direct {p.median() / d.median():4.2f}x",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=64)
@@ -340,6 +372,7 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="sweep only the layouts whose label contains this")
     parser.add_argument("--sweep-only", action="store_true", help="skip the main comparison")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--paths-only", action="store_true", help="only compare the direct and the public read paths on one cube")
     args = parser.parse_args()
     runs = max(3, args.runs)
     workdir = Path(tempfile.mkdtemp(prefix="banet-cube-bench-", dir=args.workdir))
@@ -353,8 +386,12 @@ def main() -> None:
                   for i in range(args.days)]
         print(f"(generated {len(distinct)} distinct days in {time.perf_counter() - t0:.1f} s)")
 
+        if args.paths_only:
+            read_paths(images, runs, workdir)
+            return
         if not args.sweep_only:
             compare(images, distinct, runs, workdir)
+            read_paths(images, runs, workdir)
         if args.sweep or args.sweep_only:
             sweep(images, runs, workdir, args.only)
     finally:

@@ -237,16 +237,32 @@ def read_chunks(store: Any, jobs: list[ChunkJob], loc: CubeLocation | None = Non
         raise first from None
 
 
+def read_public(group: zarr.Group, variables: Sequence[str], times: Sequence[int], i0: int, rs: slice, cs: slice,
+                data: NDArray[np.float32], loc: CubeLocation) -> None:
+    """Decode ``variables`` over the written span of ``times`` into ``data`` through Zarr's own indexing (public API)."""
+    a0, a1 = times[0], times[-1] + 1
+
+    def one(item: tuple[int, str]) -> None:
+        band, name = item
+        L.decode_into(name, get_array(group, name, loc)[a0:a1, rs, cs], data[a0 - i0 : a1 - i0, band])
+
+    with ThreadPoolExecutor(len(variables), thread_name_prefix="cube-read") as pool:
+        list(pool.map(one, enumerate(variables)))
+
+
 def decode_window(group: zarr.Group, store: Any, variables: Sequence[str], written: Sequence[int], i0: int, n_days: int,
-                  rs: slice, cs: slice, loc: CubeLocation) -> NDArray[np.float32]:
+                  rs: slice, cs: slice, loc: CubeLocation, direct: bool = True) -> NDArray[np.float32]:
     """``variables`` over time indexes ``i0 .. i0 + n_days`` × ``rs`` × ``cs`` as float32 ``(time, band, y, x)``.
 
-    Only the time indexes in ``written`` are read; the other days are NaN.
+    Only the time indexes in ``written`` are read; the other days are NaN.  ``direct=False``
+    reads every variable through Zarr's indexing.
     """
     # np.empty: every cell of a written day is set by exactly one chunk, the other days below
     data = np.empty((n_days, len(variables), rs.stop - rs.start, cs.stop - cs.start), dtype=np.float32)
     times = sorted(t for t in written if i0 <= t < i0 + n_days)
-    if times:
+    if times and not direct:
+        read_public(group, variables, times, i0, rs, cs, data, loc)
+    elif times:
         jobs: list[ChunkJob] = []
         for band, name in enumerate(variables):
             arr = get_array(group, name, loc)

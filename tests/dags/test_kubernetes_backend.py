@@ -151,3 +151,20 @@ def test_parsing_the_kubernetes_dags_needs_no_cluster(k8s_world: dict[str, Any])
     assert {f"banet_infer_nrt_{REGION}", f"banet_monthly_{REGION}", f"banet_ingest_{REGION}"} <= set(k8s_world["dags"])
     monthly = k8s_world["dags"][f"banet_monthly_{REGION}"].task_dict["infer"]
     assert monthly.partial_kwargs["pod_template_file"].endswith("inference.yaml") and monthly.pool == "gpu"
+
+
+def test_retrain_trains_in_a_pod_of_the_training_template(k8s_world: dict[str, Any]) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from banet_ops.errors import ConfigError
+    from banet_ops.orchestration import retrain_tasks
+
+    train = k8s_world["dags"]["banet_retrain"].task_dict["train"]
+    assert issubclass(train.operator_class, KubernetesPodOperator) and train.pool == "gpu"
+    assert train.partial_kwargs["pod_template_file"] == str(k8s_world["root"] / "pod-templates" / "training.yaml")
+    assert train.partial_kwargs["execution_timeout"].total_seconds() == 24 * 3600
+    # the chart's default values mount no work folder: the run stops with the reason, before any pod starts
+    plan = {"key": "abc", "work": str(k8s_world["root"] / "w"), "params": {"steps": 1, "batch": 1, "lr": 0.1, "seed": 0, "from_scratch": False}}
+    with banet_env({"BANET_HOME": str(k8s_world["root"] / "home"), "BANET_INFER_BACKEND": "kubernetes",
+                    "BANET_K8S_POD_TEMPLATES": str(k8s_world["root"] / "pod-templates")}), pytest.raises(ConfigError, match="expected a volume mounted at"):
+        retrain_tasks.train_target(plan, {"manifest": "m.json"})
