@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.gotemplate import render_chart_file
 
 from banet_ops.regions import Region
+from deploy.gotemplate import render_chart_file
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "banet-ops"

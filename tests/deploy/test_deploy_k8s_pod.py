@@ -14,13 +14,13 @@ from unittest import mock
 
 import pytest
 import yaml
-from deploy.gotemplate import TemplateError, render_chart_file, write_pod_templates
 
 from banet_ops import errors
 from banet_ops.orchestration.backend import Backend, check_pod_template
 from banet_ops.orchestration.dag_support import POD_OPERATOR_OPTIONS
 from banet_ops.orchestration.tasks import infer_arguments
 from banet_ops.settings import Settings
+from deploy.gotemplate import TemplateError, render_chart_file, write_pod_templates
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "banet-ops"
@@ -235,7 +235,7 @@ def test_missing_or_broken_templates_give_a_config_error(tmp_path: Path) -> None
     with pytest.raises(errors.ConfigError, match="BANET_K8S_POD_TEMPLATES"):
         Backend.from_settings(Settings(infer_backend="kubernetes")).device("inference")
     backend = Backend.from_settings(Settings(infer_backend="kubernetes", k8s_pod_templates=tmp_path))
-    with pytest.raises(errors.ConfigError, match="inference.yaml: expected a readable YAML Pod"):
+    with pytest.raises(errors.ConfigError, match=r"inference\.yaml: expected a readable YAML Pod"):
         backend.device("inference")
     (tmp_path / "inference.yaml").write_text("kind: Pod\nspec: {containers: [{name: base, image: 'a/b:1'}\n")
     with pytest.raises(errors.ConfigError, match="expected a readable YAML Pod"):
