@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
+from banet_ops.cube import direct as D
 from banet_ops.cube import layout as L
 from banet_ops.cube import read_window, write_day
 from banet_ops.cube import reader as R
@@ -90,10 +91,10 @@ class Timing:
 
 _decode_cpu = [0.0]
 _decode_lock = threading.Lock()
-_decode_chunk = R.decode_chunk
+_decode_chunk = D.decode_chunk
 
 
-def _timed_decode_chunk(job: R.ChunkJob, raw: Any) -> None:
+def _timed_decode_chunk(job: D.ChunkJob, raw: Any) -> None:
     t0 = time.thread_time()
     try:
         _decode_chunk(job, raw)
@@ -102,7 +103,7 @@ def _timed_decode_chunk(job: R.ChunkJob, raw: Any) -> None:
             _decode_cpu[0] += time.thread_time() - t0
 
 
-R.decode_chunk = _timed_decode_chunk  # per-thread CPU of the decode work (called by name in the reader)
+D.decode_chunk = _timed_decode_chunk  # per-thread CPU of the decode work (called by name in the direct reader)
 
 
 def timed(fn: Callable[[], object], into: Timing) -> None:
@@ -256,16 +257,16 @@ def sweep_layout(label: str, cname: str, clevel: int, chunks: tuple[int, int, in
             return R.decode_window(group, plain.readonly_session("main").store, MODEL_BANDS, written, 0, n, rows, cols, loc)
 
         def threads(k: int, rows: slice, cols: slice) -> np.ndarray:
-            saved, R.DECODE_THREADS = R.DECODE_THREADS, k
+            saved, D.DECODE_THREADS = D.DECODE_THREADS, k
             try:
                 return direct(rows, cols)
             finally:
-                R.DECODE_THREADS = saved
+                D.DECODE_THREADS = saved
 
         for what, window in (("PI", full), ("128 x 128", TILE)):
             res = interleaved([lambda w=window: direct(*w), lambda w=window: unsplit(*w), lambda w=window: threads(1, *w),
                                lambda w=window: threads(4, *w)], runs)
-            print(f"{'':<8}{what}: split requests, {R.DECODE_THREADS} threads {res[0].text(True)}   Icechunk default requests "
+            print(f"{'':<8}{what}: split requests, {D.DECODE_THREADS} threads {res[0].text(True)}   Icechunk default requests "
                   f"{res[1].text(True)}   1 thread {res[2].text(True)}   4 threads {res[3].text(True)}", flush=True)
     shutil.rmtree(path)
 
@@ -379,7 +380,7 @@ def main() -> None:
     try:
         print(f"cube benchmark: region PI {PI.shape[0]} x {PI.shape[1]}, {args.days} days, {len(CUBE_VARIABLES)} variables, "
               f"local disk {workdir}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs, "
-              f"decode threads {R.DECODE_THREADS}, load average {os.getloadavg()[0]:.1f}")
+              f"decode threads {D.DECODE_THREADS}, load average {os.getloadavg()[0]:.1f}")
         t0 = time.perf_counter()
         distinct = [synthetic_day(PI, START, k) for k in range(args.distinct)]
         images = [DailyImage(PI, START + dt.timedelta(days=i), distinct[i % len(distinct)].variables, [f"synthetic-{i}"])
