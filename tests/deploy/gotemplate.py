@@ -57,51 +57,54 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse(text: str) -> tuple[list[Node], dict[str, list[Node]]]:
-    """The node tree of ``text`` and the templates it defines."""
-    defines: dict[str, list[Node]] = {}
-    tokens = _tokens(text)
-    pos = 0
+class _Parser:
+    """Builds the node tree from the token list (one pass, recursive over blocks)."""
 
-    def block() -> tuple[list[Node], str]:
-        nonlocal pos
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokens(text)
+        self.pos = 0
+        self.defines: dict[str, list[Node]] = {}
+
+    def block(self) -> tuple[list[Node], str]:
+        """Nodes up to the closing ``end``/``else`` action, and that action's source ("" at the end of the text)."""
         nodes: list[Node] = []
-        while pos < len(tokens):
-            kind, source = tokens[pos]
-            pos += 1
-            if kind == "text":
-                if source:
-                    nodes.append(Node("text", source))
-                continue
+        while self.pos < len(self.tokens):
+            kind, source = self.tokens[self.pos]
+            self.pos += 1
             word, _, rest = source.partition(" ")
-            if word in ("end", "else"):
+            if kind == "text":
+                nodes += [Node("text", source)] if source else []
+            elif word in ("end", "else"):
                 return nodes, source
-            if word in ("if", "range", "with"):
-                nodes.append(branch(word, rest.strip()))
+            elif word in ("if", "range", "with"):
+                nodes.append(self.branch(word, rest.strip()))
             elif word == "define":
-                body, _ = block()
-                defines[json.loads(rest.strip())] = body
+                self.defines[json.loads(rest.strip())] = self.block()[0]
             else:
                 nodes.append(Node("action", source))
         return nodes, ""
 
-    def branch(word: str, arg: str) -> Node:
+    def branch(self, word: str, arg: str) -> Node:
         if ":=" in arg:
             raise TemplateError(f"variables are not supported: {word} {arg}")
         node = Node(word, arg)
-        node.body, closing = block()
+        node.body, closing = self.block()
         if closing.startswith("else if "):
-            node.orelse = [branch("if", closing[len("else if ") :].strip())]
+            node.orelse = [self.branch("if", closing[len("else if ") :].strip())]
         elif closing == "else":
-            node.orelse, closing = block()
+            node.orelse, closing = self.block()
         if closing and closing != "end" and not closing.startswith("else if "):
             raise TemplateError(f"unexpected {{{{ {closing} }}}}")
         return node
 
-    nodes, closing = block()
+
+def parse(text: str) -> tuple[list[Node], dict[str, list[Node]]]:
+    """The node tree of ``text`` and the templates it defines."""
+    parser = _Parser(text)
+    nodes, closing = parser.block()
     if closing:
         raise TemplateError(f"unexpected {{{{ {closing} }}}} at the top level")
-    return nodes, defines
+    return nodes, parser.defines
 
 
 def truthy(value: Any) -> bool:
