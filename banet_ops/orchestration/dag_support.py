@@ -14,10 +14,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset, Param, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+from pydantic import BaseModel
 
 from banet_ops.errors import PermanentError, RetryableError
 from banet_ops.orchestration.backend import Backend, Job
@@ -68,6 +69,16 @@ RETRY_POLICY = ExceptionRetryPolicy(
     ],
     default=RetryAction.DEFAULT,
 )
+
+
+def model_params(model: type[BaseModel]) -> dict[str, Param]:
+    """One Airflow ``Param`` per field of ``model``: its default, JSON schema (type, bounds, pattern) and description."""
+    properties = model.model_json_schema()["properties"]
+    params = {}
+    for name, field in model.model_fields.items():
+        schema = {k: v for k, v in properties[name].items() if k not in ("default", "title")}
+        params[name] = Param(field.get_default(call_default_factory=True), **schema)
+    return params
 
 
 def failure_reason(context: dict[str, Any]) -> str:
