@@ -41,3 +41,16 @@ def test_dags_and_plugins_call_only_orchestration(path: Path) -> None:
     imports = _banet_imports(path)
     assert imports, "a DAG file or plugin that does not use banet_ops.orchestration"
     assert all(n.startswith("banet_ops.orchestration") for n in imports), imports
+
+
+def test_private_zarr_and_ctypes_only_in_the_direct_reader() -> None:
+    """cube/direct.py (with blosc_frames.py, which it alone uses) is the one place on private APIs (docs/cube.md)."""
+    private = {}
+    for path in sorted((REPO / "banet_ops").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        found = sorted({n for n in names if n.startswith("zarr.core") or n == "ctypes" or n.endswith("blosc_frames")})
+        if found:
+            private[str(path.relative_to(REPO))] = found
+    assert set(private) == {"banet_ops/cube/direct.py", "banet_ops/cube/blosc_frames.py"}, private
