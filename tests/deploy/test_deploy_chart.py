@@ -184,6 +184,9 @@ def consistency_problems(values: dict[str, Any]) -> list[str]:
     problems += [f"airflow.secret must contain {ref}" for ref in refs if ref not in present]
     if values["configMaps"]["settings"] not in str(af.get("extraEnvFrom")):
         problems.append("airflow.extraEnvFrom must reference configMaps.settings")
+    training = values["training"]
+    if training["workPvc"] and training["workPath"] not in {m["mountPath"] for m in af.get("volumeMounts") or []}:
+        problems.append("training.workPvc is set: the Airflow workers must mount it at training.workPath")
     names = [r["name"] for r in values["regions"]]
     problems += [f"region {n} appears twice" for n in sorted({n for n in names if names.count(n) > 1})]
     for r in values["regions"]:
@@ -209,6 +212,7 @@ def test_default_values_are_consistent() -> None:
         (lambda v: v.update(regions=[*v["regions"], v["regions"][0]]), "appears twice"),
         (lambda v: v["regions"].append({"name": "X", "bbox": [5, 0, 1, 1], "pixel_size": 0.01}), "bbox"),
         (lambda v: v["airflow"].update(extraEnvFrom=""), "extraEnvFrom"),
+        (lambda v: v["training"].update(workPvc="retrain-work"), "training.workPath"),
     ],
 )
 def test_inconsistent_values_are_caught(change: Any, problem: str) -> None:
@@ -219,7 +223,8 @@ def test_inconsistent_values_are_caught(change: Any, problem: str) -> None:
 
 def test_validate_template_covers_the_same_checks() -> None:
     text = (TEMPLATES / "validate.yaml").read_text()
-    for needle in ("rbac.launcherServiceAccount", "podSecurity.airflowUid", "$af.secret", "extraEnvFrom", "appears twice", "left < right"):
+    for needle in ("rbac.launcherServiceAccount", "podSecurity.airflowUid", "$af.secret", "extraEnvFrom", "appears twice", "left < right",
+                   "training.workPath"):
         assert needle in text, needle
     assert text.count("fail (printf") >= 6
 
