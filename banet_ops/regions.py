@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -231,7 +230,3 @@ class Window:
     col0: int
     rows: int
     cols: int
-
-    @cached_property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.row0, self.row0 + self.rows), slice(self.col0, self.col0 + self.cols)

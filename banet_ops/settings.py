@@ -2,7 +2,7 @@
 
 Every setting has a default that works on a laptop with the embedded local stack; production
 sets the URLs and secrets through the environment (in Airflow, Connections are mapped onto the
-same names, see ``banet_ops.airflow_conn``).  Secrets are :class:`pydantic.SecretStr` and never
+same names, see ``banet_ops.orchestration.connections``).  Secrets are :class:`pydantic.SecretStr` and never
 appear in ``repr``, logs or exceptions.
 """
 
@@ -71,16 +71,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, description="Tiles per inference batch.")
     # orchestration
     infer_backend: Literal["local", "kubernetes"] = Field(
-        "local", description="Where `banet-ops infer` runs from Airflow: a subprocess on the worker or a GPU pod."
+        "local", description="Where `banet-ops infer` and `train` run from Airflow: a subprocess on the worker or a GPU pod."
     )
-    k8s_namespace: str = Field("banet", description="Namespace of inference pods.")
-    k8s_image: str = Field("ghcr.io/banet-ops/inference:0.1.0", description="Inference image.")
-    k8s_gpu_count: int = Field(1, ge=0, description="`nvidia.com/gpu` limit of an inference pod.")
-    k8s_node_selector: dict[str, str] = Field(default_factory=lambda: {"banet.io/gpu": "true"}, description="Node selector of inference pods.")
-    k8s_tolerations: list[dict[str, str]] = Field(
-        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}], description="Tolerations of inference pods."
+    k8s_pod_templates: Path | None = Field(
+        None, description="Folder of the `inference.yaml` and `training.yaml` pod templates the Helm chart renders (Kubernetes backend)."
     )
-    k8s_secret_name: str = Field("banet-secrets", description="Kubernetes Secret with the BANET_* secrets, mounted as env in pods.")
+    k8s_startup_timeout_s: int = Field(900, ge=30, description="How long a GPU pod may stay Pending (node scale-up), seconds.")
     monthly_lag_days: int = Field(10, ge=0, le=60, description="Days after a month ends before its monthly product runs.")
 
     @field_validator("cube_root", "products_root")

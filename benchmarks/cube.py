@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
+from banet_ops.cube import direct as D
 from banet_ops.cube import layout as L
 from banet_ops.cube import read_window, write_day
 from banet_ops.cube import reader as R
@@ -90,10 +91,10 @@ class Timing:
 
 _decode_cpu = [0.0]
 _decode_lock = threading.Lock()
-_decode_chunk = R.decode_chunk
+_decode_chunk = D.decode_chunk
 
 
-def _timed_decode_chunk(job: R.ChunkJob, raw: Any) -> None:
+def _timed_decode_chunk(job: D.ChunkJob, raw: Any) -> None:
     t0 = time.thread_time()
     try:
         _decode_chunk(job, raw)
@@ -102,7 +103,7 @@ def _timed_decode_chunk(job: R.ChunkJob, raw: Any) -> None:
             _decode_cpu[0] += time.thread_time() - t0
 
 
-R.decode_chunk = _timed_decode_chunk  # per-thread CPU of the decode work (called by name in the reader)
+D.decode_chunk = _timed_decode_chunk  # per-thread CPU of the decode work (called by name in the direct reader)
 
 
 def timed(fn: Callable[[], object], into: Timing) -> None:
@@ -256,16 +257,16 @@ def sweep_layout(label: str, cname: str, clevel: int, chunks: tuple[int, int, in
             return R.decode_window(group, plain.readonly_session("main").store, MODEL_BANDS, written, 0, n, rows, cols, loc)
 
         def threads(k: int, rows: slice, cols: slice) -> np.ndarray:
-            saved, R.DECODE_THREADS = R.DECODE_THREADS, k
+            saved, D.DECODE_THREADS = D.DECODE_THREADS, k
             try:
                 return direct(rows, cols)
             finally:
-                R.DECODE_THREADS = saved
+                D.DECODE_THREADS = saved
 
         for what, window in (("PI", full), ("128 x 128", TILE)):
             res = interleaved([lambda w=window: direct(*w), lambda w=window: unsplit(*w), lambda w=window: threads(1, *w),
                                lambda w=window: threads(4, *w)], runs)
-            print(f"{'':<8}{what}: split requests, {R.DECODE_THREADS} threads {res[0].text(True)}   Icechunk default requests "
+            print(f"{'':<8}{what}: split requests, {D.DECODE_THREADS} threads {res[0].text(True)}   Icechunk default requests "
                   f"{res[1].text(True)}   1 thread {res[2].text(True)}   4 threads {res[3].text(True)}", flush=True)
     shutil.rmtree(path)
 
@@ -331,6 +332,38 @@ def compare(images: list[DailyImage], distinct: list[DailyImage], runs: int, wor
           f"{'':<20} raw float32 {raw_all} B ({raw_all / (bytes_ours / cells):.1f}x smaller)")
 
 
+def read_paths(images: list[DailyImage], runs: int, workdir: Path) -> None:
+    """read_window's direct chunk decoding against Zarr's public indexing, on the same cube (issue #14)."""
+    ours = Settings(cube_root=str(workdir / "cube-paths"))
+    for image in images:
+        write_day(image, settings=ours)
+    last = START + dt.timedelta(days=len(images) - 1)
+    i0, n = L.day_index(START), (last - START).days + 1
+
+    def reader(direct: bool) -> Callable[[slice, slice], np.ndarray]:
+        def read(rows: slice, cols: slice) -> np.ndarray:
+            loc = cube_location("PI", settings=ours)
+            session = readonly_session(open_repository(loc), loc, None)
+            import zarr
+
+            written = [t for t in written_indexes(session) if i0 <= t < i0 + n]
+            return R.decode_window(zarr.open_group(session.store, mode="r"), session.store, MODEL_BANDS, written, i0, n, rows, cols, loc,
+                                   direct=direct)
+
+        return read
+
+    direct, public = reader(True), reader(False)
+    full = slice(0, PI.shape[0]), slice(0, PI.shape[1])
+    for window in (full, TILE):
+        if not np.array_equal(direct(*window), public(*window), equal_nan=True):
+            raise RuntimeError("the direct and the public reader decode different values")
+    print(f"\nread paths on one cube ({len(images)} days; medians of {runs}; wall s (process CPU s)); load {os.getloadavg()[0]:.1f}")
+    for what, window in ((f"{len(images)}-day PI window (4 bands)", full), (f"{len(images)}-day 128 x 128 tile", TILE)):
+        d, p = interleaved([lambda w=window: direct(*w), lambda w=window: public(*w)], runs)
+        print(f"{what:<34} direct {d.text(True):<44} public (Zarr indexing) {p.text():<26} public/direct {p.median() / d.median():4.2f}x",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=64)
@@ -340,21 +373,26 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="sweep only the layouts whose label contains this")
     parser.add_argument("--sweep-only", action="store_true", help="skip the main comparison")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--paths-only", action="store_true", help="only compare the direct and the public read paths on one cube")
     args = parser.parse_args()
     runs = max(3, args.runs)
     workdir = Path(tempfile.mkdtemp(prefix="banet-cube-bench-", dir=args.workdir))
     try:
         print(f"cube benchmark: region PI {PI.shape[0]} x {PI.shape[1]}, {args.days} days, {len(CUBE_VARIABLES)} variables, "
               f"local disk {workdir}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, {os.cpu_count()} CPUs, "
-              f"decode threads {R.DECODE_THREADS}, load average {os.getloadavg()[0]:.1f}")
+              f"decode threads {D.DECODE_THREADS}, load average {os.getloadavg()[0]:.1f}")
         t0 = time.perf_counter()
         distinct = [synthetic_day(PI, START, k) for k in range(args.distinct)]
         images = [DailyImage(PI, START + dt.timedelta(days=i), distinct[i % len(distinct)].variables, [f"synthetic-{i}"])
                   for i in range(args.days)]
         print(f"(generated {len(distinct)} distinct days in {time.perf_counter() - t0:.1f} s)")
 
+        if args.paths_only:
+            read_paths(images, runs, workdir)
+            return
         if not args.sweep_only:
             compare(images, distinct, runs, workdir)
+            read_paths(images, runs, workdir)
         if args.sweep or args.sweep_only:
             sweep(images, runs, workdir, args.only)
     finally:

@@ -40,7 +40,7 @@ def build(region_name: str) -> object:
             ctx = get_current_context()
             return t.infer_targets(region_name, "nrt", ctx.get("triggering_asset_events"), ctx["params"])
 
-        ds.infer_operator(region_name, "nrt").expand_kwargs(targets())
+        ds.pod_task("inference", "infer").expand_kwargs(targets())
 
     return infer_dag()
 

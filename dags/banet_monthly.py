@@ -37,7 +37,7 @@ def build(region_name: str) -> object:
             ctx = get_current_context()
             return t.monthly_targets(region_name, ctx["logical_date"], ctx["params"])
 
-        ds.infer_operator(region_name, "monthly").expand_kwargs(targets())
+        ds.pod_task("inference", "infer").expand_kwargs(targets())
 
     return monthly_dag()
 

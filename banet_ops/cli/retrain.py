@@ -12,7 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from banet_ops.cli.model_flags import add_model_flags
 from banet_ops.errors import ValidationError
+from banet_ops.retrain.params import RegionMonth, TrainingParams
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
@@ -63,30 +65,21 @@ def _labels(ns: argparse.Namespace) -> int:
 # --- train ---------------------------------------------------------------------------------------
 
 
-class TrainArgs(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TrainArgs(TrainingParams):
+    """``banet-ops train``: the training parameters plus where the data and the run live (the flags are generated from it)."""
 
-    region_month: list[str] = Field(default_factory=list)
-    val: list[str] = Field(default_factory=list)
-    val_fraction: float = Field(0.25, ge=0, lt=1)
-    manifest: Path | None = None
-    dataset_dir: Path | None = None
-    tile: int = 128
-    days: int = 64
-    stride: int | None = None
-    min_burned: int = Field(20, ge=0)
-    run_dir: Path | None = None
-    steps: int = Field(1000, ge=1)
-    batch: int = Field(4, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    init: str = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
-    resume: bool = True
-    checkpoint_every: int = Field(50, ge=1)
-    workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
-    config: Path | None = None
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    region_month: list[RegionMonth] = Field(default_factory=list, description="Region-month R:YYYY-MM to sample (repeat).")
+    manifest: Path | None = Field(None, description="Use an existing dataset manifest.json.")
+    dataset_dir: Path | None = Field(None, description="Dataset folder (default: derived from the dataset configuration).")
+    run_dir: Path | None = Field(None, description="Run folder (default: derived from the configuration, so re-running resumes).")
+    init: str = Field("auto", description="Initial weights: auto | scratch | production | PATH.pth.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Training device.")
+    resume: bool = Field(True, description="Resume an interrupted run of the same configuration.")
+    checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    config: Path | None = Field(None, description='JSON {"dataset": {...}, "train": {...}} overriding the flags.')
 
     @model_validator(mode="after")
     def _data(self) -> TrainArgs:
@@ -296,27 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=_labels)
 
     p = sub.add_parser("train", help="build a dataset and train BA-Net (resumes an interrupted run)")
-    p.add_argument("--region-month", action="append", default=[], metavar="R:YYYY-MM", help="region-month to sample (repeat)")
-    p.add_argument("--val", action="append", default=[], metavar="R:YYYY-MM", help="region-month held out for validation (repeat)")
-    p.add_argument("--val-fraction", type=float, default=0.25)
-    p.add_argument("--manifest", type=Path, help="use an existing dataset manifest.json")
-    p.add_argument("--dataset-dir", type=Path)
-    p.add_argument("--tile", type=int, default=128)
-    p.add_argument("--days", type=int, default=64)
-    p.add_argument("--stride", type=int)
-    p.add_argument("--min-burned", type=int, default=20, help="keep tiles with at least this many burned cells")
-    p.add_argument("--run-dir", type=Path, help="run folder (default: derived from the config, so re-running resumes)")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--init", default="auto", help="auto | scratch | production | PATH.pth")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-resume", dest="resume", action="store_false")
-    p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--config", type=Path, help='JSON {"dataset": {...}, "train": {...}} overriding the flags')
+    add_model_flags(p, TrainArgs, metavars={"region_month": "R:YYYY-MM", "val": "R:YYYY-MM"})
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("evaluate", help="compare a model with MCD64A1 on region-months (Dice, omission, commission, bias, dates)")

@@ -13,12 +13,14 @@ writes instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,9 +212,13 @@ def get_array(group: Any, name: str, loc: CubeLocation) -> Any:
 
 def written_indexes(session: Any) -> list[int]:
     """Time indexes of the written days, from the chunk manifest (no chunk reads)."""
-    from zarr.core.sync import sync
 
     async def collect() -> list[int]:
         return sorted([int(c[0]) async for c in session.chunk_coordinates(f"/{VALID_VARIABLE}")])
 
-    return sync(collect())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        return asyncio.run(collect())
+    with ThreadPoolExecutor(1) as pool:  # called from async code: run the loop of its own beside it
+        return pool.submit(asyncio.run, collect()).result()

@@ -43,11 +43,6 @@ def label_cube_location(region_name: str, settings: Settings | None = None) -> C
     return replace(loc, region=f"{region_name}-labels", prefix=f"{loc.prefix}-labels")
 
 
-def labels_location(region_name: str, settings: Settings | None = None) -> str:
-    """Where the label cube of a region lives (a path or ``s3://`` URL)."""
-    return label_cube_location(region_name, settings).url
-
-
 def _open_repo(loc: CubeLocation, create: bool) -> Any:
     try:
         return open_repository(loc, create=create)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -129,6 +130,42 @@ def parse_struct_metadata(text: str, source: str) -> tuple[str, tuple[float, flo
     )
 
 
+def _check_grid(sd: Any, p: Path, tile: SinuTile) -> None:
+    """The file's HDF-EOS2 grid is the MCD64A1 grid of ``tile`` (name, size, corners)."""
+    meta = sd.attributes().get("StructMetadata.0")
+    if not isinstance(meta, str):
+        raise DataFormatError(f"{p}: expected a StructMetadata.0 attribute (HDF-EOS2 grid), found none")
+    grid, ul, lr, xdim, ydim = parse_struct_metadata(meta, str(p))
+    if grid != GRID_NAME:
+        raise DataFormatError(f"{p}: expected grid {GRID_NAME!r}, found {grid!r}")
+    if (xdim, ydim) != (TILE_PIXELS_500M, TILE_PIXELS_500M):
+        raise DataFormatError(f"{p}: expected a {TILE_PIXELS_500M}x{TILE_PIXELS_500M} grid, found {xdim}x{ydim}")
+    for what, got, want in (("UpperLeftPointMtrs", ul, tile.upper_left), ("LowerRightMtrs", lr, tile.lower_right)):
+        if abs(got[0] - want[0]) > 1.0 or abs(got[1] - want[1]) > 1.0:
+            raise DataFormatError(f"{p}: expected {what} {want} for tile {tile.name}, found {got}")
+
+
+def _read_sds(sd: Any, p: Path, rows: slice, cols: slice) -> dict[str, NDArray[np.generic]]:
+    """The window of every MCD64A1 SDS, after checking names, shapes and the Burn Date type."""
+    datasets = sd.datasets()
+    missing = [n for n in SDS_NAMES if n not in datasets]
+    if missing:
+        raise DataFormatError(f"{p}: expected SDS {list(SDS_NAMES)}, missing {missing}")
+    out: dict[str, NDArray[np.generic]] = {}
+    for sds_name in SDS_NAMES:
+        shape = tuple(datasets[sds_name][1])
+        if shape != (TILE_PIXELS_500M, TILE_PIXELS_500M):
+            raise DataFormatError(f"{p}: SDS {sds_name!r}: expected shape (2400, 2400), found {shape}")
+        sds = sd.select(sds_name)
+        try:
+            out[sds_name] = np.asarray(sds[rows.start : rows.stop, cols.start : cols.stop])
+        finally:
+            sds.endaccess()
+    if out["Burn Date"].dtype != np.int16:
+        raise DataFormatError(f"{p}: SDS 'Burn Date': expected int16, found {out['Burn Date'].dtype}")
+    return out
+
+
 def read_hdf_tile(path: str | Path, window: tuple[slice, slice] | None = None) -> Mcd64Tile:
     """Read an MCD64A1 HDF4 tile, checking its grid, corners, SDS names, types and shapes.
 
@@ -143,37 +180,11 @@ def read_hdf_tile(path: str | Path, window: tuple[slice, slice] | None = None) -
         sd = SD(str(p), SDC.READ)
     except HDF4Error as exc:
         raise DataFormatError(f"{p}: expected an HDF4 MCD64A1 tile, found unreadable content ({exc})", hint="delete the file and fetch it again") from None
+    tile = name.tile
+    rows, cols = window or (slice(0, TILE_PIXELS_500M), slice(0, TILE_PIXELS_500M))
     try:
-        attrs = sd.attributes()
-        meta = attrs.get("StructMetadata.0")
-        if not isinstance(meta, str):
-            raise DataFormatError(f"{p}: expected a StructMetadata.0 attribute (HDF-EOS2 grid), found none")
-        grid, ul, lr, xdim, ydim = parse_struct_metadata(meta, str(p))
-        if grid != GRID_NAME:
-            raise DataFormatError(f"{p}: expected grid {GRID_NAME!r}, found {grid!r}")
-        if (xdim, ydim) != (TILE_PIXELS_500M, TILE_PIXELS_500M):
-            raise DataFormatError(f"{p}: expected a {TILE_PIXELS_500M}x{TILE_PIXELS_500M} grid, found {xdim}x{ydim}")
-        tile = name.tile
-        for what, got, want in (("UpperLeftPointMtrs", ul, tile.upper_left), ("LowerRightMtrs", lr, tile.lower_right)):
-            if abs(got[0] - want[0]) > 1.0 or abs(got[1] - want[1]) > 1.0:
-                raise DataFormatError(f"{p}: expected {what} {want} for tile {tile.name}, found {got}")
-        datasets = sd.datasets()
-        missing = [n for n in SDS_NAMES if n not in datasets]
-        if missing:
-            raise DataFormatError(f"{p}: expected SDS {list(SDS_NAMES)}, missing {missing}")
-        rows, cols = window or (slice(0, TILE_PIXELS_500M), slice(0, TILE_PIXELS_500M))
-        out: dict[str, NDArray[np.generic]] = {}
-        for sds_name in SDS_NAMES:
-            shape = tuple(datasets[sds_name][1])
-            if shape != (TILE_PIXELS_500M, TILE_PIXELS_500M):
-                raise DataFormatError(f"{p}: SDS {sds_name!r}: expected shape (2400, 2400), found {shape}")
-            sds = sd.select(sds_name)
-            try:
-                out[sds_name] = np.asarray(sds[rows.start : rows.stop, cols.start : cols.stop])
-            finally:
-                sds.endaccess()
-        if out["Burn Date"].dtype != np.int16:
-            raise DataFormatError(f"{p}: SDS 'Burn Date': expected int16, found {out['Burn Date'].dtype}")
+        _check_grid(sd, p, tile)
+        out = _read_sds(sd, p, rows, cols)
     except HDF4Error as exc:
         raise DataFormatError(f"{p}: expected a readable MCD64A1 tile, reading failed ({exc})", hint="delete the file and fetch it again") from None
     finally:

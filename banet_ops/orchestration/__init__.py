@@ -1,5 +1,7 @@
-"""Orchestration glue: what Airflow needs to run banet-ops (Kubernetes pod specs, task helpers).
+"""Orchestration: what the DAGs call, between Airflow and the domain packages.
 
-Everything here is importable without Airflow; Airflow and the Kubernetes client are imported
-lazily inside the functions that build operator arguments.
+Task bodies (``tasks``, ``retrain_tasks``) and the backend choice (``backend``) import no Airflow;
+Airflow Connections are read lazily when a task runs under Airflow (``connections``).
+``dag_support`` is the Airflow side: defaults, callbacks, deadlines, Params and the pod task.
+The import contracts in ``.importlinter`` keep it so.
 """

@@ -1,7 +1,8 @@
-"""What every banet-ops DAG shares: retry policy, default args, callbacks, deadlines.
+"""What every banet-ops DAG shares: retry policy, default args, callbacks, deadlines, the pod task.
 
-This is the only module of the package besides ``dags/`` that imports Airflow; it holds no
-domain logic.  The retry policy maps the error hierarchy of :mod:`banet_ops.errors` onto
+The Airflow side of :mod:`banet_ops.orchestration`: with ``dags/`` and ``plugins/`` the only code
+that imports Airflow at module level (the import-linter contract in pyproject.toml holds the
+exceptions); it holds no domain logic.  The retry policy maps the error hierarchy of :mod:`banet_ops.errors` onto
 Airflow: permanent errors fail the task at once with their reason, retryable ones retry with
 exponential back-off.
 """
@@ -13,12 +14,14 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset, Param, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+from pydantic import BaseModel
 
 from banet_ops.errors import PermanentError, RetryableError
+from banet_ops.orchestration.backend import Backend, Job
 from banet_ops.regions import Region, load_regions
 from banet_ops.settings import get_settings
 
@@ -66,6 +69,16 @@ RETRY_POLICY = ExceptionRetryPolicy(
     ],
     default=RetryAction.DEFAULT,
 )
+
+
+def model_params(model: type[BaseModel]) -> dict[str, Param]:
+    """One Airflow ``Param`` per field of ``model``: its default, JSON schema (type, bounds, pattern) and description."""
+    properties = model.model_json_schema()["properties"]
+    params = {}
+    for name, field in model.model_fields.items():
+        schema = {k: v for k, v in properties[name].items() if k not in ("default", "title")}
+        params[name] = Param(field.get_default(call_default_factory=True), **schema)
+    return params
 
 
 def failure_reason(context: dict[str, Any]) -> str:
@@ -121,70 +134,43 @@ def late_product_deadline(hours: float, what: str) -> DeadlineAlert:
     )
 
 
-def infer_operator(region_name: str, mode: str) -> Any:
-    """The partial inference task of the configured backend, to ``expand_kwargs`` over targets.
-
-    Both backends run ``banet-ops infer`` with identical arguments; each target is a dict made
-    by :func:`banet_ops.orchestration.tasks.backend_kwargs`.
-    """
-    settings = get_settings()
-    if settings.infer_backend == "kubernetes":
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
-        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
-
-        static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))
-        # each target passes its own labels (base labels included, and full_pod_spec carries them
-        # too); a key given both to partial() and expand_kwargs() fails the task when it is unmapped
-        static.pop("labels", None)
-        return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, **static)
-
-    @task(task_id="infer", pool=GPU_POOL)
-    def infer_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
-        from banet_ops.orchestration import tasks
-
-        return tasks.run_local_infer(arguments)
-
-    return infer_local
-
-
 RETRAIN_TASK_TIMEOUT = timedelta(hours=2)  # labels, dataset, evaluation (CPU steps on the worker)
 RETRAIN_TRAIN_TIMEOUT = timedelta(hours=24)
 
+# KubernetesPodOperator behaviour (the pod itself comes from the chart's pod template).
+POD_OPERATOR_OPTIONS: dict[str, Any] = {
+    "get_logs": True,
+    "log_events_on_failure": True,
+    "on_finish_action": "delete_succeeded_pod",
+    "do_xcom_push": False,
+    "durable": True,  # reattach to a running pod after a worker restart instead of starting a second one
+}
 
-def train_operator() -> Any:
-    """The partial training task of the configured backend (same backends as inference).
 
-    ``expand_kwargs`` over one target from :func:`banet_ops.orchestration.retrain_tasks.train_target`:
-    a GPU pod of the inference spec running ``banet-ops train`` with the retrain work folder
-    mounted from ``BANET_K8S_TRAIN_WORK_PVC`` at the same path as on the workers, or a local
+def pod_task(job: Job, task_id: str, **task_kwargs: Any) -> Any:
+    """The partial task running ``banet-ops`` for ``job`` on the configured backend, in the ``gpu`` pool.
+
+    ``expand_kwargs`` it over :meth:`Backend.target` dicts (``arguments``, ``labels``, ``name``):
+    a ``KubernetesPodOperator`` building each pod from the job's pod template, or a local
     subprocess with the same arguments.
     """
-    settings = get_settings()
-    if settings.infer_backend == "kubernetes":
+    backend = Backend.from_settings()
+    if backend.on_kubernetes:
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-        from kubernetes.client import models as k8s
 
-        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_static_kwargs
-        from banet_ops.orchestration.retrain_tasks import TrainPodSettings
+        return KubernetesPodOperator.partial(
+            task_id=task_id,
+            pool=GPU_POOL,
+            pod_template_file=str(backend.template_file(job)),
+            startup_timeout_seconds=backend.startup_timeout_s,
+            **POD_OPERATOR_OPTIONS,
+            **task_kwargs,
+        )
 
-        pod = TrainPodSettings()
-        static = kpo_static_kwargs(InferencePodSpec.from_settings(settings))
-        static.pop("labels", None)
-        static["active_deadline_seconds"] = pod.active_deadline_s
-        if pod.work_pvc:
-            work = str(settings.home / "retrain")
-            static["volumes"] = [
-                *static["volumes"],
-                k8s.V1Volume(name="work", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=pod.work_pvc)),
-            ]
-            static["volume_mounts"] = [*static["volume_mounts"], k8s.V1VolumeMount(name="work", mount_path=work)]
-        return KubernetesPodOperator.partial(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT, **static)
-
-    @task(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT)
-    def train_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
+    @task(task_id=task_id, pool=GPU_POOL, **task_kwargs)
+    def run_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
         from banet_ops.orchestration import tasks
 
         return tasks.run_local_cli(arguments)
 
-    return train_local
+    return run_local

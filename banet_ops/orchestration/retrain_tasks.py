@@ -16,72 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from banet_ops.errors import PermanentError, ValidationError
+from banet_ops.retrain.params import RetrainParams
 from banet_ops.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
-REGION_MONTH = r"^[A-Za-z0-9_]{1,32}:\d{4}-(0[1-9]|1[0-2])$"
-
-
-class RetrainParams(BaseModel):
-    """The ``banet_retrain`` params (manual runs override any of them)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    regions: list[str] | None = Field(None, description="Regions to train on; default: every region file.")
-    months: list[str] | None = Field(None, description="Months YYYY-MM to label and sample; default: the month label_lag_months before the run.")
-    val: list[str] = Field(default_factory=list, description="Region-months R:YYYY-MM held out for validation; empty: a seeded share.")
-    val_fraction: float = Field(0.25, ge=0, lt=1)
-    label_lag_months: int = Field(2, ge=1, le=12, description="MCD64A1 of a month is published about this many months later.")
-    from_scratch: bool = Field(False, description="Train from random weights instead of fine-tuning the production model.")
-    steps: int = Field(1000, ge=1, description="Optimiser steps (BA-Net trains by steps over sampled tiles, not epochs).")
-    batch: int = Field(4, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    seed: int = 0
-    tile: int = Field(128, ge=32, le=1024)
-    days: int = Field(64, ge=16, le=128)
-    stride: int | None = Field(None, ge=8)
-    min_burned: int = Field(20, ge=0)
-    max_samples: int | None = Field(None, ge=1, description="Cap on tiles per region-month.")
-    eval_tile: int = Field(512, ge=32)
-    metric: str = Field("dice", pattern=r"^[a-z_]+$")
-    margin: float = Field(0.01, ge=0, description="The candidate must beat production by this much on the metric.")
-    threads: int | None = Field(None, ge=1, description="torch CPU threads of the local trainer.")
-
-    @field_validator("months")
-    @classmethod
-    def _months(cls, value: list[str] | None) -> list[str] | None:
-        import re
-
-        for month in value or []:
-            if not re.fullmatch(MONTH, month):
-                raise ValueError(f"expected months as YYYY-MM, found {month!r}")
-        return value
-
-    @field_validator("val")
-    @classmethod
-    def _val(cls, value: list[str]) -> list[str]:
-        import re
-
-        for rm in value:
-            if not re.fullmatch(REGION_MONTH, rm):
-                raise ValueError(f"expected validation region-months as R:YYYY-MM, found {rm!r}")
-        return value
-
-
-class TrainPodSettings(BaseSettings):
-    """Training-pod details beyond the inference pod spec, from ``BANET_K8S_TRAIN_*`` variables."""
-
-    model_config = SettingsConfigDict(env_prefix="BANET_K8S_TRAIN_", extra="ignore", frozen=True)
-
-    work_pvc: str | None = Field(None, description="PersistentVolumeClaim (ReadWriteMany) holding $BANET_HOME/retrain, shared with the workers.")
-    active_deadline_s: int = Field(86400, ge=600, description="Kill a training pod running longer than this, seconds.")
 
 
 def _settings() -> Settings:
@@ -173,22 +114,18 @@ def train_arguments(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any],
 
 
 def train_target(the_plan: Mapping[str, Any], the_dataset: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-run kwargs (``arguments``, ``labels``, ``name``) of the configured training backend."""
-    settings = _settings()
-    labels = {"banet.io/job": "train", "banet.io/retrain": str(the_plan["key"])}
-    if settings.infer_backend == "kubernetes":
-        from banet_ops.errors import ConfigError
-        from banet_ops.orchestration.k8s import InferencePodSpec
+    """The training run (``arguments``, ``labels``, ``name``) for the configured backend.
 
-        if not TrainPodSettings().work_pvc:
-            raise ConfigError(
-                "banet_retrain on Kubernetes: expected BANET_K8S_TRAIN_WORK_PVC (a ReadWriteMany claim mounted at "
-                f"{settings.home / 'retrain'} in the workers), found none",
-                hint="the training pod reads the dataset and writes the weights there",
-            )
-        spec = InferencePodSpec.from_settings(settings)
-        return {"arguments": train_arguments(the_plan, the_dataset, spec.device), "labels": {**spec.base_labels, **labels}, "name": "banet-train"}
-    return {"arguments": train_arguments(the_plan, the_dataset, settings.device), "labels": labels, "name": "banet-train"}
+    On Kubernetes the training pod must mount the work folder at the workers' path (it reads the
+    dataset and writes the weights there).
+    """
+    from banet_ops.orchestration.backend import Backend
+
+    settings = _settings()
+    backend = Backend.from_settings(settings)
+    backend.require_mount("training", settings.home / "retrain")
+    labels = {"banet.io/job": "train", "banet.io/retrain": str(the_plan["key"])}
+    return backend.target(train_arguments(the_plan, the_dataset, backend.device("training")), labels, "banet-train")
 
 
 def trained(the_plan: Mapping[str, Any]) -> dict[str, Any]:

@@ -376,7 +376,7 @@ def commit(region_name: str, staged: str) -> dict[str, Any]:
 
 
 def infer_arguments(region_name: str, day: str, mode: str, snapshot: str | None, device: str = "auto") -> list[str]:
-    """``banet-ops`` arguments of one inference (the Kubernetes backend builds the same list)."""
+    """``banet-ops`` arguments of one inference (the same list on both backends)."""
     args = ["infer", "--region", region_name, "--date", day, "--mode", mode]
     if snapshot:
         args += ["--snapshot", snapshot]
@@ -384,15 +384,13 @@ def infer_arguments(region_name: str, day: str, mode: str, snapshot: str | None,
 
 
 def backend_kwargs(region_name: str, day: str, mode: str, snapshot: str | None) -> dict[str, Any]:
-    """Per-target arguments (``arguments``, ``labels``, ``name``) for the configured inference backend."""
-    settings = get_settings()
-    if settings.infer_backend == "kubernetes":
-        from banet_ops.orchestration.k8s import InferencePodSpec, kpo_target_kwargs
+    """One inference run (``arguments``, ``labels``, ``name``) for the configured backend."""
+    from banet_ops.orchestration.backend import Backend
 
-        return kpo_target_kwargs(InferencePodSpec.from_settings(settings), region_name, day, mode, snapshot)
-    name = f"banet-infer-{region_name}-{mode}".lower().replace("_", "-")
+    backend = Backend.from_settings(get_settings())
     labels = {"banet.io/region": region_name, "banet.io/date": day, "banet.io/mode": mode}
-    return {"arguments": infer_arguments(region_name, day, mode, snapshot, settings.device), "labels": labels, "name": name}
+    name = f"banet-infer-{region_name}-{mode}".lower().replace("_", "-")
+    return backend.target(infer_arguments(region_name, day, mode, snapshot, backend.device("inference")), labels, name)
 
 
 def _event_extras(events: Any) -> Iterable[Mapping[str, Any]]:
@@ -440,11 +438,6 @@ def banet_ops_executable() -> str:
     """The ``banet-ops`` console script of this environment."""
     beside = Path(sys.executable).with_name("banet-ops")
     return str(beside) if beside.exists() else (shutil.which("banet-ops") or "banet-ops")
-
-
-def run_local_infer(arguments: list[str]) -> dict[str, Any]:
-    """Run ``banet-ops <arguments>`` (an inference) in a subprocess: the local backend."""
-    return run_local_cli(arguments)
 
 
 def run_local_cli(arguments: list[str]) -> dict[str, Any]:

@@ -68,10 +68,6 @@ class Scenario:
         scene = self.scene or Scene(self.region, self.start, self.days, self.seed)
         return truth_image(scene, (day - self.start).days, platforms)
 
-    def daily_images(self) -> Iterator[DailyImage]:
-        for day in self.day_list:
-            yield self.truth_image(day)
-
     def env(self) -> dict[str, str]:
         """``BANET_*`` variables that point the pipeline at this scenario's mirror."""
         return {"BANET_ARCHIVE_URL": self.archive_url, "BANET_FIRMS_URL": self.firms_url, "BANET_REGIONS_DIR": str(self.regions_dir)}

@@ -110,16 +110,23 @@ def _swath_header(ds: Any, swath: SwathData, name: str, lines: int, pixels: int)
 
 def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, production: dt.datetime, *, complevel: int = 1) -> tuple[Path, Path]:
     """Write the Vxx02MOD (observation_data) and Vxx03MOD (geolocation_data) NetCDF4 pair."""
-    import netCDF4
-
     l1b_name, geo_name = l1b_names(swath.platform, swath.start, production)
     lines, pixels = swath.latitude.shape
-    chunks = (min(lines, 256), pixels)
-    packed: dict[str, Any] = {"zlib": True, "complevel": complevel, "shuffle": True, "chunksizes": chunks}
+    packed: dict[str, Any] = {"zlib": True, "complevel": complevel, "shuffle": True, "chunksizes": (min(lines, 256), pixels)}
     folder_l1b.mkdir(parents=True, exist_ok=True)
     folder_geo.mkdir(parents=True, exist_ok=True)
     l1b_path, geo_path = folder_l1b / l1b_name, folder_geo / geo_name
+    _write_l1b(l1b_path, swath, packed)
+    _write_geolocation(geo_path, swath, packed)
+    return l1b_path, geo_path
 
+
+def _write_l1b(l1b_path: Path, swath: SwathData, packed: dict[str, Any]) -> None:
+    """The Vxx02MOD file: scaled M-band counts and scan start times (written to a temp name, then renamed)."""
+    import netCDF4
+
+    l1b_name = l1b_path.name
+    lines, pixels = swath.latitude.shape
     tmp = _tmp(l1b_path)
     ds: Any
     with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
@@ -149,6 +156,15 @@ def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, product
         sst.units = "seconds since 1993-01-01 00:00:00.000"
     tmp.replace(l1b_path)
 
+
+
+def _write_geolocation(geo_path: Path, swath: SwathData, packed: dict[str, Any]) -> None:
+    """The Vxx03MOD file: latitude, longitude, solar and sensor zenith, land/water mask."""
+    import netCDF4
+
+    geo_name = geo_path.name
+    lines, pixels = swath.latitude.shape
+    ds: Any
     tmp = _tmp(geo_path)
     with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
         _swath_header(ds, swath, geo_name, lines, pixels)
@@ -180,7 +196,6 @@ def write_l1b_pair(folder_l1b: Path, folder_geo: Path, swath: SwathData, product
         lwm = geo.createVariable("land_water_mask", "u1", ("number_of_lines", "number_of_pixels"), **packed)
         lwm[:] = 1
     tmp.replace(geo_path)
-    return l1b_path, geo_path
 
 
 # --- legacy NPP_VMAES_L1 gridded HDF4 --------------------------------------------------------

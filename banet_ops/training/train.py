@@ -208,26 +208,20 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train(cfg: TrainConfig, *, progress: bool = False) -> TrainResult:
-    """Train (or resume, or return the finished result of) the run in ``cfg.run_dir``."""
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
+def _finished(cfg: TrainConfig, result_path: Path, fingerprint: str) -> TrainResult | None:
+    """The result of this configuration's finished run in ``cfg.run_dir`` (when resuming), else None."""
+    if not (cfg.resume and result_path.is_file()):
+        return None
+    done = json.loads(result_path.read_text())
+    if done.get("fingerprint") != fingerprint or not Path(done["weights"]).is_file():
+        return None
+    log.info("train: %s already finished; returning its result", cfg.run_dir)
+    done.pop("fingerprint", None)
+    return TrainResult(**{**done, "val_history": [tuple(v) for v in done.get("val_history", [])]})
 
-    from banet_ops.models.weights import resolve_device, save_weights
 
-    run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = cfg.fingerprint()
-    result_path = run_dir / RESULT
-    if cfg.resume and result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("fingerprint") == fingerprint and Path(done["weights"]).is_file():
-            log.info("train: %s already finished; returning its result", run_dir)
-            done.pop("fingerprint", None)
-            return TrainResult(**{**done, "val_history": [tuple(v) for v in done.get("val_history", [])]})
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+def _training_data(cfg: TrainConfig) -> tuple[Manifest, list[SampleRef], list[SampleRef]]:
+    """The manifest and its training and validation samples, checked to be trainable with ``cfg``."""
     manifest = Manifest.load(cfg.manifest)
     train_refs, val_refs = manifest.split("train"), manifest.split("val")
     if not train_refs:
@@ -239,24 +233,54 @@ def train(cfg: TrainConfig, *, progress: bool = False) -> TrainResult:
             f"expected batch_size x days/16 x (tile/32)^2 >= 2 for batch norm, found {cfg.batch_size} x {days // 16} x {(tile // 32) ** 2}",
             hint="use --batch 2 or larger tiles/windows",
         )
-    t0 = time.perf_counter()
+    return manifest, train_refs, val_refs
 
-    ckpt_path = run_dir / CHECKPOINT
-    state: dict[str, Any] | None = None
-    if cfg.resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") != fingerprint:
-            raise ValidationError(
-                f"{ckpt_path}: expected a checkpoint of this configuration ({fingerprint}), found one of {state.get('fingerprint')}",
-                hint="use a new --run-dir, or --no-resume to start over",
-            )
+
+@dataclass
+class _Run:
+    """A run's model, optimiser state and histories: what a checkpoint holds."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    pos_weight: float
+    init: str
+    fingerprint: str
+    start: int = 0
+    history: list[float] = field(default_factory=list)
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+
+    def save(self, path: Path, step: int) -> None:
+        _save_checkpoint(path, {
+            "fingerprint": self.fingerprint, "step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "history": self.history,
+            "val_history": self.val_history, "pos_weight": self.pos_weight, "init": self.init,
+        })  # fmt: skip
+
+
+def _checkpoint_state(cfg: TrainConfig, ckpt_path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None: start), refused when it belongs to another configuration."""
+    if not (cfg.resume and ckpt_path.is_file()):
+        return None
+    state: dict[str, Any] = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        raise ValidationError(
+            f"{ckpt_path}: expected a checkpoint of this configuration ({fingerprint}), found one of {state.get('fingerprint')}",
+            hint="use a new --run-dir, or --no-resume to start over",
+        )
+    return state
+
+
+def _start_run(cfg: TrainConfig, manifest: Manifest, train_refs: list[SampleRef], device: torch.device, amp_fp16: bool,
+               state: dict[str, Any] | None, fingerprint: str) -> _Run:
+    """A fresh run (initial model, positive weight) or the checkpointed one in ``state``."""
     if state is not None:
         from banet_ops.models.banet import BANet
 
         model: nn.Module = BANet().to(device)
         model.load_state_dict(state["model"])
-        init_name = str(state["init"])
-        pos_weight = float(state["pos_weight"])
+        init_name, pos_weight = str(state["init"]), float(state["pos_weight"])
     else:
         model, init_name = _initial_model(cfg, device)
         if cfg.pos_weight == "auto":
@@ -267,98 +291,95 @@ def train(cfg: TrainConfig, *, progress: bool = False) -> TrainResult:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    use_amp = cfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    start = 0
-    history: list[float] = []
-    val_history: list[tuple[int, float]] = []
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
+    run = _Run(model, optimizer, scheduler, scaler, pos_weight, init_name, fingerprint)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        start = int(state["step"])
-        history = list(state["history"])
-        val_history = [tuple(v) for v in state.get("val_history", [])]  # type: ignore[misc]
-        log.info("train: resuming %s at step %d", run_dir, start)
+        run.start = int(state["step"])
+        run.history = list(state["history"])
+        run.val_history = [tuple(v) for v in state.get("val_history", [])]  # type: ignore[misc]
+        log.info("train: resuming %s at step %d", cfg.run_dir, run.start)
+    return run
+
+
+def _step(run: _Run, batch: tuple[torch.Tensor, ...], step: int, cfg: TrainConfig, device: torch.device, amp: torch.dtype | None) -> float:
+    """One optimiser step on ``batch``; the loss."""
+    torch.manual_seed(_mix(cfg.seed, step, 11))  # dropout masks depend on (seed, step) only
+    run.model.train()
+    x, y, v = (t.to(device, non_blocking=True) for t in batch)
+    with torch.autocast(device_type=device.type, dtype=amp or torch.float16, enabled=amp is not None):
+        logits = run.model(x)
+    loss = masked_bce_loss(logits, y, v, run.pos_weight)
+    if not torch.isfinite(loss):
+        raise ModelError(f"train: loss became {float(loss)} at step {step}", hint="lower --lr or check the dataset")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return float(loss.detach())
+
+
+def train(cfg: TrainConfig, *, progress: bool = False) -> TrainResult:
+    """Train (or resume, or return the finished result of) the run in ``cfg.run_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from banet_ops.models.weights import resolve_device, save_weights
+
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = cfg.fingerprint()
+    result_path, ckpt_path = run_dir / RESULT, run_dir / CHECKPOINT
+    if (done := _finished(cfg, result_path, fingerprint)) is not None:
+        return done
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    manifest, train_refs, val_refs = _training_data(cfg)
+    t0 = time.perf_counter()
+    use_amp = cfg.amp and device.type == "cuda"
+    amp = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if use_amp else None
+    run = _start_run(cfg, manifest, train_refs, device, amp == torch.float16, _checkpoint_state(cfg, ckpt_path, fingerprint), fingerprint)
+    start = run.start
 
     train_ds = SampleSet(manifest, train_refs, cfg.augment)
     val_ds = SampleSet(manifest, val_refs, None)
-    sampler = StepBatches(len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps)
     writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=start)
     writer.add_text("config", f"```\n{cfg.model_dump_json(indent=1)}\n```", start)
-
-    def checkpoint(step: int) -> None:
-        _save_checkpoint(
-            ckpt_path,
-            {
-                "fingerprint": fingerprint,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "history": history,
-                "val_history": val_history,
-                "pos_weight": pos_weight,
-                "init": init_name,
-            },
-        )
-
     bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not progress)
     step = start
-    for x, y, v in _loader(train_ds, sampler, cfg):
-        torch.manual_seed(_mix(cfg.seed, step, 11))  # dropout masks depend on (seed, step) only
-        model.train()
-        x, y, v = x.to(device, non_blocking=True), y.to(device, non_blocking=True), v.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-            logits = model(x)
-        loss = masked_bce_loss(logits, y, v, pos_weight)
-        if not torch.isfinite(loss):
-            raise ModelError(f"train: loss became {float(loss)} at step {step}", hint="lower --lr or check the dataset")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        value = float(loss.detach())
-        history.append(value)
+    for batch in _loader(train_ds, StepBatches(len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps), cfg):
+        value = _step(run, batch, step, cfg, device, amp)
+        run.history.append(value)
         writer.add_scalar("loss/train", value, step)
-        writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)
+        writer.add_scalar("lr", run.optimizer.param_groups[0]["lr"], step)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{value:.4f}")
         if cfg.val_every and step % cfg.val_every == 0 and step < cfg.steps:
-            vl = validation_loss(model, val_ds, device, cfg.batch_size, pos_weight)
+            vl = validation_loss(run.model, val_ds, device, cfg.batch_size, run.pos_weight)
             if vl is not None:
-                val_history.append((step, vl))
+                run.val_history.append((step, vl))
                 writer.add_scalar("loss/val", vl, step)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint(step)
+            run.save(ckpt_path, step)
     bar.close()
-    val_loss = validation_loss(model, val_ds, device, cfg.batch_size, pos_weight)
+    val_loss = validation_loss(run.model, val_ds, device, cfg.batch_size, run.pos_weight)
     if val_loss is not None:
-        val_history.append((step, val_loss))
+        run.val_history.append((step, val_loss))
         writer.add_scalar("loss/val", val_loss, step)
     writer.close()
     weights_path = run_dir / WEIGHTS
-    sha = save_weights(model, weights_path)
+    sha = save_weights(run.model, weights_path)
     result = TrainResult(
-        run_dir=str(run_dir),
-        weights=str(weights_path),
-        sha256=sha,
-        steps=step,
-        resumed_from_step=start,
-        final_loss=history[-1] if history else float("nan"),
-        val_loss=val_loss,
-        pos_weight=pos_weight,
-        init=init_name,
-        device=str(device),
-        duration_s=round(time.perf_counter() - t0, 3),
-        history=history,
-        val_history=val_history,
-    )
+        run_dir=str(run_dir), weights=str(weights_path), sha256=sha, steps=step, resumed_from_step=start,
+        final_loss=run.history[-1] if run.history else float("nan"), val_loss=val_loss, pos_weight=run.pos_weight, init=run.init,
+        device=str(device), duration_s=round(time.perf_counter() - t0, 3), history=run.history, val_history=run.val_history,
+    )  # fmt: skip
     atomic_write_bytes(result_path, json.dumps({**result.as_dict(), "fingerprint": fingerprint}).encode())
     return result

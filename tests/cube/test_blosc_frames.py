@@ -10,8 +10,8 @@ from zarr.codecs import BloscCodec, BytesCodec
 from zarr.storage import MemoryStore
 
 from banet_ops.cube import blosc_frames as F
+from banet_ops.cube import direct as D
 from banet_ops.cube import layout as L
-from banet_ops.cube import reader as R
 from banet_ops.errors import StorageError
 
 RNG = np.random.default_rng(7)
@@ -58,8 +58,8 @@ def test_damaged_frames_are_storage_errors(raw: np.ndarray, found: str) -> None:
 
 def test_batched_reader_on_multi_day_chunks_equals_zarr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks holding several days: item ranges span days; batches end mid-variable."""
-    monkeypatch.setattr(R, "BATCH", 5)
-    monkeypatch.setattr(R, "BATCHES_IN_FLIGHT", 2)
+    monkeypatch.setattr(D, "BATCH", 5)
+    monkeypatch.setattr(D, "BATCHES_IN_FLIGHT", 2)
     store = MemoryStore()
     values = RNG.integers(-32767, 32767, (9, 40, 60), dtype=np.int16)
     values[values % 17 == 0] = L.ENCODINGS["Red"].fill
@@ -67,7 +67,7 @@ def test_batched_reader_on_multi_day_chunks_equals_zarr(monkeypatch: pytest.Monk
                             serializer=BytesCodec(), compressors=[BloscCodec(cname="lz4hc", clevel=2, shuffle="shuffle")],
                             fill_value=L.ENCODINGS["Red"].fill)
     arr[...] = values
-    assert R.direct_chunk_shape(arr) == (4, 16, 25)
+    assert D.direct_chunk_shape(arr) == (4, 16, 25)
     for i0, n, times, rows, cols in [
         (0, 9, range(9), slice(0, 40), slice(0, 60)),
         (2, 5, [2, 3, 5, 6], slice(15, 33), slice(24, 51)),
@@ -75,8 +75,8 @@ def test_batched_reader_on_multi_day_chunks_equals_zarr(monkeypatch: pytest.Monk
         (1, 8, [1, 8], slice(5, 6), slice(0, 60)),
     ]:
         out = np.full((n, rows.stop - rows.start, cols.stop - cols.start), -1.0, dtype=np.float32)
-        jobs = R.chunk_jobs(arr, "Red", (4, 16, 25), list(times), i0, rows, cols, out)
-        R.read_chunks(store, jobs)
+        jobs = D.chunk_jobs(arr, "Red", (4, 16, 25), list(times), i0, rows, cols, out)
+        D.read_chunks(store, jobs)
         want = np.empty_like(out)
         L.decode_into("Red", values[i0 : i0 + n, rows, cols], want)
         read = [t - i0 for t in times]

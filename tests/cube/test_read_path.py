@@ -1,4 +1,4 @@
-"""read_window's direct chunk decoding: chunk edges, older and foreign encodings, damaged chunks."""
+"""read_window's two paths (direct chunk decoding, Zarr indexing): chunk edges, older and foreign encodings, damaged chunks."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from banet_ops.bands import CUBE_VARIABLES
+from banet_ops.cube import direct as D
 from banet_ops.cube import layout as L
 from banet_ops.cube import read_window, write_day
 from banet_ops.cube import reader as R
 from banet_ops.cube import writer as W
-from banet_ops.cube.storage import BRANCH, cube_location, open_repository
+from banet_ops.cube.storage import BRANCH, cube_location, open_repository, written_indexes
 from banet_ops.errors import StorageError
 
 from ._workers import REGION, expected, make_image
@@ -58,7 +59,7 @@ def test_partial_edge_chunks_decode_in_place(local_root: str, monkeypatch: pytes
         write_day(image)
     red = _group(local_root)["Red"]
     assert red.chunks == (1, 16, 25)
-    assert R.direct_chunk_shape(red) == (1, 16, 25)
+    assert D.direct_chunk_shape(red) == (1, 16, 25)
     codec = red.metadata.codecs[1]
     assert (codec.cname.value, codec.clevel, codec.shuffle.value) == (L.BLOSC_CODEC, L.BLOSC_LEVEL, "shuffle")
     assert _group(local_root).attrs["banet_cube_layout"] == L.LAYOUT_VERSION == 2
@@ -82,7 +83,7 @@ def test_other_encodings_fall_back_to_zarr_indexing(local_root: str, monkeypatch
     images = {day: make_image(day, seed=5) for day in (D1, D2, D4)}
     for image in images.values():
         write_day(image)
-    assert R.direct_chunk_shape(_group(local_root)["MIR"]) is None
+    assert D.direct_chunk_shape(_group(local_root)["MIR"]) is None
     _check_windows(images)
 
 
@@ -100,3 +101,25 @@ def test_damaged_chunk_is_a_storage_error(local_root: str) -> None:
     # the other variables are intact
     window = read_window("TC", D1, D1, variables=("NIR",))
     np.testing.assert_allclose(window.data[0, 0], expected(make_image(D1), "NIR"), atol=1e-6, equal_nan=True)
+
+
+def test_direct_and_public_paths_read_the_same(local_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seam: the direct decoder and Zarr's public indexing give bit-identical windows; without
+    the direct module (a Zarr whose internals moved) read_window reads everything the public way."""
+    monkeypatch.setattr(L, "SPATIAL_CHUNKS", (16, 25))
+    images = {day: make_image(day, seed=6) for day in (D1, D2, D4)}
+    for image in images.values():
+        write_day(image)
+    loc = cube_location("TC")
+    session = open_repository(loc).readonly_session(BRANCH)
+    group = zarr.open_group(session.store, mode="r")
+    assert R.DIRECT is D and all(D.direct_chunk_shape(group[name]) is not None for name in CUBE_VARIABLES)
+    written, i0 = written_indexes(session), L.day_index(D1)
+    assert [t - i0 for t in written] == [0, 1, 3]
+    for rows, cols in WINDOWS:
+        rs, cs = R._check_slice(rows, 40, "rows"), R._check_slice(cols, 60, "cols")
+        direct = R.decode_window(group, session.store, CUBE_VARIABLES, written, i0, 4, rs, cs, loc, direct=True)
+        public = R.decode_window(group, session.store, CUBE_VARIABLES, written, i0, 4, rs, cs, loc, direct=False)
+        np.testing.assert_array_equal(direct, public, err_msg=f"rows {rows} cols {cols}")
+    monkeypatch.setattr(R, "DIRECT", None)
+    _check_windows(images)

@@ -98,7 +98,7 @@ def test_local_backend_maps_exit_codes(tmp_path: Path, banet_home: Path, monkeyp
     _fake_cli(tmp_path, code, "cube not reachable")
     monkeypatch.setattr(tasks, "banet_ops_executable", lambda: str(tmp_path / "banet-ops"))
     with pytest.raises(error, match="cube not reachable"):
-        tasks.run_local_infer(["infer", "--region", "PI"])
+        tasks.run_local_cli(["infer", "--region", "PI"])
 
 
 def test_local_backend_passes_secrets_by_environment_only(tmp_path: Path, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +107,7 @@ def test_local_backend_passes_secrets_by_environment_only(tmp_path: Path, banet_
     script.chmod(0o755)
     monkeypatch.setattr(tasks, "banet_ops_executable", lambda: str(script))
     monkeypatch.setenv("BANET_EARTHDATA_TOKEN", "s3cr3t-token")
-    out = tasks.run_local_infer(tasks.infer_arguments("PI", "2024-07-01", "nrt", None))
+    out = tasks.run_local_cli(tasks.infer_arguments("PI", "2024-07-01", "nrt", None))
     assert "token=s3cr3t-token" in out["summary"]
     assert all("s3cr3t" not in a for a in out["summary"][0].split())
     assert os.environ["BANET_EARTHDATA_TOKEN"] == "s3cr3t-token"

@@ -125,6 +125,26 @@ def _shell_commands(run: str) -> list[str]:
     return [c.strip() for c in re.split(r"&&|\|\||;", run) if c.strip()]
 
 
+def _pip_args(rest: list[str], lock_paths: set[str]) -> tuple[bool, bool, list[str]]:
+    """(constrained, reads the lock, packages) of the words after one ``pip install``."""
+    constrained = uses_lock = skip_next = False
+    packages: list[str] = []
+    for i, word in enumerate(rest):
+        if skip_next:
+            skip_next = False
+        elif word in ("-c", "--constraint", "-r", "--requirement"):
+            constrained = skip_next = True
+            uses_lock = uses_lock or (i + 1 < len(rest) and rest[i + 1] in lock_paths)
+        elif word.startswith(("--constraint=", "--requirement=")):
+            constrained = True
+            uses_lock = uses_lock or word.partition("=")[2] in lock_paths
+        elif word in ("--index-url", "-i", "--extra-index-url", "-f", "--find-links", "--target", "-t", "--prefix", "--root"):
+            skip_next = True
+        elif not word.startswith("-"):
+            packages.append(word)
+    return constrained, uses_lock, packages
+
+
 def _check_pip(ins: Instruction, findings: list[Finding], lock_paths: set[str]) -> bool:
     """Check every `pip install` of one RUN; True when one of them reads requirements.lock."""
     uses_lock = False
@@ -134,110 +154,113 @@ def _check_pip(ins: Instruction, findings: list[Finding], lock_paths: set[str]) 
             continue
         if "install" not in words:
             continue
-        rest = words[words.index("install") + 1 :]
-        constrained = False
-        packages: list[str] = []
-        skip_next = False
-        for i, word in enumerate(rest):
-            if skip_next:
-                skip_next = False
-                continue
-            if word in ("-c", "--constraint", "-r", "--requirement"):
-                constrained = True
-                if i + 1 < len(rest) and rest[i + 1] in lock_paths:
-                    uses_lock = True
-                skip_next = True
-            elif word.startswith(("--constraint=", "--requirement=")):
-                constrained = True
-                uses_lock = uses_lock or word.partition("=")[2] in lock_paths
-            elif word in ("--index-url", "-i", "--extra-index-url", "-f", "--find-links", "--target", "-t", "--prefix", "--root"):
-                skip_next = True
-            elif word.startswith("-"):
-                continue
-            else:
-                packages.append(word)
-        if not constrained:
-            unpinned = [p for p in packages if "==" not in p]
-            if unpinned:
-                findings.append(
-                    Finding("pip-pinned", ins.line, f"pip install of {', '.join(unpinned)} is neither pinned (==) nor constrained by requirements.lock")
-                )
+        constrained, reads_lock, packages = _pip_args(words[words.index("install") + 1 :], lock_paths)
+        uses_lock = uses_lock or reads_lock
+        unpinned = [p for p in packages if "==" not in p]
+        if not constrained and unpinned:
+            message = f"pip install of {', '.join(unpinned)} is neither pinned (==) nor constrained by requirements.lock"
+            findings.append(Finding("pip-pinned", ins.line, message))
     return uses_lock
 
 
-def lint(text: str, *, require_multistage: bool = False) -> list[Finding]:
-    """All findings for one Dockerfile's text."""
-    findings: list[Finding] = []
-    instructions = parse(text)
-    global_args, all_stages = stages(instructions)
-    if not all_stages:
-        return [Finding("pinned-base", 1, "no FROM instruction")]
-    names: set[str] = set()
-    lock_copied = lock_used = False
-    lock_paths: set[str] = set()  # where requirements.lock lands in the image
-    for stage in all_stages:
-        image = _resolve(stage.image, global_args)
-        if "$" in image:
-            findings.append(Finding("pinned-base", stage.line, f"FROM {stage.image}: the ARG has no default, so the base image is not pinned"))
-        elif image in names or image == "scratch":
-            pass
-        else:
-            ref = image.split("@", 1)
-            last = ref[0].rsplit("/", 1)[-1]
-            tag = last.split(":", 1)[1] if ":" in last else ""
-            if len(ref) == 1 and not tag:
-                findings.append(Finding("pinned-base", stage.line, f"FROM {image}: no tag; pin a version tag or digest"))
-            elif tag == "latest" and len(ref) == 1:
-                findings.append(Finding("pinned-base", stage.line, f"FROM {image}: 'latest' moves; pin a version tag or digest"))
-        if stage.name:
-            names.add(stage.name)
-        for ins in stage.instructions:
-            if ins.keyword in ("ENV", "ARG"):
-                for name, value in _env_pairs(ins):
-                    if CREDENTIAL.search(name) and value:
-                        findings.append(
-                            Finding("no-secrets", ins.line, f"{ins.keyword} {name} carries a value: pass secrets at run time (Secret, --mount=type=secret)")
-                        )
-            elif ins.keyword in ("COPY", "ADD"):
-                words = [w for w in ins.args.split() if not w.startswith("--")]
-                sources, dest = words[:-1], words[-1] if words else ""
-                if any(Path(s).name == "requirements.lock" for s in sources):
-                    lock_copied = True
-                    lock_paths.add(f"{dest}requirements.lock" if dest.endswith("/") else dest)
-                if ins.keyword == "ADD" and any(s.startswith(("http://", "https://")) for s in sources):
-                    findings.append(Finding("no-remote", ins.line, "ADD of a URL: download in a RUN with a checksum, or COPY"))
-            elif ins.keyword == "RUN":
-                lock_used = _check_pip(ins, findings, lock_paths) or lock_used
-                if re.search(r"(curl|wget)[^|]*\|\s*(ba|z)?sh\b", ins.args):
-                    findings.append(Finding("no-remote", ins.line, "piping a download into a shell"))
-                for command in _shell_commands(ins.args):
-                    if re.match(r"^(apt-get|apt)\s+(-\S+\s+)*install\b", command):
-                        if "--no-install-recommends" not in command or not re.search(r"(^|\s)-y\b|--yes", command):
-                            findings.append(Finding("apt", ins.line, "apt-get install needs -y --no-install-recommends"))
-                        if "/var/lib/apt/lists" not in ins.args:
-                            findings.append(Finding("apt", ins.line, "apt-get install without removing /var/lib/apt/lists in the same RUN"))
-    final = all_stages[-1]
+def _check_base(stage: Stage, global_args: dict[str, str], names: set[str], findings: list[Finding]) -> None:
+    """The stage's base image is pinned (a tag other than latest, or a digest), or an earlier stage."""
+    image = _resolve(stage.image, global_args)
+    if "$" in image:
+        findings.append(Finding("pinned-base", stage.line, f"FROM {stage.image}: the ARG has no default, so the base image is not pinned"))
+    elif image not in names and image != "scratch":
+        ref = image.split("@", 1)
+        last = ref[0].rsplit("/", 1)[-1]
+        tag = last.split(":", 1)[1] if ":" in last else ""
+        if len(ref) == 1 and not tag:
+            findings.append(Finding("pinned-base", stage.line, f"FROM {image}: no tag; pin a version tag or digest"))
+        elif tag == "latest" and len(ref) == 1:
+            findings.append(Finding("pinned-base", stage.line, f"FROM {image}: 'latest' moves; pin a version tag or digest"))
+
+
+@dataclass
+class _LockUse:
+    """Where requirements.lock lands in the image, and whether a pip install reads it."""
+
+    copied: bool = False
+    used: bool = False
+    paths: set[str] = field(default_factory=set)
+
+
+def _check_copy(ins: Instruction, findings: list[Finding], lock: _LockUse) -> None:
+    words = [w for w in ins.args.split() if not w.startswith("--")]
+    sources, dest = words[:-1], words[-1] if words else ""
+    if any(Path(s).name == "requirements.lock" for s in sources):
+        lock.copied = True
+        lock.paths.add(f"{dest}requirements.lock" if dest.endswith("/") else dest)
+    if ins.keyword == "ADD" and any(s.startswith(("http://", "https://")) for s in sources):
+        findings.append(Finding("no-remote", ins.line, "ADD of a URL: download in a RUN with a checksum, or COPY"))
+
+
+def _check_run(ins: Instruction, findings: list[Finding], lock: _LockUse) -> None:
+    lock.used = _check_pip(ins, findings, lock.paths) or lock.used
+    if re.search(r"(curl|wget)[^|]*\|\s*(ba|z)?sh\b", ins.args):
+        findings.append(Finding("no-remote", ins.line, "piping a download into a shell"))
+    for command in _shell_commands(ins.args):
+        if re.match(r"^(apt-get|apt)\s+(-\S+\s+)*install\b", command):
+            if "--no-install-recommends" not in command or not re.search(r"(^|\s)-y\b|--yes", command):
+                findings.append(Finding("apt", ins.line, "apt-get install needs -y --no-install-recommends"))
+            if "/var/lib/apt/lists" not in ins.args:
+                findings.append(Finding("apt", ins.line, "apt-get install without removing /var/lib/apt/lists in the same RUN"))
+
+
+def _check_instruction(ins: Instruction, findings: list[Finding], lock: _LockUse) -> None:
+    if ins.keyword in ("ENV", "ARG"):
+        for name, value in _env_pairs(ins):
+            if CREDENTIAL.search(name) and value:
+                message = f"{ins.keyword} {name} carries a value: pass secrets at run time (Secret, --mount=type=secret)"
+                findings.append(Finding("no-secrets", ins.line, message))
+    elif ins.keyword in ("COPY", "ADD"):
+        _check_copy(ins, findings, lock)
+    elif ins.keyword == "RUN":
+        _check_run(ins, findings, lock)
+
+
+def _check_final_stage(final: Stage, findings: list[Finding], require_multistage: bool, n_stages: int) -> None:
+    """The final stage runs as non-root and (for multi-stage images) installs no build packages."""
     users = [ins for ins in final.instructions if ins.keyword == "USER"]
     if not users:
         findings.append(Finding("non-root", final.line, "the final stage sets no USER: it would run as the base image's user (often root)"))
     elif users[-1].args.split()[0] in ROOT_USERS:
         findings.append(Finding("non-root", users[-1].line, f"the final USER is {users[-1].args}: run as a non-root user"))
-    if require_multistage:
-        if len(all_stages) < 2:
-            findings.append(Finding("multi-stage", final.line, "expected a builder stage and a final stage, found a single stage"))
-        for ins in final.instructions:
-            if ins.keyword != "RUN":
-                continue
-            for command in _shell_commands(ins.args):
-                match = re.match(r"^(apt-get|apt|apk|yum|dnf|microdnf)\s+.*?\b(install|add)\b(.*)$", command)
-                if not match:
-                    continue
-                for word in match.group(3).split():
-                    if not word.startswith("-") and BUILD_PACKAGES.match(word):
-                        findings.append(Finding("multi-stage", ins.line, f"the final stage installs the build package {word}: compile in the builder stage"))
-    if not lock_copied:
+    if not require_multistage:
+        return
+    if n_stages < 2:
+        findings.append(Finding("multi-stage", final.line, "expected a builder stage and a final stage, found a single stage"))
+    for ins in final.instructions:
+        if ins.keyword != "RUN":
+            continue
+        for command in _shell_commands(ins.args):
+            match = re.match(r"^(apt-get|apt|apk|yum|dnf|microdnf)\s+.*?\b(install|add)\b(.*)$", command)
+            for word in match.group(3).split() if match else []:
+                if not word.startswith("-") and BUILD_PACKAGES.match(word):
+                    findings.append(Finding("multi-stage", ins.line, f"the final stage installs the build package {word}: compile in the builder stage"))
+
+
+def lint(text: str, *, require_multistage: bool = False) -> list[Finding]:
+    """All findings for one Dockerfile's text."""
+    findings: list[Finding] = []
+    global_args, all_stages = stages(parse(text))
+    if not all_stages:
+        return [Finding("pinned-base", 1, "no FROM instruction")]
+    names: set[str] = set()
+    lock = _LockUse()
+    for stage in all_stages:
+        _check_base(stage, global_args, names, findings)
+        if stage.name:
+            names.add(stage.name)
+        for ins in stage.instructions:
+            _check_instruction(ins, findings, lock)
+    final = all_stages[-1]
+    _check_final_stage(final, findings, require_multistage, len(all_stages))
+    if not lock.copied:
         findings.append(Finding("lock", final.line, "requirements.lock is never copied into the image"))
-    elif not lock_used:
+    elif not lock.used:
         findings.append(Finding("lock", final.line, "no pip install reads requirements.lock (-c/--constraint or -r)"))
     return findings
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from banet_ops.orchestration.k8s import InferencePodSpec
 from banet_ops.regions import Region
+from deploy.gotemplate import render_chart_file
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "banet-ops"
@@ -111,10 +111,11 @@ def _helper(name: str) -> str:
     return text.split(f'{{{{- define "{name}" -}}}}', 1)[1].split("{{- end -}}", 1)[0]
 
 
-def test_network_policy_selects_the_pods_k8s_py_builds() -> None:
+def test_network_policy_selects_the_pods_of_the_pod_templates() -> None:
     selector = yaml.safe_load(_helper("banet.inferenceSelector"))
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    assert selector.items() <= spec.base_labels.items()
+    (templates,) = render_chart_file(CHART, "configmap-pod-templates.yaml", VALUES)
+    for name, text in templates["data"].items():
+        assert selector.items() <= yaml.safe_load(text)["metadata"]["labels"].items(), name
 
 
 def test_network_policies_allow_only_the_needed_egress() -> None:
@@ -183,6 +184,9 @@ def consistency_problems(values: dict[str, Any]) -> list[str]:
     problems += [f"airflow.secret must contain {ref}" for ref in refs if ref not in present]
     if values["configMaps"]["settings"] not in str(af.get("extraEnvFrom")):
         problems.append("airflow.extraEnvFrom must reference configMaps.settings")
+    training = values["training"]
+    if training["workPvc"] and training["workPath"] not in {m["mountPath"] for m in af.get("volumeMounts") or []}:
+        problems.append("training.workPvc is set: the Airflow workers must mount it at training.workPath")
     names = [r["name"] for r in values["regions"]]
     problems += [f"region {n} appears twice" for n in sorted({n for n in names if names.count(n) > 1})]
     for r in values["regions"]:
@@ -195,8 +199,8 @@ def consistency_problems(values: dict[str, Any]) -> list[str]:
 def test_default_values_are_consistent() -> None:
     assert consistency_problems(VALUES) == []
     af = VALUES["airflow"]
-    assert {v["configMap"]["name"] for v in af["volumes"]} == {VALUES["configMaps"]["regions"]}
-    assert {m["mountPath"] for m in af["volumeMounts"]} == {"/etc/banet/regions"}
+    assert {v["configMap"]["name"] for v in af["volumes"]} == {VALUES["configMaps"]["regions"], VALUES["configMaps"]["podTemplates"]}
+    assert {m["mountPath"] for m in af["volumeMounts"]} == {"/etc/banet/regions", "/etc/banet/pod-templates"}
 
 
 @pytest.mark.parametrize(
@@ -208,6 +212,7 @@ def test_default_values_are_consistent() -> None:
         (lambda v: v.update(regions=[*v["regions"], v["regions"][0]]), "appears twice"),
         (lambda v: v["regions"].append({"name": "X", "bbox": [5, 0, 1, 1], "pixel_size": 0.01}), "bbox"),
         (lambda v: v["airflow"].update(extraEnvFrom=""), "extraEnvFrom"),
+        (lambda v: v["training"].update(workPvc="retrain-work"), "training.workPath"),
     ],
 )
 def test_inconsistent_values_are_caught(change: Any, problem: str) -> None:
@@ -218,7 +223,8 @@ def test_inconsistent_values_are_caught(change: Any, problem: str) -> None:
 
 def test_validate_template_covers_the_same_checks() -> None:
     text = (TEMPLATES / "validate.yaml").read_text()
-    for needle in ("rbac.launcherServiceAccount", "podSecurity.airflowUid", "$af.secret", "extraEnvFrom", "appears twice", "left < right"):
+    for needle in ("rbac.launcherServiceAccount", "podSecurity.airflowUid", "$af.secret", "extraEnvFrom", "appears twice", "left < right",
+                   "training.workPath"):
         assert needle in text, needle
     assert text.count("fail (printf") >= 6
 

@@ -1,8 +1,9 @@
-"""The inference pod: built by KubernetesPodOperator from k8s.py, and the same whether it comes from
-the chart's values or from the settings the chart gives the Airflow workers."""
+"""The GPU pods: rendered once by the chart (configmap-pod-templates.yaml) and built from that
+template by KubernetesPodOperator with only the run's arguments, labels and name."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import re
@@ -15,13 +16,16 @@ import pytest
 import yaml
 
 from banet_ops import errors
-from banet_ops.orchestration import k8s
-from banet_ops.orchestration.k8s import InferencePodSettings, InferencePodSpec, kpo_kwargs, settings_env_from_helm_values
+from banet_ops.orchestration.backend import Backend, check_pod_template
+from banet_ops.orchestration.dag_support import POD_OPERATOR_OPTIONS
+from banet_ops.orchestration.tasks import infer_arguments
 from banet_ops.settings import Settings
+from deploy.gotemplate import TemplateError, render_chart_file, write_pod_templates
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "banet-ops"
 VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+SNAPSHOT = "1CECHNKREP0F1RSTCMT0"
 
 FAKE_SECRETS = {
     "BANET_EARTHDATA_TOKEN": "supersecret-xyz",
@@ -40,36 +44,52 @@ def secret_env(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     yield FAKE_SECRETS
 
 
-def _pod_dict(kwargs: dict[str, Any], task_id: str = "infer") -> dict[str, Any]:
-    """Build the pod KubernetesPodOperator would create, with no cluster, as Kubernetes JSON."""
+def _backend(tmp_path: Path, values: dict[str, Any] | None = None, home: Path | None = None) -> Backend:
+    """The Kubernetes backend of a worker that mounts the chart's pod templates rendered from ``values``."""
+    folder = write_pod_templates(CHART, values or VALUES, tmp_path / "pod-templates")
+    settings = Settings(infer_backend="kubernetes", k8s_pod_templates=folder, **({"home": home} if home else {}))
+    return Backend.from_settings(settings)
+
+
+def _target(backend: Backend, region: str = "PI", day: str = "2024-08-01", mode: str = "nrt", snapshot: str | None = SNAPSHOT) -> dict[str, Any]:
+    labels = {"banet.io/region": region, "banet.io/date": day, "banet.io/mode": mode}
+    return backend.target(infer_arguments(region, day, mode, snapshot, backend.device("inference")), labels, f"banet-infer-{region.lower()}-{mode}")
+
+
+def _operator(backend: Backend, target: dict[str, Any], job: str = "inference") -> Any:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk import DAG
-    from kubernetes.client import ApiClient
 
     with DAG("banet_infer_nrt", schedule=None, start_date=dt.datetime(2024, 1, 1)):
-        op = KubernetesPodOperator(task_id=task_id, **kwargs)
+        return KubernetesPodOperator(task_id="infer", pod_template_file=str(backend.template_file(job)), **POD_OPERATOR_OPTIONS, **target)  # type: ignore[arg-type]
+
+
+def _pod_dict(operator: Any) -> dict[str, Any]:
+    """Build the pod KubernetesPodOperator would create, with no cluster, as Kubernetes JSON."""
+    from kubernetes.client import ApiClient
+
     with mock.patch("airflow.providers.cncf.kubernetes.operators.pod.KubernetesHook") as hook:
         hook.return_value.is_in_cluster = True
         hook.return_value.get_namespace.return_value = None
-        pod = op.build_pod_request_obj()
+        pod = operator.build_pod_request_obj()
     return ApiClient().sanitize_for_serialization(pod)
 
 
-def test_kpo_pod_from_chart_values(secret_env: dict[str, str]) -> None:
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    kwargs = kpo_kwargs(spec, "PI", dt.date(2024, 8, 1), "nrt", "1CECHNKREP0F1RSTCMT0")
-    pod = _pod_dict(kwargs)
+def test_kpo_pod_from_chart_values(secret_env: dict[str, str], tmp_path: Path) -> None:
+    backend = _backend(tmp_path)
+    pod = _pod_dict(_operator(backend, _target(backend)))
     text = json.dumps(pod)
 
     inf = VALUES["inference"]
     assert pod["metadata"]["namespace"] == inf["namespace"]
     assert pod["metadata"]["name"].startswith("banet-infer-pi-nrt")
     (container,) = pod["spec"]["containers"]
+    assert container["name"] == "base"
     assert container["image"] == f"{inf['image']['repository']}:{inf['image']['tag']}"
     assert container["command"] == ["banet-ops"]
     assert container["args"] == [
         "infer", "--region", "PI", "--date", "2024-08-01", "--mode", "nrt",
-        "--snapshot", "1CECHNKREP0F1RSTCMT0", "--device", "cuda",
+        "--snapshot", SNAPSHOT, "--device", "cuda",
     ]  # fmt: skip
     resources = container["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == str(inf["gpuCount"])
@@ -118,16 +138,14 @@ def test_kpo_pod_from_chart_values(secret_env: dict[str, str]) -> None:
     assert mounts["/etc/banet/regions"]["readOnly"] is True
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["regions"]["configMap"]["name"] == VALUES["configMaps"]["regions"]
+    assert "work" not in volumes  # the retrain work folder is the training pod's only
 
 
-def test_kpo_operator_options(secret_env: dict[str, str]) -> None:
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator, OnFinishAction
-    from airflow.sdk import DAG
+def test_kpo_operator_options(secret_env: dict[str, str], tmp_path: Path) -> None:
+    from airflow.providers.cncf.kubernetes.operators.pod import OnFinishAction
 
-    spec = InferencePodSpec.from_settings()
-    kwargs = kpo_kwargs(spec, "PI", "2024-08-01", "monthly")
-    with DAG("banet_monthly", schedule=None, start_date=dt.datetime(2024, 1, 1)):
-        op = KubernetesPodOperator(task_id="infer", **kwargs)
+    backend = _backend(tmp_path)
+    op = _operator(backend, _target(backend, "PI", "2024-08-01", "monthly", None))
     assert op.reattach_on_restart is True
     assert op.get_logs is True
     assert op.on_finish_action == OnFinishAction.DELETE_SUCCEEDED_POD
@@ -138,143 +156,126 @@ def test_kpo_operator_options(secret_env: dict[str, str]) -> None:
     assert "supersecret" not in rendered and "AKIASUPERSECRETID" not in rendered
 
 
-def test_serialized_dag_holds_no_secret(secret_env: dict[str, str]) -> None:
+def test_serialized_dag_holds_no_secret(secret_env: dict[str, str], tmp_path: Path) -> None:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
 
-    spec = InferencePodSpec.from_settings()
+    backend = _backend(tmp_path)
     with DAG("banet_infer_nrt", schedule=None, start_date=dt.datetime(2024, 1, 1)) as dag:
-        KubernetesPodOperator(task_id="infer", **kpo_kwargs(spec, "PT", "{{ ds }}", "nrt", "{{ params.snapshot }}"))
-        # the mapped form the DAGs use: static kwargs in partial(), one target per mapped task
-        targets = [k8s.kpo_target_kwargs(spec, "PT", day, "nrt", "SNAP01") for day in ("2024-08-01", "2024-08-02")]
-        KubernetesPodOperator.partial(task_id="infer_mapped", pool="gpu", **k8s.kpo_static_kwargs(spec)).expand_kwargs(targets)
+        # the mapped form the DAGs use: the template in partial(), one target per mapped task
+        targets = [_target(backend, "PT", day, "nrt", "SNAP01") for day in ("2024-08-01", "2024-08-02")]
+        KubernetesPodOperator.partial(task_id="infer_mapped", pool="gpu", pod_template_file=str(backend.template_file("inference")),
+                                      **POD_OPERATOR_OPTIONS).expand_kwargs(targets)
     serialized = DagSerialization.to_dict(dag)
     assert DagSerialization.from_dict(serialized).get_task("infer_mapped") is not None  # round-trips
     text = json.dumps(serialized, default=str)
-    assert spec.image in text and "{{ ds }}" in text  # the task is there...
+    assert "inference.yaml" in text and "2024-08-02" in text  # the task is there...
     for value in secret_env.values():
         assert value not in text  # ...no secret value is
 
 
-def test_mapped_target_labels_cannot_drop_the_base_labels(secret_env: dict[str, str]) -> None:
-    """A mapped task may pass its own ``labels``; the NetworkPolicy selector labels survive."""
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    kwargs = {**k8s.kpo_static_kwargs(spec), "labels": {"banet.io/region": "PI"}, "arguments": spec.arguments("PI", "2024-08-01", "nrt")}
-    labels = _pod_dict(kwargs)["metadata"]["labels"]
+def test_mapped_target_labels_cannot_drop_the_base_labels(secret_env: dict[str, str], tmp_path: Path) -> None:
+    """A run passes its own ``labels``; the NetworkPolicy selector labels of the template survive."""
+    backend = _backend(tmp_path)
+    target = backend.target(infer_arguments("PI", "2024-08-01", "nrt", None, "cuda"), {"banet.io/region": "PI"}, "banet-infer-pi-nrt")
+    labels = _pod_dict(_operator(backend, target))["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == "banet-ops"
     assert labels["app.kubernetes.io/component"] == "inference"
     assert labels["banet.io/region"] == "PI"
 
 
-def test_jinja_targets_pass_through() -> None:
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    args = spec.arguments("PI", "{{ ds }}", "nrt", "{{ ti.xcom_pull(task_ids='commit')['snapshot'] }}")
-    assert args[4] == "{{ ds }}"
-    assert spec.labels("PI", "{{ ds }}", "nrt")["banet.io/date"] == "{{ ds }}"
+def test_training_pod_mounts_the_work_folder(secret_env: dict[str, str], tmp_path: Path) -> None:
+    values = copy.deepcopy(VALUES)
+    values["training"].update(workPvc="retrain-work", workPath=str(tmp_path / "home" / "retrain"))
+    backend = _backend(tmp_path, values, home=tmp_path / "home")
+    backend.require_mount("training", tmp_path / "home" / "retrain")  # what train_target checks
+    target = backend.target(["train", "--manifest", "m.json", "--device", backend.device("training")], {"banet.io/job": "train"}, "banet-train")
+    pod = _pod_dict(_operator(backend, target, "training"))
+    (container,) = pod["spec"]["containers"]
+    assert container["args"][-2:] == ["--device", "cuda"]
+    assert {"name": "work", "persistentVolumeClaim": {"claimName": "retrain-work"}} in pod["spec"]["volumes"]
+    assert {"name": "work", "mountPath": str(tmp_path / "home" / "retrain")} in container["volumeMounts"]
+    assert pod["spec"]["activeDeadlineSeconds"] == values["training"]["activeDeadlineSeconds"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == "inference"  # the same NetworkPolicy
+    assert pod["metadata"]["labels"]["banet.io/job"] == "train"
 
 
-@pytest.mark.parametrize(
-    ("region", "day", "mode", "snapshot", "message"),
-    [
-        ("P I", "2024-08-01", "nrt", None, "region name"),
-        ("PI", "2024-13-01", "nrt", None, "expected a date YYYY-MM-DD"),
-        ("PI", "2024-08-01", "daily", None, "mode"),
-        ("PI", "2024-08-01", "nrt", "abc; rm -rf /", "snapshot id"),
-    ],
-)
-def test_bad_targets_are_rejected(region: str, day: str, mode: str, snapshot: str | None, message: str) -> None:
-    spec = InferencePodSpec.from_helm_values(VALUES)
-    with pytest.raises(errors.ValidationError, match=message):
-        spec.arguments(region, day, mode, snapshot)
+def test_training_without_a_work_volume_is_a_config_error(tmp_path: Path) -> None:
+    backend = _backend(tmp_path)  # default values: training.workPvc empty
+    with pytest.raises(errors.ConfigError, match="expected a volume mounted at"):
+        backend.require_mount("training", tmp_path / "home" / "retrain")
 
 
-def test_spec_rejects_literal_credentials_and_moving_images() -> None:
-    base = InferencePodSpec.from_helm_values(VALUES).model_dump()
-    with pytest.raises(ValueError, match="must come from a Secret"):
-        InferencePodSpec(**{**base, "env": {"BANET_EARTHDATA_TOKEN": "x"}})
-    with pytest.raises(ValueError, match="user:password"):
-        InferencePodSpec(**{**base, "env": {"BANET_CUBE_ROOT": "https://u:p@minio/bucket"}})
-    with pytest.raises(ValueError, match="'latest' is not reproducible"):
-        InferencePodSpec(**{**base, "image": "ghcr.io/banet-ops/inference:latest"})
-    with pytest.raises(ValueError, match="untagged"):
-        InferencePodSpec(**{**base, "image": "ghcr.io/banet-ops/inference"})
-    with pytest.raises(ValueError, match="request <= limit"):
-        InferencePodSpec(**{**base, "resources": {**base["resources"], "memory_request": "64Gi"}})
-    with pytest.raises(ValueError, match="BANET_DATABASE_URL set twice"):
-        InferencePodSpec(**{**base, "secret_env": [*base["secret_env"], base["secret_env"][0]]})
-    assert InferencePodSpec(**{**base, "image": "localhost:5000/banet/inference@sha256:" + "a" * 64}).image.endswith("a" * 64)
+def test_template_checks_reject_literal_credentials_and_moving_images(tmp_path: Path) -> None:
+    base = _backend(tmp_path).pod_template("inference")
+
+    def with_container(**changes: Any) -> dict[str, Any]:
+        pod = copy.deepcopy(base)
+        pod["spec"]["containers"][0].update(changes)
+        return pod
+
+    env = base["spec"]["containers"][0]["env"]
+    with pytest.raises(errors.ConfigError, match="literal credential"):
+        check_pod_template(with_container(env=[*env, {"name": "BANET_EARTHDATA_TOKEN", "value": "x"}]), "t.yaml")
+    with pytest.raises(errors.ConfigError, match="literal credential"):
+        check_pod_template(with_container(env=[{"name": "BANET_CUBE_ROOT", "value": "https://u:p@minio/bucket"}]), "t.yaml")
+    with pytest.raises(errors.ConfigError, match="not 'latest'"):
+        check_pod_template(with_container(image="ghcr.io/banet-ops/inference:latest"), "t.yaml")
+    with pytest.raises(errors.ConfigError, match="pinned image"):
+        check_pod_template(with_container(image="ghcr.io/banet-ops/inference"), "t.yaml")
+    with pytest.raises(errors.ConfigError, match="container named 'base'"):
+        check_pod_template(with_container(name="main"), "t.yaml")
+    with pytest.raises(errors.ConfigError, match="expected a Pod manifest"):
+        check_pod_template(["not", "a", "pod"], "t.yaml")
+    assert check_pod_template(with_container(image="localhost:5000/banet/inference@sha256:" + "a" * 64), "t.yaml")
 
 
-def test_bad_chart_values_give_a_config_error() -> None:
+def test_missing_or_broken_templates_give_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="BANET_K8S_POD_TEMPLATES"):
+        Backend.from_settings(Settings(infer_backend="kubernetes")).device("inference")
+    backend = Backend.from_settings(Settings(infer_backend="kubernetes", k8s_pod_templates=tmp_path))
+    with pytest.raises(errors.ConfigError, match=r"inference\.yaml: expected a readable YAML Pod"):
+        backend.device("inference")
+    (tmp_path / "inference.yaml").write_text("kind: Pod\nspec: {containers: [{name: base, image: 'a/b:1'}\n")
+    with pytest.raises(errors.ConfigError, match="expected a readable YAML Pod"):
+        backend.device("inference")
+
+
+def test_bad_chart_values_fail_the_render() -> None:
     broken = {**VALUES, "inference": {k: v for k, v in VALUES["inference"].items() if k != "image"}}
-    with pytest.raises(errors.ConfigError, match="values layout"):
-        InferencePodSpec.from_helm_values(broken)
-    latest = {**VALUES, "inference": {**VALUES["inference"], "image": {"repository": "ghcr.io/x/y", "tag": "latest"}}}
-    with pytest.raises(errors.ConfigError, match="not reproducible"):
-        InferencePodSpec.from_helm_values(latest)
+    with pytest.raises(TemplateError, match="nil pointer"):
+        render_chart_file(CHART, "configmap-pod-templates.yaml", broken)
 
 
-def test_cpu_only_spec_asks_for_no_gpu(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BANET_K8S_GPU_COUNT", "0")
-    spec = InferencePodSpec.from_settings(Settings())
-    assert spec.device == "cpu"
-    assert "nvidia.com/gpu" not in spec.limits()
-    assert spec.arguments("PI", dt.date(2024, 8, 1), "nrt")[-2:] == ["--device", "cpu"]
+def test_device_follows_the_templates_gpu_limit(tmp_path: Path) -> None:
+    backend = _backend(tmp_path)
+    assert backend.device("inference") == "cuda"
+    pod = backend.pod_template("inference")
+    del pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+    backend.template_file("inference").write_text(yaml.safe_dump(pod))
+    assert backend.device("inference") == "cpu"
+    assert Backend.from_settings(Settings(infer_backend="local", device="cpu")).device("inference") == "cpu"
 
 
-# --- the chart and the DAGs agree --------------------------------------------------------------
+# --- the chart and the workers agree -----------------------------------------------------------
 
 
-def test_chart_and_dags_build_the_same_pod(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings from the chart's banet-config ConfigMap give the spec the chart's values describe."""
-    env = settings_env_from_helm_values(VALUES)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    from_settings = InferencePodSpec.from_settings(Settings(), InferencePodSettings())
-    from_chart = InferencePodSpec.from_helm_values(VALUES)
-    assert from_settings == from_chart
-
-    inf = VALUES["inference"]
-    assert from_settings.image == f"{inf['image']['repository']}:{inf['image']['tag']}"
-    assert from_settings.limits()["nvidia.com/gpu"] == str(inf["gpuCount"])
-    assert from_settings.node_selector == inf["nodeSelector"]
-    assert [t.model_dump(exclude_none=True) for t in from_settings.tolerations] == inf["tolerations"]
-    assert {s.secret_name for s in from_settings.secret_env} == {VALUES["secrets"]["database"]["secretName"]}
-
-
-def test_chart_and_dags_agree_with_separate_s3_secret(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    values = {**VALUES, "secrets": {**VALUES["secrets"], "s3": {"secretName": "minio-creds", "accessKeyIdKey": "id", "secretAccessKeyKey": "secret"}}}
-    values["inference"] = {**VALUES["inference"], "gpuCount": 2, "nodeSelector": {"pool": "a100"}}
-    values["podSecurity"] = {**VALUES["podSecurity"], "inferenceUid": 20002}
-    for key, value in settings_env_from_helm_values(values).items():
-        monkeypatch.setenv(key, value)
-    assert InferencePodSpec.from_settings(Settings(), InferencePodSettings()) == InferencePodSpec.from_helm_values(values)
-
-
-def test_chart_and_dags_agree_without_s3_credentials(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    values = {**VALUES, "secrets": {k: v for k, v in VALUES["secrets"].items() if k != "s3"}}
-    for key, value in settings_env_from_helm_values(values).items():
-        monkeypatch.setenv(key, value)
-    spec = InferencePodSpec.from_settings(Settings(), InferencePodSettings())
-    assert spec == InferencePodSpec.from_helm_values(values)
-    assert [s.env for s in spec.secret_env] == ["BANET_DATABASE_URL"]
-
-
-def _settings_template_keys() -> set[str]:
-    text = (CHART / "templates" / "configmap-settings.yaml").read_text()
-    block = text.split('{{- define "banet.settingsData" -}}', 1)[1].split("{{- end -}}", 1)[0]
-    return set(re.findall(r"^([A-Z][A-Z0-9_]+):", block, re.MULTILINE))
-
-
-def test_settings_configmap_template_renders_the_same_keys() -> None:
-    """templates/configmap-settings.yaml and settings_env_from_helm_values list the same variables."""
-    storage = {"cubeRoot": "s3://b/c", "productsRoot": "s3://b/p", "s3EndpointUrl": "https://minio:9000", "awsRegion": "eu-west-1"}
-    assert _settings_template_keys() == set(settings_env_from_helm_values({**VALUES, "storage": storage}))
+def test_workers_find_the_pod_templates_where_the_chart_mounts_them() -> None:
+    (settings_cm, *_) = render_chart_file(CHART, "configmap-settings.yaml", VALUES)
+    (templates_cm,) = render_chart_file(CHART, "configmap-pod-templates.yaml", VALUES)
+    folder = settings_cm["data"]["BANET_K8S_POD_TEMPLATES"]
+    af = VALUES["airflow"]
+    volume = next(v for v in af["volumes"] if v["configMap"]["name"] == templates_cm["metadata"]["name"])
+    assert {"name": volume["name"], "mountPath": folder, "readOnly": True} in af["volumeMounts"]
+    assert set(templates_cm["data"]) == {"inference.yaml", "training.yaml"}
+    assert Settings(**{"k8s_pod_templates": folder}).k8s_pod_templates == Path(folder)
 
 
 def test_settings_configmap_keys_are_settings_fields() -> None:
-    """Every BANET_K8S_* key the chart sets is read by Settings or InferencePodSettings (no dead key)."""
-    known = {f"BANET_{name.upper()}" for name in Settings.model_fields} | {f"BANET_K8S_{name.upper()}" for name in InferencePodSettings.model_fields}
-    banet_keys = {k for k in _settings_template_keys() if k.startswith("BANET_")}
+    """Every BANET_* key the chart sets is read by Settings (no dead key)."""
+    (settings_cm, *_) = render_chart_file(CHART, "configmap-settings.yaml", VALUES)
+    known = {f"BANET_{name.upper()}" for name in Settings.model_fields}
+    banet_keys = {k for k in settings_cm["data"] if k.startswith("BANET_")}
     assert banet_keys <= known, banet_keys - known
+    assert str(VALUES["inference"]["startupTimeoutSeconds"]) == settings_cm["data"]["BANET_K8S_STARTUP_TIMEOUT_S"]

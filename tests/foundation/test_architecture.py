@@ -1,0 +1,56 @@
+"""The import boundaries stay: the contracts of .importlinter (lint-imports) and dags/ and plugins/ on orchestration only."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_contracts_are_kept() -> None:
+    """dags → orchestration → domain; Airflow only in dag_support (see .importlinter)."""
+    exe = Path(sys.executable).with_name("lint-imports")
+    lint = str(exe) if exe.exists() else shutil.which("lint-imports")
+    if lint is None:
+        pytest.fail("lint-imports not installed: pip install -r requirements.lock (import-linter)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([lint, "--no-cache"], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def _banet_imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return [n for n in names if n.split(".")[0] == "banet_ops"]
+
+
+@pytest.mark.parametrize("path", sorted([*(REPO / "dags").glob("*.py"), *(REPO / "plugins").glob("*.py")]), ids=lambda p: p.name)
+def test_dags_and_plugins_call_only_orchestration(path: Path) -> None:
+    imports = _banet_imports(path)
+    assert imports, "a DAG file or plugin that does not use banet_ops.orchestration"
+    assert all(n.startswith("banet_ops.orchestration") for n in imports), imports
+
+
+def test_private_zarr_and_ctypes_only_in_the_direct_reader() -> None:
+    """cube/direct.py (with blosc_frames.py, which it alone uses) is the one place on private APIs (docs/cube.md)."""
+    private = {}
+    for path in sorted((REPO / "banet_ops").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        found = sorted({n for n in names if n.startswith("zarr.core") or n == "ctypes" or n.endswith("blosc_frames")})
+        if found:
+            private[str(path.relative_to(REPO))] = found
+    assert set(private) == {"banet_ops/cube/direct.py", "banet_ops/cube/blosc_frames.py"}, private
