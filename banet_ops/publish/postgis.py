@@ -50,6 +50,9 @@ _COPY_CHUNK = 4 << 20
 # Work memory of the publish transaction: the transition table of the key-check trigger (one
 # tuple per written row) and the hash joins of updates and deletes stay in memory.
 WORK_MEM = "256MB"
+# Longest wait for any lock of the publish transaction (another publisher of the scope, a DDL
+# lock of a new partition): then a retryable error, never a wait without end.
+LOCK_TIMEOUT = "120s"
 # Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
 _KEY_BITS = 21
 _KEY_MAX = 1 << _KEY_BITS
@@ -347,9 +350,38 @@ def wrap_db_error(exc: BaseException, what: str) -> Exception:
 # --- statements --------------------------------------------------------------------------
 
 
+def scope_name(product: Product) -> str:
+    """``{region}/{mode}``: what one publisher lock (and one file journal scope) covers."""
+    return f"{product.region.name}/{product.mode}"
+
+
 def lock_scope(cur: Any, product: Product) -> None:
-    """Serialise publishers of the same region and product (released at commit/rollback)."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('banet.publish'), hashtext(%s))", (f"{product.region.name}/{product.mode}",))
+    """Serialise publishers of the same region and product (released at commit/rollback).
+
+    Every lock wait of the transaction is bounded by :data:`LOCK_TIMEOUT` (then a retryable
+    :class:`DatabaseUnavailableError`), and the lock is a row of ``banet.publish_lock`` that
+    only writers may lock (migration 0008), not an advisory lock any login could hold.
+    """
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
+    lock_publish_scope(cur, scope_name(product))
+
+
+def lock_publish_scope(cur: Any, scope: str, *, wait: bool = True) -> bool:
+    """Lock the row of ``scope`` until the transaction ends; without ``wait``, False when another holds it."""
+    cur.execute("INSERT INTO banet.publish_lock (scope) VALUES (%s) ON CONFLICT DO NOTHING", (scope,))
+    cur.execute(f"SELECT scope FROM banet.publish_lock WHERE scope = %s FOR UPDATE{'' if wait else ' SKIP LOCKED'}", (scope,))
+    return cur.fetchone() is not None
+
+
+def record_publish_token(cur: Any, run_id: int, token: str) -> None:
+    """Tie the file transaction ``token`` to the run: committed with it, it says the files are current."""
+    cur.execute("UPDATE banet.run SET publish_token = %s WHERE id = %s", (token, run_id))
+
+
+def token_committed(cur: Any, token: str) -> bool:
+    """Whether a committed run carries the file transaction ``token``."""
+    cur.execute("SELECT 1 FROM banet.run WHERE publish_token = %s", (token,))
+    return cur.fetchone() is not None
 
 
 def ensure_region(cur: Any, region: Region) -> None:
