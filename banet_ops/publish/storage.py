@@ -151,9 +151,9 @@ class LocalStore(ObjectStore):
         out = []
         for p in start.rglob("*"):
             rel = p.relative_to(base).as_posix()
-            if p.is_file() and (hidden or not any(part.startswith(".") for part in rel.split("/"))):
-                if not (hidden and ".tmp-" in p.name):  # a put in progress, not a key
-                    out.append(rel)
+            visible = not any(part.startswith(".") for part in rel.split("/"))
+            if p.is_file() and (visible or (hidden and ".tmp-" not in p.name)):  # a .tmp- file is a put in progress
+                out.append(rel)
         return sorted(out)
 
 

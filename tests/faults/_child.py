@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, as pytest's pythonpath
 
-from faults.harness import install  # noqa: E402
+from faults.harness import install
 
 
 def publish(spec: dict) -> int:

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import rasterio
 import sqlalchemy as sa
+from publish.helpers import blob_dates, build_product
 
 from banet_ops.db.engine import get_engine
 from banet_ops.publish import product_keys
 from banet_ops.publish.storage import ObjectStore, S3Store
 from banet_ops.regions import Region
-from publish.helpers import blob_dates, build_product
 
 TARGET = dt.date(2017, 10, 27)
 CHILD = Path(__file__).resolve().parent / "_child.py"
@@ -115,7 +115,8 @@ def publish_inconsistencies(db_url: str, store: ObjectStore, region: Region) -> 
     if props["banet:cube_snapshot"] != snapshot:
         problems.append(f"STAC snapshot {props['banet:cube_snapshot']} != run snapshot {snapshot}")
     if (props["banet:n_burned_cells"], props["banet:n_events"]) != (n_cells, n_events) or n_cells != len(state["cells"]) or n_events != len(state["events"]):
-        problems.append(f"STAC {props['banet:n_burned_cells']}/{props['banet:n_events']}, run {n_cells}/{n_events}, rows {len(state['cells'])}/{len(state['events'])}")
+        stac_counts = f"{props['banet:n_burned_cells']}/{props['banet:n_events']}"
+        problems.append(f"cells/events: STAC {stac_counts}, run {n_cells}/{n_events}, rows {len(state['cells'])}/{len(state['events'])}")
     if {r[4] for r in state["cells"]} - {_id}:
         problems.append("cells of another run in the scope")
     doy = np.zeros_like(_raster(next(v for k, v in state["files"].items() if k.endswith("_burndate.tif"))))

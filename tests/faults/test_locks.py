@@ -9,13 +9,13 @@ from typing import Any
 
 import psycopg2
 import pytest
+from publish.helpers import blob_dates, build_product, new_region
 
 from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.publish import postgis, publish_product
 from banet_ops.publish.storage import open_store
 from banet_ops.settings import Settings
 from faults.scenarios import FIGURES, TARGET, publish_inconsistencies
-from publish.helpers import blob_dates, build_product, new_region
 
 
 def _in_thread(fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:

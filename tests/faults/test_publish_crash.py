@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from publish.helpers import new_region
 
 from banet_ops.db.engine import get_engine
 from banet_ops.publish import publish_product
@@ -19,7 +20,6 @@ from banet_ops.publish.publisher import recover_publishes
 from banet_ops.publish.storage import open_store
 from banet_ops.settings import Settings
 from faults.scenarios import FIGURES, comparable, killed, product_for, publish_inconsistencies, publish_state, region_spec, run_child
-from publish.helpers import new_region
 
 S = "banet_ops.publish.storage"
 P = "banet_ops.publish.postgis"
