@@ -24,6 +24,7 @@ class IngestArgs(BaseModel):
     end: dt.date | None = None
     dry_run: bool = False
     keep_going: bool = False
+    force: bool = False
 
     @model_validator(mode="after")
     def _range_ok(self) -> IngestArgs:
@@ -43,7 +44,7 @@ class IngestArgs(BaseModel):
 def parse_args(ns: argparse.Namespace) -> IngestArgs:
     """Validate the parsed namespace; errors become a one-line ValidationError."""
     try:
-        return IngestArgs(region=ns.region, date=ns.date, end=ns.end, dry_run=ns.dry_run, keep_going=ns.keep_going)
+        return IngestArgs(region=ns.region, date=ns.date, end=ns.end, dry_run=ns.dry_run, keep_going=ns.keep_going, force=ns.force)
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "arguments"
@@ -66,7 +67,7 @@ def handle(ns: argparse.Namespace) -> int:
     failures: list[tuple[dt.date, str]] = []
     for day in tqdm(args.days, desc=f"ingest {region.name}", unit="day", file=sys.stderr, disable=len(args.days) == 1):
         try:
-            result = ingest_day(region, day, settings=settings, dry_run=args.dry_run)
+            result = ingest_day(region, day, settings=settings, dry_run=args.dry_run, force=args.force)
         except BanetError as exc:
             if not args.keep_going:
                 raise
@@ -103,4 +104,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--end", type=_date, default=None, help="last UTC day (inclusive); default: --date")
     p.add_argument("--dry-run", action="store_true", help="discover and report what would be fetched; write nothing")
     p.add_argument("--keep-going", action="store_true", help="go on with the next day when one fails (exit code 1 at the end)")
+    p.add_argument("--force", action="store_true", help="replace a stored day even by a less complete version (more files rejected)")
     p.set_defaults(handler=handle)

@@ -11,7 +11,7 @@ import pytest
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
 from banet_ops.cube import TIME_ORIGIN, latest_snapshot, open_dataset, read_window, write_day
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import LessCompleteError, CubeNotFoundError, SnapshotNotFoundError, ValidationError
+from banet_ops.errors import CubeNotFoundError, LessCompleteError, SnapshotNotFoundError, ValidationError
 
 from ._workers import PI, REGION, expected, make_image
 
