@@ -134,3 +134,43 @@ def publish_inconsistencies(db_url: str, store: ObjectStore, region: Region) -> 
 
 def keys_of(region: Region) -> dict[str, str]:
     return product_keys(product_for({"region": region_spec(region), "seed": 0, "snapshot": "x"}))
+
+
+# --- ingest state ------------------------------------------------------------------------------
+
+
+def cube_day_row(db_url: str, region: str, day: dt.date) -> tuple[Any, ...] | None:
+    with get_engine(db_url).connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT snapshot_id, status, valid_fraction, granules, committed_at FROM banet.cube_day WHERE region = :r AND day = :d"),
+            {"r": region, "d": day},
+        ).first()
+    return None if row is None else tuple(row)
+
+
+def cube_inconsistencies(db_url: str, region: str, settings: Any) -> list[str]:
+    """Disagreements between a region's cube and its ``banet.cube_day`` rows (empty: consistent).
+
+    For every day the cube holds, the row must name the commit that wrote the day (the cube's
+    own record, :func:`banet_ops.cube.day_records`), with its status and valid fraction.
+    """
+    from banet_ops.cube import day_records
+    from banet_ops.cube.storage import cube_location, open_repository
+    from banet_ops.cube.writer import stored_day
+
+    loc = cube_location(region, settings=settings)
+    repo = open_repository(loc)
+    with get_engine(db_url).connect() as conn:
+        rows = {r.day: r for r in conn.execute(sa.text("SELECT * FROM banet.cube_day WHERE region = :r"), {"r": region})}
+    problems = []
+    for rec in day_records(region, settings=settings):
+        row = rows.pop(rec.day, None)
+        stored = stored_day(repo, loc, rec.day)
+        if row is None or stored is None:
+            problems.append(f"{rec.day}: in the cube, no cube_day row")
+            continue
+        if (row.snapshot_id, row.status) != (stored.snapshot_id, stored.status) or abs(row.valid_fraction - stored.valid_fraction) > 1e-6:
+            problems.append(f"{rec.day}: cube {stored.snapshot_id}/{stored.status}/{stored.valid_fraction:.4f}, "
+                            f"cube_day {row.snapshot_id}/{row.status}/{row.valid_fraction:.4f}")
+    problems += [f"{day}: a cube_day row, no day in the cube" for day in rows]
+    return problems
