@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     http_concurrency: int = Field(4, ge=1, le=64, description="Concurrent downloads per host.")
     http_retries: int = Field(5, ge=0, le=20, description="Retries for 429/5xx/timeouts, with exponential back-off and jitter.")
     http_timeout_s: float = Field(120.0, gt=0, description="Timeout for one HTTP request, seconds.")
+    storage_timeout_s: float = Field(
+        900.0, gt=0, description="Longest wait for one cube storage operation (open, write and commit a day), seconds: then a retryable error."
+    )
     # inference
     weights: Annotated[tuple[Path, ...], NoDecode] = Field(
         (), description="Weight files used when the registry has no production model (`,`-separated in env)."

@@ -41,10 +41,12 @@ from banet_ops.cube.storage import (
     get_array,
     icechunk_message,
     open_repository,
+    open_root_group,
     readonly_session,
+    storage_error,
     written_indexes,
 )
-from banet_ops.errors import StorageError, ValidationError
+from banet_ops.errors import StorageUnavailableError, ValidationError
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
 
@@ -101,7 +103,7 @@ def open_group(region: Region | str, snapshot: str | None = None, *, settings: S
     loc = cube_location(_region_name(region), settings=settings)
     repo = open_repository(loc)
     session = readonly_session(repo, loc, snapshot)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     return group, str(session.snapshot_id), loc
 
 
@@ -232,8 +234,9 @@ def read_chunks(store: Any, jobs: list[ChunkJob], loc: CubeLocation | None = Non
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         if isinstance(first, ic.IcechunkError):
-            where = f"cube {loc.region} at {loc.url}" if loc is not None else "cube"
-            raise StorageError(f"{where}: expected readable chunks, found: {icechunk_message(first)}", hint="check the storage") from None
+            if loc is not None:
+                raise storage_error(first, loc, "reading chunks") from None
+            raise StorageUnavailableError(f"cube: expected readable chunks, found: {icechunk_message(first)}", hint="retry later") from None
         raise first from None
 
 
@@ -288,7 +291,7 @@ def read_window(
     i0, i1 = L.day_index(first_day), L.day_index(last_day) + 1
     loc = cube_location(_region_name(region), settings=settings)
     session = readonly_session(open_repository(loc), loc, snapshot)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     snap = str(session.snapshot_id)
     stored_region = L.region_from_attrs(dict(group.attrs))
     if isinstance(region, Region) and region.to_file_dict() != stored_region.to_file_dict():

@@ -29,11 +29,21 @@ from zarr.codecs import BloscCodec
 from banet_ops import __version__
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.cube import layout as L
-from banet_ops.cube.storage import BRANCH, CubeLocation, cube_location, get_array, open_repository, readonly_session, written_indexes
+from banet_ops.cube.storage import (
+    BRANCH,
+    CubeLocation,
+    cube_location,
+    get_array,
+    open_repository,
+    readonly_session,
+    storage_errors,
+    with_deadline,
+    written_indexes,
+)
 from banet_ops.daily_image import DailyImage
 from banet_ops.errors import CommitConflictError, LessCompleteError, ValidationError
 from banet_ops.regions import Region
-from banet_ops.settings import Settings
+from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +267,19 @@ def write_day(
     """
     if not isinstance(image, DailyImage):
         raise ValidationError(f"expected a DailyImage, found {type(image).__name__}")
-    index = L.day_index(image.day)
+    settings = settings or get_settings()
     loc = cube_location(image.region.name, settings=settings)
+    with storage_errors(loc, f"writing {image.day}"):
+        return with_deadline(
+            lambda: _write_day(image, loc, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force),
+            loc, f"writing {image.day}", settings.storage_timeout_s,
+        )  # fmt: skip
+
+
+def _write_day(
+    image: DailyImage, loc: CubeLocation, *, before_commit: Callable[[], None] | None, max_attempts: int, n_rejected: int, force: bool
+) -> str:
+    index = L.day_index(image.day)
     repo = open_repository(loc, create=True)
     ensure_cube(repo, loc, image.region, image.day)
 

@@ -7,7 +7,6 @@ status, valid fraction and granules), and the cube and ``banet.cube_day`` must a
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from typing import Any
 
