@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import AuthenticationError, BanetError, ConfigError, DataFormatError, LessCompleteError, RetryableError, ValidationError
+from banet_ops.errors import (
+    AuthenticationError,
+    BanetError,
+    ConfigError,
+    DataFormatError,
+    IntegrityError,
+    LessCompleteError,
+    RetryableError,
+    ValidationError,
+)
 from banet_ops.ingest.composite import Compositor, Observations
 from banet_ops.ingest.gridding import grid_granule, observations_from_grid
 from banet_ops.ingest.readers.firms_csv import FirmsReport, FirmsTable, grid_frp, merge_detections, read_firms_csv
@@ -124,7 +133,12 @@ class IngestResult:
 # --- from local files ----------------------------------------------------------------------------
 
 
+IN_PLACE_HINT = "the file is read in place: re-sync the mirror or replace the file"
+
+
 def _reject(report: BuildReport, outcome: FileOutcome, exc: BanetError) -> None:
+    if outcome.fetch == "local" and exc.hint and "downloaded again" in exc.hint:
+        exc = type(exc)(exc.message, hint=IN_PLACE_HINT)  # deleting a mirror file fetches nothing
     outcome.status = "rejected"
     outcome.message = exc.message
     log.warning("%s %s: rejected %s: %s", report.region, report.day, outcome.name, exc)
@@ -206,11 +220,19 @@ def image_from_files(
     with report.timed("firms"):
         detections = merge_detections(tables)
         frp = grid_frp(detections, region, day)
-        on_day = detections["acq_date"].to_numpy().astype("datetime64[D]") == np.datetime64(day, "D") if len(detections) else np.zeros(0, bool)
-        report.n_detections = int(on_day.sum())
+        report.n_detections = count_detections(detections, region, day)
     with report.timed("composite"):
         image = comp.image(day, frp=frp, sources=sources)
     return image, report
+
+
+def count_detections(detections: Any, region: Region, day: dt.date) -> int:
+    """Detections of ``day`` inside the region (those :func:`grid_frp` sums), not every row of the files."""
+    if not len(detections):
+        return 0
+    on_day = detections["acq_date"].to_numpy().astype("datetime64[D]") == np.datetime64(day, "D")
+    _r, _c, inside = region.rowcol(detections["longitude"].to_numpy(np.float64), detections["latitude"].to_numpy(np.float64))
+    return int((on_day & inside).sum())
 
 
 GridOutcome = tuple[Observations | None, DataFormatError | None, dict[str, float]]
@@ -272,8 +294,12 @@ def _fetch(sources: Any, item: Any, report: BuildReport) -> Path | None:
             path: Path = sources.fetch(item)
     except BanetError as exc:
         # transient errors retry the day; refused credentials or bad configuration fail it (they
-        # would reject every file, and committing an empty day would hide the real problem)
-        if exc.retryable or isinstance(exc, (AuthenticationError, ConfigError)):
+        # would reject every file, and committing an empty day would hide the real problem).  A
+        # file read in place (mirror, FIRMS folder) that is empty or fails its size or checksum
+        # stays so on a retry: it is rejected like a corrupt file.
+        if mode == "local" and isinstance(exc, IntegrityError):
+            exc = DataFormatError(exc.message, hint=IN_PLACE_HINT)
+        elif exc.retryable or isinstance(exc, (AuthenticationError, ConfigError)):
             raise
         _reject(report, outcome, exc)
         return None

@@ -31,6 +31,7 @@ from banet_ops.errors import (
     ConfigError,
     CubeNotFoundError,
     DataFormatError,
+    IntegrityError,
     LessCompleteError,
     PermanentError,
     RetryableError,
@@ -146,7 +147,8 @@ def _fetch_all(items: list[Any]) -> tuple[dict[str, Path], list[dict[str, Any]]]
     for name, error in report.errors.items():
         log.error("fetching %s failed: %s", name, error)
     fatal: list[BanetError] = [e for e in report.errors.values() if isinstance(e, _FAIL_TASK)]
-    fatal = fatal or [e for e in report.errors.values() if is_retryable(e)]
+    # a file read in place that is empty or fails its checksum stays so on a retry: rejected, as in `banet-ops ingest`
+    fatal = fatal or [e for n, e in report.errors.items() if is_retryable(e) and not (modes[n] == "local" and isinstance(e, IntegrityError))]
     if fatal:
         raise fatal[0]
     outcomes = []

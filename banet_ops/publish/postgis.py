@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ import numpy as np
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish.events import FireEvent
-from banet_ops.regions import Region, parse_region
+from banet_ops.regions import Region, grid_lines, parse_region
 
 log = logging.getLogger(__name__)
 
@@ -174,25 +173,6 @@ def _copy_records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
     buf[: len(_COPY_HEADER)] = _COPY_HEADER
     buf[len(buf) - len(_COPY_TRAILER) :] = _COPY_TRAILER
     return buf, np.frombuffer(buf, dtype=dtype, count=n, offset=len(_COPY_HEADER))
-
-
-def grid_lines(origin: float, step: float, index: np.ndarray) -> np.ndarray:
-    """``origin + index * step`` as the float64 nearest to the exact decimal value.
-
-    That is what PostgreSQL computes for ``%(left)s + col * %(px)s`` (numeric arithmetic, then
-    float8) and what region files mean: -8 + 3 * 0.01 is -7.97, not -7.970000000000001.  Exact
-    with integers scaled by a power of ten and one correctly rounded division; plain float
-    arithmetic when the numbers are too long for that.
-    """
-    o, st = Decimal(repr(float(origin))), Decimal(repr(float(step)))
-    digits = max(0, -int(o.as_tuple().exponent), -int(st.as_tuple().exponent))
-    if digits <= 22:
-        scale = 10**digits
-        o_int, st_int = int(o * scale), int(st * scale)
-        lo, hi = (int(index.min()), int(index.max())) if index.size else (0, 0)
-        if max(abs(o_int + lo * st_int), abs(o_int + hi * st_int)) < 2**53:
-            return (o_int + index.astype(np.float64) * st_int) / scale
-    return origin + index.astype(np.float64) * step
 
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
