@@ -68,12 +68,13 @@ class Region(BaseModel):
         if bbox is None:  # the bbox itself is invalid and already reported
             return pixel_size
         left, bottom, right, top = bbox
-        rows, cols = round((top - bottom) / pixel_size), round((right - left) / pixel_size)
-        if rows * cols > MAX_CELLS:
+        n_cells = ((top - bottom) / pixel_size) * ((right - left) / pixel_size)  # a float: no 300-digit integers
+        if n_cells > MAX_CELLS:
             raise ValueError(
-                f"grid of {rows} x {cols} = {rows * cols:,} cells exceeds {MAX_CELLS:,}; use a larger pixel_size or split the region"
+                f"grid of {f'{n_cells:,.0f}' if n_cells < 1e15 else f'{n_cells:.3g}'} cells exceeds {MAX_CELLS:,} (pixel size {pixel_size:g}); "
+                "use a larger pixel_size or split the region"
             )
-        if min(rows, cols) < 1:
+        if min(round((top - bottom) / pixel_size), round((right - left) / pixel_size)) < 1:
             raise ValueError(f"expected a pixel_size no larger than the bbox ({right - left} x {top - bottom} degrees), found {pixel_size}")
         return pixel_size
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +34,9 @@ class IngestArgs(BaseModel):
             raise ValueError(f"--end {last} is before --date {self.date}")
         if (last - self.date).days + 1 > MAX_DAYS:
             raise ValueError(f"expected at most {MAX_DAYS} days per call, found {(last - self.date).days + 1}")
+        today = dt.datetime.now(dt.UTC).date()
+        if last > today:  # the same rule as require_published: nothing can be published for it yet
+            raise ValueError(f"expected a day no later than today ({today} UTC), found {last}")
         return self
 
     @property
@@ -90,6 +94,8 @@ def handle(ns: argparse.Namespace) -> int:
 
 
 def _date(text: str) -> dt.date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, found {text!r}")
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
