@@ -331,6 +331,7 @@ def build_daily_image_with_report(
         from banet_ops.sources import make_sources
 
         sources = make_sources(settings)
+    require_not_future(region, day)
     report = BuildReport(region=region.name, day=day)
     with report.timed("discover"):
         pairing = sources.viirs_pairs(region, day)
@@ -435,6 +436,13 @@ def n_rejected_files(report: BuildReport) -> int:
     return report.count("status", "rejected")
 
 
+def require_not_future(region: Region, day: dt.date, *, today: dt.date | None = None) -> None:
+    """Refuse a day after today (UTC): nothing can be published for it yet (checked before any discovery)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    if day > today:
+        raise ValidationError(f"{region.name} {day}: expected a day no later than today ({today} UTC), found {day}", hint="nothing can be published for it yet")
+
+
 def require_published(region: Region, day: dt.date, pairing: Any, legacy: Sequence[Any], *, today: dt.date | None = None) -> None:
     """The one "nothing published yet" rule of ``banet-ops ingest`` and the ingest DAG.
 
@@ -443,9 +451,7 @@ def require_published(region: Region, day: dt.date, pairing: Any, legacy: Sequen
     available (:class:`RetryableError`: retry later; nothing is committed).  A day with only
     night granules is a real, empty day.
     """
-    today = today or dt.datetime.now(dt.UTC).date()
-    if day > today:
-        raise ValidationError(f"{region.name} {day}: expected a day no later than today ({today} UTC), found {day}", hint="nothing can be published for it yet")
+    require_not_future(region, day, today=today)
     if not pairing.pairs and not pairing.night and not legacy:
         what = f"{len(pairing.unpaired)} unpaired files" if pairing.unpaired else "no granule"
         raise RetryableError(

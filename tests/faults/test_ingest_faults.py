@@ -44,7 +44,7 @@ def _granule_files(settings: Settings, day: dt.date) -> list[Path]:
     return sorted(root.rglob(f"VNP02MOD.A{day:%Y%j}.*.nc"))
 
 
-def test_a_corrupt_file_does_not_replace_a_good_day(world: tuple[Scenario, Settings], db_url: str) -> None:
+def test_a_corrupt_file_does_not_replace_a_good_day(world: tuple[Scenario, Settings], db_url: str, caplog: pytest.LogCaptureFixture) -> None:
     scenario, settings = world
     region: Region = scenario.region
     first = ingest_day(region, START, settings=settings)
@@ -57,6 +57,8 @@ def test_a_corrupt_file_does_not_replace_a_good_day(world: tuple[Scenario, Setti
     FIGURES["bad_inputs"].add("a stored day's file truncated since")
     again = ingest_day(region, START, settings=settings)
     assert again.status == "kept" and again.rejected
+    # read in place from the mirror: deleting it would fetch nothing again
+    assert "re-sync the mirror" in caplog.text and "downloaded again" not in caplog.text
     assert cube.latest_snapshot(region.name, settings=settings) == snapshot  # nothing committed
     assert cube_day_row(db_url, region.name, START) == row
     assert cube_inconsistencies(db_url, region.name, settings) == []
