@@ -7,6 +7,7 @@ status, valid fraction and granules), and the cube and ``banet.cube_day`` must a
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,24 @@ class _own_database_rows:  # noqa: N801 - used as a context manager
 
     def __exit__(self, *exc: object) -> None:
         self._clear()
+
+
+def test_concurrent_same_day_writers(scenario: Scenario, tmp_path: Path, banet_home: Path, db_url: str, reference: dict[str, Any]) -> None:
+    """Two ``banet-ops ingest`` processes of the same day at once: one complete version, recorded as the cube holds it."""
+    import subprocess
+    import sys
+
+    from faults.scenarios import CHILD, REPO
+
+    settings = _settings(scenario, banet_home, tmp_path / "cube", db_url)
+    with _own_database_rows(db_url, scenario.region.name):
+        ingest_day(scenario.region, START, settings=settings)
+        env = {**os.environ, **scenario.env(), "BANET_HOME": str(banet_home), "BANET_CMR_URL": "", "BANET_CUBE_ROOT": str(tmp_path / "cube"),
+               "BANET_DATABASE_URL": db_url, "PYTHONPATH": str(REPO), "BANET_CRASH_AT": ""}
+        args = [sys.executable, str(CHILD), "cli", "ingest", "--region", scenario.region.name, "--date", str(DAY2)]
+        procs = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        errors = [p.communicate(timeout=180)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+        FIGURES["faults"].add("concurrent same-day writers")
+        assert cube_inconsistencies(db_url, scenario.region.name, settings) == []
+        assert _state(scenario, settings, db_url) == reference

@@ -110,3 +110,25 @@ def test_sigkill_during_recovery_is_finished_by_the_next_start(db_url: str, tmp_
     assert comparable(publish_state(db_url, store, region)) == reference["a"]
     publish_product(product_for(_spec(region, 2, "snap-b", db_url, root, banet_home)), settings=settings)
     assert comparable(publish_state(db_url, store, region)) == reference["b"]
+
+
+def test_concurrent_publishers_of_one_scope(db_url: str, tmp_path: Path, banet_home: Path, reference: dict[str, Any]) -> None:
+    """Two processes publish B at once over A: they serialise on the scope's lock; the result is B, consistent."""
+    import os
+    import subprocess
+    import sys
+
+    from faults.scenarios import CHILD, REPO
+
+    root = str(tmp_path / "products")
+    region = new_region()
+    store = open_store(root)
+    publish_product(product_for(_spec(region, 1, "snap-a", db_url, root, banet_home)), settings=_settings(banet_home, db_url, root))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BANET_CRASH_AT": ""}
+    args = [sys.executable, str(CHILD), "publish", json.dumps(_spec(region, 2, "snap-b", db_url, root, banet_home))]
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=180)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    FIGURES["faults"].add("concurrent publishers of one scope")
+    assert publish_inconsistencies(db_url, store, region) == []
+    assert comparable(publish_state(db_url, store, region)) == reference["b"]
