@@ -47,6 +47,8 @@ from banet_ops.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# How long the settling of another scope's journal at start waits for that scope's lock.
+RECOVERY_LOCK_WAIT = "3s"
 
 
 @dataclass(frozen=True)
@@ -275,21 +277,28 @@ def _recover_scope(cur: Any, store: ObjectStore, scope: str) -> None:
 def recover_publishes(store: ObjectStore, engine: Any) -> int:
     """Settle the journals of publishers that died (scopes nobody holds now) and drop orphaned backups.
 
-    Each journal is settled in a short transaction holding its scope's lock; one whose scope is
-    locked belongs to a publish in flight and is left alone.  Returns how many were settled.
+    Each journal is settled in a short transaction holding its scope's lock.  The lock is waited
+    for :data:`RECOVERY_LOCK_WAIT` (the server may not yet have ended the transaction of a
+    publisher killed a moment ago); a scope still locked then belongs to a publish in flight and
+    its journal is left alone.  Returns how many were settled.
     """
+    from psycopg2 import errors as pgerr
+
     journals = files_journal.pending_journals(store)
     settled = 0
     for journal in journals:
         raw = engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute("SELECT set_config('lock_timeout', %s, true)", (postgis.LOCK_TIMEOUT,))
-            if postgis.lock_publish_scope(cur, journal.scope, wait=False):
-                done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
-                log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, journal.scope, done)
-                settled += 1
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (RECOVERY_LOCK_WAIT,))
+            postgis.lock_publish_scope(cur, journal.scope)
+            done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
+            log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, journal.scope, done)
+            settled += 1
             raw.commit()
+        except pgerr.LockNotAvailable:
+            raw.rollback()
+            log.info("publish %s of %s is in flight; its journal is left to it", journal.token, journal.scope)
         except Exception as exc:
             raw.rollback()
             if _is_db_error(exc):

@@ -30,7 +30,6 @@ POINTS = [
     (f"{S}:FileTransaction._write_journal:after:1", False),
     (f"{S}:LocalStore.copy:after:2", False),
     (f"{S}:LocalStore.put_file:after:3", False),  # puts 1-2 are the journal: the first product file
-    (f"{S}:LocalStore.put_file:after:5", False),
     (f"{P}:record_publish_token:after", False),  # every file in place, before the commit
     (f"{P}:summarize_cells:before", True),  # committed, backups and journal still there
     (f"{S}:LocalStore.delete:after:1", True),  # part-way through dropping the backups
