@@ -139,3 +139,35 @@ def test_storage_errors_are_retryable_project_errors() -> None:
     assert isinstance(err, StorageUnavailableError) and err.retryable
     denied = storage_error(OSError("service error: AccessDenied"), loc, "opening the repository")
     assert not denied.retryable
+
+
+def test_an_empty_repository_is_named_as_such(tmp_path: Path, banet_home: Path) -> None:
+    import icechunk as ic
+
+    from banet_ops.errors import CubeNotFoundError
+    from banet_ops.settings import Settings
+
+    FIGURES["faults"].add("empty cube repository (created, never committed)")
+    settings = Settings(home=banet_home, cube_root=str(tmp_path / "cube"))
+    ic.Repository.create(ic.local_filesystem_storage(str(tmp_path / "cube" / "TE")))
+    with pytest.raises(CubeNotFoundError, match="found an empty repository") as info:
+        cube.read_window("TE", START, START, settings=settings)
+    assert "object at 0x" not in str(info.value)
+
+
+def test_orphaned_backups_are_dropped_and_live_ones_kept(tmp_path: Path) -> None:
+    from banet_ops.publish.storage import FileTransaction, drop_orphan_backups, open_store, pending_journals
+
+    store = open_store(str(tmp_path / "products"))
+    store.put_bytes(b"old", "R/a.tif")
+    store.put_bytes(b"left by an old publisher", ".backup/0123456789abcdef/R/a.tif")
+    live = FileTransaction(store, scope="R/nrt")
+    src = tmp_path / "new.tif"
+    src.write_bytes(b"new")
+    live.add(src, "R/a.tif")
+    live.apply()  # in flight: journal and backup present
+    assert drop_orphan_backups(store) == 1
+    assert [j.token for j in pending_journals(store)] == [live.token]
+    assert store.list(".backup", hidden=True) == [f".backup/{live.token}/R/a.tif"]
+    live.finalize()
+    assert store.list(hidden=True) == ["R/a.tif"] and store.get_bytes("R/a.tif") == b"new"
