@@ -103,7 +103,7 @@ def day_records(region: str, *, settings: Settings | None = None, snapshot: str 
     session = readonly_session(repo, loc, snapshot)
     group = open_root_group(session, loc)
     fractions = _day_fractions(session, group, loc)
-    commits: dict[dt.date, tuple[str, tuple[str, ...], dt.datetime]] = {}
+    commits: dict[dt.date, tuple[str, tuple[str, ...], dt.datetime, str | None]] = {}
     for snap in repo.ancestry(snapshot_id=session.snapshot_id):
         meta = snap.metadata or {}
         if meta.get("kind") != "day":
@@ -113,12 +113,13 @@ def day_records(region: str, *, settings: Settings | None = None, snapshot: str 
         except (KeyError, ValueError):
             continue
         if day not in commits:
-            commits[day] = (snap.id, tuple(str(g) for g in meta.get("granules", [])), snap.written_at)
+            status = meta.get("status") if "rejected" in meta else None  # the status of the commit (with its rejected files)
+            commits[day] = (snap.id, tuple(str(g) for g in meta.get("granules", [])), snap.written_at, status)
     records = []
     for day in sorted(fractions):
         vf = min(1.0, max(0.0, fractions[day]))
-        snap_id, granules, at = commits.get(day, (session.snapshot_id, (), None))
-        records.append(DayRecord(region, day, vf, L.day_status(vf), snap_id, granules, at))
+        snap_id, granules, at, status = commits.get(day, (session.snapshot_id, (), None, None))
+        records.append(DayRecord(region, day, vf, status if status in L.STATUS_RANK else L.day_status(vf), snap_id, granules, at))
     return records
 
 
