@@ -41,7 +41,7 @@ from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import cog, events, postgis, quicklook, stac
 from banet_ops.publish import storage as files_journal
-from banet_ops.publish.storage import FileTransaction, ObjectStore, open_store
+from banet_ops.publish.storage import FileTransaction, LocalStore, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # How long the settling of another scope's journal at start waits for that scope's lock.
 RECOVERY_LOCK_WAIT = "3s"
+# A temp file beside a product older than this belongs to a put that was killed part-way.
+STALE_TEMP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ def _recover_scope(cur: Any, store: ObjectStore, scope: str) -> None:
 
 
 def recover_publishes(store: ObjectStore, engine: Any) -> int:
-    """Settle the journals of publishers that died (scopes nobody holds now) and drop orphaned backups.
+    """Settle the journals of publishers that died (scopes nobody holds now), drop orphaned backups and stale temp files.
 
     Each journal is settled in a short transaction holding its scope's lock.  The lock is waited
     for :data:`RECOVERY_LOCK_WAIT` (the server may not yet have ended the transaction of a
@@ -307,6 +309,8 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
         finally:
             raw.close()
     files_journal.drop_orphan_backups(store)
+    if isinstance(store, LocalStore):  # S3 uploads leave no partial object behind
+        store.drop_stale_temporaries(STALE_TEMP_S)
     return settled
 
 

@@ -156,6 +156,18 @@ class LocalStore(ObjectStore):
                 out.append(rel)
         return sorted(out)
 
+    def drop_stale_temporaries(self, older_than_s: float) -> int:
+        """Delete the temp files of puts killed part-way (``.<name>.tmp-*``, older than ``older_than_s``); count."""
+        import time
+
+        cutoff, n = time.time() - older_than_s, 0
+        for p in Path(self.root).rglob(".*.tmp-*"):
+            with contextlib.suppress(OSError):
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+        return n
+
 
 @dataclass
 class S3Store(ObjectStore):

@@ -30,6 +30,7 @@ POINTS = [
     (f"{S}:FileTransaction._write_journal:after:1", False),
     (f"{S}:LocalStore.copy:after:2", False),
     (f"{S}:LocalStore.put_file:after:3", False),  # puts 1-2 are the journal: the first product file
+    ("shutil:copyfile:after:4", False),  # the second product file half-way: its temp file copied, not renamed
     (f"{P}:record_publish_token:after", False),  # every file in place, before the commit
     (f"{P}:summarize_cells:before", True),  # committed, backups and journal still there
     (f"{S}:LocalStore.delete:after:1", True),  # part-way through dropping the backups
@@ -67,7 +68,9 @@ def _crash_case(point: str, committed: bool, db_url: str, root: str, home: Path,
     assert killed(proc), proc.stderr[-2000:]
     FIGURES["crash_points"].add(point)
 
-    recover_publishes(store, get_engine(db_url))  # what the next start does first
+    with pytest.MonkeyPatch.context() as mp:  # what the next start does first (one hour later: temp files stale)
+        mp.setattr("banet_ops.publish.publisher.STALE_TEMP_S", 0.0)
+        recover_publishes(store, get_engine(db_url))
     problems = publish_inconsistencies(db_url, store, region)
     if problems:
         FIGURES["inconsistent"].add(point)
