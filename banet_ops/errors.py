@@ -111,6 +111,14 @@ class CubeNotFoundError(StorageError, PermanentError, FileNotFoundError):
     """The region has no cube yet."""
 
 
+class StorageUnavailableError(StorageError, RetryableError):
+    """The cube or product storage did not answer in time, or failed transiently (timeout, 5xx, dropped connection)."""
+
+
+class LessCompleteError(PermanentError, ValueError):
+    """A day would be replaced by a less complete version (more files rejected, fewer cells observed)."""
+
+
 # --- database --------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +67,13 @@ class Region(BaseModel):
         if bbox is None:  # the bbox itself is invalid and already reported
             return pixel_size
         left, bottom, right, top = bbox
-        rows, cols = round((top - bottom) / pixel_size), round((right - left) / pixel_size)
-        if rows * cols > MAX_CELLS:
+        n_cells = ((top - bottom) / pixel_size) * ((right - left) / pixel_size)  # a float: no 300-digit integers
+        if n_cells > MAX_CELLS:
             raise ValueError(
-                f"grid of {rows} x {cols} = {rows * cols:,} cells exceeds {MAX_CELLS:,}; use a larger pixel_size or split the region"
+                f"grid of {f'{n_cells:,.0f}' if n_cells < 1e15 else f'{n_cells:.3g}'} cells exceeds {MAX_CELLS:,} (pixel size {pixel_size:g}); "
+                "use a larger pixel_size or split the region"
             )
-        if min(rows, cols) < 1:
+        if min(round((top - bottom) / pixel_size), round((right - left) / pixel_size)) < 1:
             raise ValueError(f"expected a pixel_size no larger than the bbox ({right - left} x {top - bottom} degrees), found {pixel_size}")
         return pixel_size
 
@@ -122,12 +124,17 @@ class Region(BaseModel):
         return self.top - (np.arange(self.shape[0], dtype=np.float64) + 0.5) * self.pixel_size
 
     def rowcol(self, lon: NDArray[np.floating] | float, lat: NDArray[np.floating] | float) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-        """Row and column of the cells holding (lon, lat) and a mask of points inside the grid."""
+        """Row and column of the cells holding (lon, lat) and a mask of points inside the grid.
+
+        Cells are half-open and exact: a point on a grid line belongs to the cell that starts
+        there (column ``c`` spans ``[left + c px, left + (c+1) px)``, row ``r`` spans
+        ``(top - (r+1) px, top - r px]``), the lines taken at their exact decimal value
+        (:func:`grid_lines`), whatever the rounding of ``(lon - left) / px``.
+        """
         lon_a = np.asarray(lon, dtype=np.float64)
         lat_a = np.asarray(lat, dtype=np.float64)
-        with np.errstate(invalid="ignore"):  # NaN coordinates: masked out below
-            col = np.floor((lon_a - self.left) / self.pixel_size).astype(np.int64)
-            row = np.floor((self.top - lat_a) / self.pixel_size).astype(np.int64)
+        col = cell_index(lon_a, self.left, self.pixel_size)
+        row = cell_index(-lat_a, -self.top, self.pixel_size)
         rows, cols = self.shape
         inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols) & np.isfinite(lon_a) & np.isfinite(lat_a)
         return row, col, inside
@@ -230,3 +237,34 @@ class Window:
     col0: int
     rows: int
     cols: int
+
+
+def cell_index(values: NDArray[np.float64], origin: float, step: float) -> NDArray[np.int64]:
+    """``k`` with ``line(k) <= v < line(k + 1)``, ``line(k) = origin + k * step`` exact (:func:`grid_lines`); -1 for NaN."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    with np.errstate(invalid="ignore"):
+        est = np.floor(np.where(finite, (v - origin) / step, 0.0))
+    k = np.clip(est, -(2**31), 2**31).astype(np.int64)  # far outside any grid: no exactness needed there
+    k = np.where(v < grid_lines(origin, step, k), k - 1, k)  # the division rounded across a line
+    k = np.where(v >= grid_lines(origin, step, k + 1), k + 1, k)
+    return np.where(finite, k, -1)
+
+
+def grid_lines(origin: float, step: float, index: np.ndarray) -> np.ndarray:
+    """``origin + index * step`` as the float64 nearest to the exact decimal value.
+
+    That is what PostgreSQL computes for ``%(left)s + col * %(px)s`` (numeric arithmetic, then
+    float8) and what region files mean: -8 + 3 * 0.01 is -7.97, not -7.970000000000001.  Exact
+    with integers scaled by a power of ten and one correctly rounded division; plain float
+    arithmetic when the numbers are too long for that.
+    """
+    o, st = Decimal(repr(float(origin))), Decimal(repr(float(step)))
+    digits = max(0, -int(o.as_tuple().exponent), -int(st.as_tuple().exponent))
+    if digits <= 22:
+        scale = 10**digits
+        o_int, st_int = int(o * scale), int(st * scale)
+        lo, hi = (int(index.min()), int(index.max())) if index.size else (0, 0)
+        if max(abs(o_int + lo * st_int), abs(o_int + hi * st_int)) < 2**53:
+            return (o_int + index.astype(np.float64) * st_int) / scale
+    return origin + index.astype(np.float64) * step

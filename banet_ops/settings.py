@@ -32,7 +32,7 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """All ``BANET_*`` settings. Field docs are the user documentation (``banet-ops settings``)."""
 
-    model_config = SettingsConfigDict(env_prefix="BANET_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="BANET_", extra="ignore", frozen=True, hide_input_in_errors=True)  # values may hold secrets
 
     home: Path = Field(default_factory=default_home, description="Root for local state: PostGIS cluster, default cube/products folders, download cache.")
     database_url: SecretStr | None = Field(
@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     http_concurrency: int = Field(4, ge=1, le=64, description="Concurrent downloads per host.")
     http_retries: int = Field(5, ge=0, le=20, description="Retries for 429/5xx/timeouts, with exponential back-off and jitter.")
     http_timeout_s: float = Field(120.0, gt=0, description="Timeout for one HTTP request, seconds.")
+    storage_timeout_s: float = Field(
+        900.0, gt=0, description="Longest wait for one cube storage operation (open, write and commit a day), seconds: then a retryable error."
+    )
     # inference
     weights: Annotated[tuple[Path, ...], NoDecode] = Field(
         (), description="Weight files used when the registry has no production model (`,`-separated in env)."
@@ -84,6 +87,9 @@ class Settings(BaseSettings):
     def _root_ok(cls, value: str | None) -> str | None:
         if value is not None and value.startswith("s3://") and len(value) <= len("s3://"):
             raise ConfigError(f"expected s3://bucket[/prefix], found {value!r}", hint="set a bucket name")
+        if value is not None and "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            shown = value.split("://", 1)[0] + "://***@" + value.split("://", 1)[1].split("@", 1)[1]
+            raise ConfigError(f"expected a root without credentials, found {shown}", hint="pass credentials as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
         return value
 
     @field_validator("weights", "viirs_products", "firms_sources", mode="before")

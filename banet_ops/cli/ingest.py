@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import sys
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,6 +25,7 @@ class IngestArgs(BaseModel):
     end: dt.date | None = None
     dry_run: bool = False
     keep_going: bool = False
+    force: bool = False
 
     @model_validator(mode="after")
     def _range_ok(self) -> IngestArgs:
@@ -32,6 +34,9 @@ class IngestArgs(BaseModel):
             raise ValueError(f"--end {last} is before --date {self.date}")
         if (last - self.date).days + 1 > MAX_DAYS:
             raise ValueError(f"expected at most {MAX_DAYS} days per call, found {(last - self.date).days + 1}")
+        today = dt.datetime.now(dt.UTC).date()
+        if last > today:  # the same rule as require_published: nothing can be published for it yet
+            raise ValueError(f"expected a day no later than today ({today} UTC), found {last}")
         return self
 
     @property
@@ -43,7 +48,7 @@ class IngestArgs(BaseModel):
 def parse_args(ns: argparse.Namespace) -> IngestArgs:
     """Validate the parsed namespace; errors become a one-line ValidationError."""
     try:
-        return IngestArgs(region=ns.region, date=ns.date, end=ns.end, dry_run=ns.dry_run, keep_going=ns.keep_going)
+        return IngestArgs(region=ns.region, date=ns.date, end=ns.end, dry_run=ns.dry_run, keep_going=ns.keep_going, force=ns.force)
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "arguments"
@@ -66,7 +71,7 @@ def handle(ns: argparse.Namespace) -> int:
     failures: list[tuple[dt.date, str]] = []
     for day in tqdm(args.days, desc=f"ingest {region.name}", unit="day", file=sys.stderr, disable=len(args.days) == 1):
         try:
-            result = ingest_day(region, day, settings=settings, dry_run=args.dry_run)
+            result = ingest_day(region, day, settings=settings, dry_run=args.dry_run, force=args.force)
         except BanetError as exc:
             if not args.keep_going:
                 raise
@@ -89,6 +94,8 @@ def handle(ns: argparse.Namespace) -> int:
 
 
 def _date(text: str) -> dt.date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, found {text!r}")
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -103,4 +110,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--end", type=_date, default=None, help="last UTC day (inclusive); default: --date")
     p.add_argument("--dry-run", action="store_true", help="discover and report what would be fetched; write nothing")
     p.add_argument("--keep-going", action="store_true", help="go on with the next day when one fails (exit code 1 at the end)")
+    p.add_argument("--force", action="store_true", help="replace a stored day even by a less complete version (more files rejected)")
     p.set_defaults(handler=handle)

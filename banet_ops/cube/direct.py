@@ -37,8 +37,8 @@ from zarr.core.sync import sync
 
 from banet_ops.cube import layout as L
 from banet_ops.cube.blosc_frames import decompress_items
-from banet_ops.cube.storage import CubeLocation, get_array, icechunk_message
-from banet_ops.errors import StorageError
+from banet_ops.cube.storage import CubeLocation, get_array, icechunk_message, storage_error
+from banet_ops.errors import StorageUnavailableError
 
 # Decompression and scaling release the GIL: one thread per core does the CPU work.
 DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
@@ -163,8 +163,9 @@ def read_chunks(store: Any, jobs: list[ChunkJob], loc: CubeLocation | None = Non
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         if isinstance(first, ic.IcechunkError):
-            where = f"cube {loc.region} at {loc.url}" if loc is not None else "cube"
-            raise StorageError(f"{where}: expected readable chunks, found: {icechunk_message(first)}", hint="check the storage") from None
+            if loc is not None:
+                raise storage_error(first, loc, "reading chunks") from None
+            raise StorageUnavailableError(f"cube: expected readable chunks, found: {icechunk_message(first)}", hint="retry later") from None
         raise first from None
 
 

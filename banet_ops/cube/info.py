@@ -11,7 +11,16 @@ from typing import Any
 import numpy as np
 
 from banet_ops.cube import layout as L
-from banet_ops.cube.storage import BRANCH, CubeLocation, cube_location, get_array, open_repository, readonly_session, written_indexes
+from banet_ops.cube.storage import (
+    BRANCH,
+    CubeLocation,
+    cube_location,
+    get_array,
+    open_repository,
+    open_root_group,
+    readonly_session,
+    written_indexes,
+)
 from banet_ops.settings import Settings
 
 # Calendar characters: one per day.
@@ -88,14 +97,13 @@ def day_records(region: str, *, settings: Settings | None = None, snapshot: str 
     Days whose commit has expired from history keep their values (the data is still there) but
     get the read snapshot as ``snapshot_id`` and no granules.
     """
-    import zarr
 
     loc = cube_location(region, settings=settings)
     repo = open_repository(loc)
     session = readonly_session(repo, loc, snapshot)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     fractions = _day_fractions(session, group, loc)
-    commits: dict[dt.date, tuple[str, tuple[str, ...], dt.datetime]] = {}
+    commits: dict[dt.date, tuple[str, tuple[str, ...], dt.datetime, str | None]] = {}
     for snap in repo.ancestry(snapshot_id=session.snapshot_id):
         meta = snap.metadata or {}
         if meta.get("kind") != "day":
@@ -105,12 +113,13 @@ def day_records(region: str, *, settings: Settings | None = None, snapshot: str 
         except (KeyError, ValueError):
             continue
         if day not in commits:
-            commits[day] = (snap.id, tuple(str(g) for g in meta.get("granules", [])), snap.written_at)
+            status = meta.get("status") if "rejected" in meta else None  # the status of the commit (with its rejected files)
+            commits[day] = (snap.id, tuple(str(g) for g in meta.get("granules", [])), snap.written_at, status)
     records = []
     for day in sorted(fractions):
         vf = min(1.0, max(0.0, fractions[day]))
-        snap_id, granules, at = commits.get(day, (session.snapshot_id, (), None))
-        records.append(DayRecord(region, day, vf, L.day_status(vf), snap_id, granules, at))
+        snap_id, granules, at, status = commits.get(day, (session.snapshot_id, (), None, None))
+        records.append(DayRecord(region, day, vf, status if status in L.STATUS_RANK else L.day_status(vf), snap_id, granules, at))
     return records
 
 
@@ -138,12 +147,11 @@ def _chunk_bytes(repo: Any) -> int:
 
 def cube_info(region: str, *, settings: Settings | None = None) -> CubeInfo:
     """Coverage, size and last commit of a region's cube."""
-    import zarr
 
     loc = cube_location(region, settings=settings)
     repo = open_repository(loc)
     session = readonly_session(repo, loc, None)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     length = get_array(group, "time", loc).shape[0]
     records = day_records(region, settings=settings, snapshot=session.snapshot_id)
     history = list(repo.ancestry(branch=BRANCH))

@@ -212,8 +212,28 @@ COORD_ATTRS: Final[dict[str, dict[str, Any]]] = {
 }
 
 
-def day_status(valid_fraction: float) -> str:
-    """``complete`` / ``partial`` / ``empty`` from a day's valid fraction."""
-    if valid_fraction >= COMPLETE_FRACTION:
-        return "complete"
-    return "partial" if valid_fraction > 0 else "empty"
+def day_status(valid_fraction: float, n_rejected: int = 0) -> str:
+    """The one definition of a day's status: ``empty`` (nothing observed), ``partial``, ``complete``.
+
+    ``complete``: at least :data:`COMPLETE_FRACTION` of the region observed and no input file of
+    the day rejected (``n_rejected``: files that were fetched and could not be read; listing
+    entries refused before any download do not count).
+    """
+    if valid_fraction <= 0:
+        return "empty"
+    return "complete" if valid_fraction >= COMPLETE_FRACTION and n_rejected == 0 else "partial"
+
+
+STATUS_RANK: Final = {"empty": 0, "partial": 1, "complete": 2}
+
+
+def at_least_as_complete(new: tuple[str, float], old: tuple[str, float]) -> bool:
+    """Whether a version (status, valid fraction) of a day may replace the stored one without force.
+
+    A higher status always may; a lower never; a partial day only by one observing at least as
+    many cells; a complete or empty day by another of the same status.
+    """
+    (new_status, new_vf), (old_status, old_vf) = new, old
+    if STATUS_RANK[new_status] != STATUS_RANK[old_status]:
+        return STATUS_RANK[new_status] > STATUS_RANK[old_status]
+    return new_status != "partial" or float(np.float32(new_vf)) >= float(np.float32(old_vf))

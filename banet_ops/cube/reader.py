@@ -27,6 +27,7 @@ from banet_ops.cube.storage import (
     cube_location,
     get_array,
     open_repository,
+    open_root_group,
     readonly_session,
     written_indexes,
 )
@@ -90,7 +91,7 @@ def open_group(region: Region | str, snapshot: str | None = None, *, settings: S
     loc = cube_location(_region_name(region), settings=settings)
     repo = open_repository(loc)
     session = readonly_session(repo, loc, snapshot)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     return group, str(session.snapshot_id), loc
 
 
@@ -164,7 +165,7 @@ def read_window(
     i0, i1 = L.day_index(first_day), L.day_index(last_day) + 1
     loc = cube_location(_region_name(region), settings=settings)
     session = readonly_session(open_repository(loc), loc, snapshot)
-    group = zarr.open_group(session.store, mode="r")
+    group = open_root_group(session, loc)
     snap = str(session.snapshot_id)
     stored_region = L.region_from_attrs(dict(group.attrs))
     if isinstance(region, Region) and region.to_file_dict() != stored_region.to_file_dict():

@@ -9,6 +9,12 @@ commit at once; on local roots every commit therefore runs under an exclusive ``
 ``<root>/.R.commit.lock`` (writes of chunk data stay parallel, only the short commit is
 serialised; the kernel drops the lock if the holder dies).  Object stores use their conditional
 writes instead.
+
+Every storage failure leaves as an error of :mod:`banet_ops.errors` (:func:`storage_error`):
+wrong bucket or credentials are permanent, anything else (a timeout, a refused or dropped
+connection, a 5xx, a full disk) is :class:`StorageUnavailableError`, retryable.  Icechunk has no
+request timeout for an endpoint that accepts connections and never answers, so the operations
+that talk to the storage run under a deadline (:func:`with_deadline`, ``BANET_STORAGE_TIMEOUT_S``).
 """
 
 from __future__ import annotations
@@ -18,20 +24,24 @@ import contextlib
 import fcntl
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import icechunk as ic
 
 from banet_ops.cube.layout import VALID_VARIABLE
-from banet_ops.errors import ConfigError, CubeNotFoundError, SnapshotNotFoundError, StorageError, ValidationError
+from banet_ops.errors import BanetError, ConfigError, CubeNotFoundError, SnapshotNotFoundError, StorageError, StorageUnavailableError, ValidationError
 from banet_ops.settings import Settings, get_settings
 
 BRANCH = "main"
+T = TypeVar("T")
+# Storage answers that no retry fixes: a wrong bucket, wrong or missing credentials, no permission.
+PERMANENT_MARKERS = ("NoSuchBucket", "InvalidBucketName", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Permission denied")
 _REGION_NAME = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Z]{20}$")
 
@@ -125,16 +135,78 @@ def icechunk_message(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def storage_error(exc: BaseException, loc: CubeLocation, what: str) -> StorageError:
+    """The project error for a storage failure of ``what`` (retryable unless a wrong bucket or credentials)."""
+    text = f"cube {loc.region} at {loc.url}: {what} failed: {icechunk_message(exc)}"
+    if any(marker in str(exc) for marker in PERMANENT_MARKERS):
+        return StorageError(text, hint="check the bucket, the credentials and the permissions")
+    return StorageUnavailableError(text, hint="retry later: the storage failed or did not answer")
+
+
+@contextlib.contextmanager
+def storage_errors(loc: CubeLocation, what: str) -> Iterator[None]:
+    """Map Icechunk and OS errors raised inside the block to :func:`storage_error`."""
+    try:
+        yield
+    except BanetError:
+        raise
+    except (ic.IcechunkError, OSError) as exc:
+        raise storage_error(exc, loc, what) from None
+
+
+def with_deadline(fn: Callable[[], T], loc: CubeLocation, what: str, seconds: float) -> T:
+    """``fn()``, or :class:`StorageUnavailableError` when it has not returned after ``seconds``.
+
+    ``fn`` runs in a daemon thread: a storage call that never returns is abandoned (a commit it
+    finishes later is a complete version, which the re-run finds unchanged).
+    """
+    out: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            error.append(exc)
+
+    worker = threading.Thread(target=run, name=f"cube-{loc.region}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise StorageUnavailableError(
+            f"cube {loc.region} at {loc.url}: {what}: expected the storage to answer within {seconds:g} s, found no answer",
+            hint="retry later; check the storage endpoint (BANET_STORAGE_TIMEOUT_S sets the wait)",
+        )
+    if error:
+        raise error[0]
+    return out[0]  # type: ignore[no-any-return]
+
+
+def open_root_group(session: Any, loc: CubeLocation) -> Any:
+    """The cube's root group in ``session`` (read-only); :class:`CubeNotFoundError` for an empty repository."""
+    import zarr
+    from zarr.errors import NodeNotFoundError
+
+    try:
+        return zarr.open_group(session.store, mode="r")
+    except (NodeNotFoundError, FileNotFoundError):
+        raise CubeNotFoundError(
+            f"cube {loc.region}: expected the cube's arrays in the repository at {loc.url}, found an empty repository",
+            hint="it was created but no day was ever committed: ingest a day",
+        ) from None
+
+
 def repository_config(loc: CubeLocation) -> ic.RepositoryConfig | None:
     """Runtime settings for opening the repository (not persisted in it).
 
     Local files: Icechunk fetches an object in one range request by default, which the
     filesystem backend streams in 8 KiB reads; split into two range requests, each part is read
     in one call.  That cuts the CPU time of reading chunks by ~20-25 % (``benchmarks/cube.py``).
-    Object stores keep the defaults (one request per chunk).
+    Object stores keep one request per chunk and retry a failed request a few times, quickly.
     """
     if loc.is_s3:
-        return None
+        # a few quick retries inside one call; the task's retries (minutes apart) handle longer outages
+        return ic.RepositoryConfig(storage=ic.StorageSettings(retries=ic.StorageRetriesSettings(max_tries=4, initial_backoff_ms=200, max_backoff_ms=2000)))
     split = ic.StorageConcurrencySettings(max_concurrent_requests_for_object=2, ideal_concurrent_request_size=1)
     return ic.RepositoryConfig(storage=ic.StorageSettings(concurrency=split))
 
@@ -147,7 +219,7 @@ def open_repository(loc: CubeLocation, *, create: bool = False) -> ic.Repository
             if ic.Repository.exists(storage):
                 return ic.Repository.open(storage, config=repository_config(loc))
         except ic.IcechunkError as exc:
-            raise StorageError(f"cube {loc.region}: expected a readable repository at {loc.url}, found: {icechunk_message(exc)}") from None
+            raise storage_error(exc, loc, "opening the repository") from None
         if not create:
             raise CubeNotFoundError(
                 f"cube {loc.region}: expected an Icechunk repository at {loc.url}, found none",

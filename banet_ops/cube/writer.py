@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,11 +29,21 @@ from zarr.codecs import BloscCodec
 from banet_ops import __version__
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.cube import layout as L
-from banet_ops.cube.storage import BRANCH, CubeLocation, cube_location, get_array, open_repository, readonly_session, written_indexes
+from banet_ops.cube.storage import (
+    BRANCH,
+    CubeLocation,
+    cube_location,
+    get_array,
+    open_repository,
+    readonly_session,
+    storage_errors,
+    with_deadline,
+    written_indexes,
+)
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import CommitConflictError, ValidationError
+from banet_ops.errors import CommitConflictError, LessCompleteError, ValidationError
 from banet_ops.regions import Region
-from banet_ops.settings import Settings
+from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +145,8 @@ def valid_fraction(image: DailyImage) -> float:
     return float(np.count_nonzero(np.isfinite(red))) / red.size
 
 
-def commit_metadata(image: DailyImage, fraction: float) -> dict[str, Any]:
-    """What a day's commit records: the granules, sources and software that made it."""
+def commit_metadata(image: DailyImage, fraction: float, n_rejected: int = 0) -> dict[str, Any]:
+    """What a day's commit records: the granules, sources and software that made it, and its status."""
     return {
         "kind": "day",
         "region": image.region.name,
@@ -143,7 +154,8 @@ def commit_metadata(image: DailyImage, fraction: float) -> dict[str, Any]:
         "granules": sorted(str(g) for g in image.granules),
         "sources": {str(k): _safe_source(str(v)) for k, v in sorted(image.sources.items())},
         "valid_fraction": round(fraction, 6),
-        "status": L.day_status(fraction),
+        "status": L.day_status(fraction, n_rejected),
+        "rejected": int(n_rejected),
         "software": f"banet-ops {__version__}",
         "preprocessing": {
             "banet_ops": __version__,
@@ -168,11 +180,43 @@ def _grow(group: zarr.Group, needed: int, loc: CubeLocation) -> None:
     get_array(group, "time", loc)[current:needed] = np.arange(current, needed, dtype=np.int32)
 
 
+@dataclass(frozen=True)
+class StoredDay:
+    """The version of a day the cube holds: the commit that wrote it, when, its status and valid fraction."""
+
+    snapshot_id: str
+    written_at: dt.datetime | None
+    status: str
+    valid_fraction: float
+
+
+def stored_day(repo: ic.Repository, loc: CubeLocation, day: dt.date, session: ic.Session | None = None) -> StoredDay | None:
+    """The day's version at the tip (or ``session``): None when the day was never written.
+
+    The snapshot is the last commit of that day (``kind: day``); a day written otherwise (a
+    legacy import) or whose commit expired gets the read snapshot and the status of its valid
+    fraction.
+    """
+    session = session or readonly_session(repo, loc, None)
+    index = L.day_index(day)
+    if index not in written_indexes(session):
+        return None
+    group = zarr.open_group(session.store, mode="r")
+    fraction = float(get_array(group, L.VALID_VARIABLE, loc)[index])
+    for snap in repo.ancestry(snapshot_id=session.snapshot_id):
+        meta = snap.metadata or {}
+        if meta.get("kind") == "day" and meta.get("day") == day.isoformat():
+            status = str(meta.get("status") or L.day_status(fraction))
+            return StoredDay(str(snap.id), snap.written_at, status if status in L.STATUS_RANK else L.day_status(fraction), fraction)
+    return StoredDay(str(session.snapshot_id), None, L.day_status(fraction), fraction)
+
+
 def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encoded: dict[str, np.ndarray], fraction: float) -> str | None:
-    """The tip's snapshot id when it already holds exactly this day (same encoded values), else None.
+    """The snapshot that wrote the day when the tip already holds exactly this day (same encoded values), else None.
 
     Re-ingesting a day that did not change (a re-run, a ``reprocess_behavior=completed``
-    backfill) then makes no new commit, so the cube and ``banet.cube_day`` stay as they were.
+    backfill) then makes no new commit, and the cube and ``banet.cube_day`` keep naming the
+    commit that wrote the day (not the tip).
     """
     session = readonly_session(repo, loc, None)
     if index not in written_indexes(session):
@@ -184,7 +228,20 @@ def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encod
     for name in CUBE_VARIABLES:
         if not np.array_equal(get_array(group, name, loc)[index], encoded[name], equal_nan=True):
             return None
-    return str(session.snapshot_id)
+    stored = stored_day(repo, loc, L.TIME_ORIGIN + dt.timedelta(days=index), session)
+    return stored.snapshot_id if stored is not None else str(session.snapshot_id)
+
+
+def check_replacement(repo: ic.Repository, loc: CubeLocation, day: dt.date, status: str, fraction: float) -> None:
+    """Raise :class:`LessCompleteError` when the stored version of ``day`` is more complete than (status, fraction)."""
+    old = stored_day(repo, loc, day)
+    if old is None or L.at_least_as_complete((status, fraction), (old.status, old.valid_fraction)):
+        return
+    raise LessCompleteError(
+        f"cube {loc.region} {day}: expected a version at least as complete as the stored one ({old.status}, "
+        f"{old.valid_fraction:.1%} observed, snapshot {old.snapshot_id}), found {status} with {fraction:.1%} observed; the stored day is kept",
+        hint="fix or re-fetch the rejected files, or force the replacement (banet-ops ingest --force)",
+    )
 
 
 def write_day(
@@ -193,31 +250,49 @@ def write_day(
     settings: Settings | None = None,
     before_commit: Callable[[], None] | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    n_rejected: int = 0,
+    force: bool = False,
 ) -> str:
     """Commit one region-day to its cube and return the new snapshot id.
 
     Replaces that day's slice and nothing else (re-running is idempotent on the data); when the
     cube already holds exactly these values for the day, no commit is made and the current
     snapshot id is returned.
+    ``n_rejected`` (input files of the day that could not be read) enters the day's status
+    (:func:`banet_ops.cube.layout.day_status`); a day is only replaced by a version at least as
+    complete (:class:`LessCompleteError` otherwise, the stored day kept) unless ``force``.
     ``before_commit`` is called after the data is written and before the commit (tests use it to
     simulate a crash).  Raises :class:`CommitConflictError` (retryable) when concurrent writers
     kept winning for ``max_attempts`` rounds.
     """
     if not isinstance(image, DailyImage):
         raise ValidationError(f"expected a DailyImage, found {type(image).__name__}")
-    index = L.day_index(image.day)
+    settings = settings or get_settings()
     loc = cube_location(image.region.name, settings=settings)
+    with storage_errors(loc, f"writing {image.day}"):
+        return with_deadline(
+            lambda: _write_day(image, loc, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force),
+            loc, f"writing {image.day}", settings.storage_timeout_s,
+        )  # fmt: skip
+
+
+def _write_day(
+    image: DailyImage, loc: CubeLocation, *, before_commit: Callable[[], None] | None, max_attempts: int, n_rejected: int, force: bool
+) -> str:
+    index = L.day_index(image.day)
     repo = open_repository(loc, create=True)
     ensure_cube(repo, loc, image.region, image.day)
 
     encoded = {name: L.encode(name, image.variables[name]) for name in CUBE_VARIABLES}
     fraction = valid_fraction(image)
-    metadata = commit_metadata(image, fraction)
+    metadata = commit_metadata(image, fraction, n_rejected)
     message = f"{image.region.name} {image.day.isoformat()}: {len(image.granules)} granules, valid {fraction:.1%}"
     needed = L.time_length_for(image.day)
     if (same := unchanged_snapshot(repo, loc, index, encoded, fraction)) is not None:
         log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same)
         return same
+    if not force:
+        check_replacement(repo, loc, image.day, metadata["status"], fraction)
     last_error: Exception | None = None
     for attempt in range(max_attempts):
         session = repo.writable_session(BRANCH)

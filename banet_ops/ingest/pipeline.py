@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import AuthenticationError, BanetError, ConfigError, DataFormatError
+from banet_ops.errors import (
+    AuthenticationError,
+    BanetError,
+    ConfigError,
+    DataFormatError,
+    IntegrityError,
+    LessCompleteError,
+    RetryableError,
+    ValidationError,
+)
 from banet_ops.ingest.composite import Compositor, Observations
 from banet_ops.ingest.gridding import grid_granule, observations_from_grid
 from banet_ops.ingest.readers.firms_csv import FirmsReport, FirmsTable, grid_frp, merge_detections, read_firms_csv
@@ -68,6 +77,7 @@ class BuildReport:
     firms: list[FirmsReport] = field(default_factory=list)
     n_detections: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    kept: str = ""  # why the stored, more complete version of the day was kept
 
     def count(self, attr: str, value: str) -> int:
         return sum(1 for f in self.files if getattr(f, attr) == value)
@@ -110,6 +120,8 @@ class IngestResult:
 
     def summary(self) -> str:
         what = "would commit" if self.dry_run else f"snapshot {self.snapshot}"
+        if self.status == "kept":
+            what = "nothing committed: the stored version is more complete (--force replaces it)"
         return (
             f"{self.region} {self.day}: {self.status}, {len(self.granules)} files used of {self.found} found "
             f"({self.downloaded} downloaded, {self.reused} reused), {len(self.rejected)} rejected, "
@@ -121,7 +133,12 @@ class IngestResult:
 # --- from local files ----------------------------------------------------------------------------
 
 
+IN_PLACE_HINT = "the file is read in place: re-sync the mirror or replace the file"
+
+
 def _reject(report: BuildReport, outcome: FileOutcome, exc: BanetError) -> None:
+    if outcome.fetch == "local" and exc.hint and "downloaded again" in exc.hint:
+        exc = type(exc)(exc.message, hint=IN_PLACE_HINT)  # deleting a mirror file fetches nothing
     outcome.status = "rejected"
     outcome.message = exc.message
     log.warning("%s %s: rejected %s: %s", report.region, report.day, outcome.name, exc)
@@ -203,11 +220,19 @@ def image_from_files(
     with report.timed("firms"):
         detections = merge_detections(tables)
         frp = grid_frp(detections, region, day)
-        on_day = detections["acq_date"].to_numpy().astype("datetime64[D]") == np.datetime64(day, "D") if len(detections) else np.zeros(0, bool)
-        report.n_detections = int(on_day.sum())
+        report.n_detections = count_detections(detections, region, day)
     with report.timed("composite"):
         image = comp.image(day, frp=frp, sources=sources)
     return image, report
+
+
+def count_detections(detections: Any, region: Region, day: dt.date) -> int:
+    """Detections of ``day`` inside the region (those :func:`grid_frp` sums), not every row of the files."""
+    if not len(detections):
+        return 0
+    on_day = detections["acq_date"].to_numpy().astype("datetime64[D]") == np.datetime64(day, "D")
+    _r, _c, inside = region.rowcol(detections["longitude"].to_numpy(np.float64), detections["latitude"].to_numpy(np.float64))
+    return int((on_day & inside).sum())
 
 
 GridOutcome = tuple[Observations | None, DataFormatError | None, dict[str, float]]
@@ -269,8 +294,12 @@ def _fetch(sources: Any, item: Any, report: BuildReport) -> Path | None:
             path: Path = sources.fetch(item)
     except BanetError as exc:
         # transient errors retry the day; refused credentials or bad configuration fail it (they
-        # would reject every file, and committing an empty day would hide the real problem)
-        if exc.retryable or isinstance(exc, (AuthenticationError, ConfigError)):
+        # would reject every file, and committing an empty day would hide the real problem).  A
+        # file read in place (mirror, FIRMS folder) that is empty or fails its size or checksum
+        # stays so on a retry: it is rejected like a corrupt file.
+        if mode == "local" and isinstance(exc, IntegrityError):
+            exc = DataFormatError(exc.message, hint=IN_PLACE_HINT)
+        elif exc.retryable or isinstance(exc, (AuthenticationError, ConfigError)):
             raise
         _reject(report, outcome, exc)
         return None
@@ -302,6 +331,7 @@ def build_daily_image_with_report(
         from banet_ops.sources import make_sources
 
         sources = make_sources(settings)
+    require_not_future(region, day)
     report = BuildReport(region=region.name, day=day)
     with report.timed("discover"):
         pairing = sources.viirs_pairs(region, day)
@@ -312,6 +342,7 @@ def build_daily_image_with_report(
                 legacy_items = list(sources.archive.list_day(LEGACY_PRODUCT, day))
             except (BanetError, ConfigError) as exc:
                 log.info("%s %s: no legacy %s files (%s)", region.name, day, LEGACY_PRODUCT, exc)
+    require_published(region, day, pairing, legacy_items)
     report.discovery_rejected += [(str(getattr(r, "name", r)), str(getattr(r, "reason", ""))) for r in pairing.rejected]
     report.discovery_rejected += [(i.name, "no matching L1B/geolocation file") for i in pairing.unpaired]
     report.discovery_rejected += [(str(getattr(r, "name", r)), str(getattr(r, "reason", ""))) for r in getattr(fires, "rejected", [])]
@@ -388,11 +419,46 @@ def build_daily_image(region: Region, day: dt.date, *, settings: Settings | None
 
 
 def day_status(image: DailyImage, report: BuildReport) -> tuple[str, float]:
-    """(status, valid fraction): ``empty`` when no cell was observed, ``partial`` when a file was rejected."""
-    valid = float(np.count_nonzero(image.variables["n_obs"] > 0)) / image.variables["n_obs"].size
-    if valid == 0:
-        return "empty", 0.0
-    return ("partial" if report.rejected else "complete"), valid
+    """(status, valid fraction) by the cube's definition (:func:`banet_ops.cube.layout.day_status`).
+
+    The valid fraction is the cube's (cells with a finite Red reflectance); the rejected files
+    are those fetched and found unreadable (a listing entry refused before any download is not).
+    """
+    from banet_ops.cube import layout
+
+    red = image.variables["Red"]
+    valid = float(np.count_nonzero(np.isfinite(red))) / red.size
+    return layout.day_status(valid, n_rejected_files(report)), valid
+
+
+def n_rejected_files(report: BuildReport) -> int:
+    """Input files of the day that were fetched (or found in place) and could not be read."""
+    return report.count("status", "rejected")
+
+
+def require_not_future(region: Region, day: dt.date, *, today: dt.date | None = None) -> None:
+    """Refuse a day after today (UTC): nothing can be published for it yet (checked before any discovery)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    if day > today:
+        raise ValidationError(f"{region.name} {day}: expected a day no later than today ({today} UTC), found {day}", hint="nothing can be published for it yet")
+
+
+def require_published(region: Region, day: dt.date, pairing: Any, legacy: Sequence[Any], *, today: dt.date | None = None) -> None:
+    """The one "nothing published yet" rule of ``banet-ops ingest`` and the ingest DAG.
+
+    A day after today (UTC) is refused (:class:`ValidationError`); a day for which the archive has
+    neither a day-time L1B/geolocation pair, nor a night granule, nor a legacy overpass is not yet
+    available (:class:`RetryableError`: retry later; nothing is committed).  A day with only
+    night granules is a real, empty day.
+    """
+    require_not_future(region, day, today=today)
+    if not pairing.pairs and not pairing.night and not legacy:
+        what = f"{len(pairing.unpaired)} unpaired files" if pairing.unpaired else "no granule"
+        raise RetryableError(
+            f"{region.name} {day}: expected VIIRS day-time granules with their geolocation in the archive, found {what} "
+            f"({len(pairing.missing)} day listings missing): the day is not yet available",
+            hint="retry later (the DAG retries with back-off until the data arrives); nothing was committed",
+        )
 
 
 def ingest_day(
@@ -405,13 +471,16 @@ def ingest_day(
     sources: Any = None,
     record: bool | None = None,
     workers: int | None = None,
+    force: bool = False,
 ) -> IngestResult:
     """Build the region-day image and commit it to the cube (docs/contracts.md).
 
     ``sink`` replaces ``banet_ops.cube.write_day`` (tests); ``sources`` replaces
     ``make_sources(settings)``; ``record`` forces (True) or skips (False) the PostGIS records,
     which by default are written when a database is configured; ``workers`` bounds the
-    processes that read and grid granules in parallel.
+    processes that read and grid granules in parallel.  A day already in the cube is only
+    replaced by a version at least as complete unless ``force`` (else status ``kept``: the
+    stored version and its snapshot stay, nothing is recorded).
     """
     settings = settings or get_settings()
     t0 = time.perf_counter()
@@ -424,10 +493,15 @@ def ingest_day(
             if sink is None:
                 # imported lazily: the cube (icechunk, zarr) is only needed when committing
                 cube = importlib.import_module("banet_ops.cube")
-                snapshot = str(cube.write_day(image, settings=settings))
+                try:
+                    snapshot = str(cube.write_day(image, settings=settings, n_rejected=n_rejected_files(report), force=force))
+                except LessCompleteError as exc:
+                    log.warning("%s", exc)
+                    report.kept = exc.message
+                    status = "kept"
             else:
                 snapshot = sink(image)
-        if record is not False and (record or _database_configured(settings)):
+        if status != "kept" and record is not False and (record or _database_configured(settings)):
             with report.timed("record"):
                 record_day(settings, region, day, report, snapshot, status, valid)
     report.timings["total"] = time.perf_counter() - t0
@@ -457,8 +531,16 @@ def _database_configured(settings: Settings) -> bool:
     return (settings.home / "pg" / "url").is_file()
 
 
-def record_day(settings: Settings, region: Region, day: dt.date, report: BuildReport, snapshot: str | None, status: str, valid: float) -> None:
-    """Upsert the granule rows and the cube_day row of one ingested day, in one transaction."""
+def record_day(
+    settings: Settings, region: Region, day: dt.date, report: BuildReport, snapshot: str | None, status: str, valid: float,
+    committed_at: dt.datetime | None = None,
+) -> None:
+    """Upsert the granule rows and the cube_day row of one ingested day, in one transaction.
+
+    ``committed_at`` is the time of the cube commit (default: looked up in the cube): the row is
+    only replaced by a record of a commit at least as recent, so two writers of the same day
+    whose records land out of order leave the row of the commit the cube holds.
+    """
     import sqlalchemy as sa
 
     from banet_ops.db.engine import get_engine
@@ -498,13 +580,29 @@ def record_day(settings: Settings, region: Region, day: dt.date, report: BuildRe
             sa.text(
                 """
                 INSERT INTO banet.cube_day (region, day, snapshot_id, granules, valid_fraction, status, committed_at)
-                VALUES (:region, :day, :snapshot, :granules, :valid, :status, now())
+                VALUES (:region, :day, :snapshot, :granules, :valid, :status, COALESCE(:at, now()))
                 ON CONFLICT (region, day) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id, granules = EXCLUDED.granules,
-                    valid_fraction = EXCLUDED.valid_fraction, status = EXCLUDED.status, committed_at = now()
+                    valid_fraction = EXCLUDED.valid_fraction, status = EXCLUDED.status, committed_at = EXCLUDED.committed_at
+                WHERE banet.cube_day.committed_at <= EXCLUDED.committed_at
                 """
             ),
-            {"region": region.name, "day": day, "snapshot": snapshot or "", "granules": used, "valid": min(1.0, max(0.0, valid)), "status": status},
+            {"region": region.name, "day": day, "snapshot": snapshot or "", "granules": used, "valid": min(1.0, max(0.0, valid)), "status": status,
+             "at": committed_at if committed_at is not None else _commit_time(settings, region, snapshot)},
         )
+
+
+def _commit_time(settings: Settings, region: Region, snapshot: str | None) -> dt.datetime | None:
+    """When the cube commit ``snapshot`` was written (None when there is no such cube commit, e.g. a test sink)."""
+    from banet_ops.cube.storage import cube_location, open_repository, snapshot_info
+    from banet_ops.errors import StorageError
+
+    if not snapshot:
+        return None
+    try:
+        loc = cube_location(region.name, settings=settings)
+        return snapshot_info(open_repository(loc), loc, snapshot).written_at  # type: ignore[no-any-return]
+    except (StorageError, ValidationError):
+        return None
 
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:

@@ -31,6 +31,8 @@ from banet_ops.errors import (
     ConfigError,
     CubeNotFoundError,
     DataFormatError,
+    IntegrityError,
+    LessCompleteError,
     PermanentError,
     RetryableError,
     ValidationError,
@@ -90,6 +92,7 @@ def discover(region_name: str, day: str) -> dict[str, Any]:
     back-off instead of committing an empty day.  A day with only night granules is a real
     (empty) day and goes on.
     """
+    from banet_ops.ingest.pipeline import require_published
     from banet_ops.ingest.readers.legacy_hdf4 import LEGACY_PRODUCT
     from banet_ops.sources import LocalMirror, make_sources
 
@@ -112,13 +115,7 @@ def discover(region_name: str, day: str) -> dict[str, Any]:
         "%s %s: %d granule pairs, %d legacy files, %d unpaired, %d night, %d rejected, %d missing listings, %d FIRMS files",
         region_name, day, len(found.pairs), len(legacy), len(found.unpaired), len(found.night), len(found.rejected), len(found.missing), len(fires),
     )  # fmt: skip
-    if not found.pairs and not found.night and not legacy:
-        what = f"{len(found.unpaired)} unpaired files" if found.unpaired else "no granule"
-        raise RetryableError(
-            f"{region_name} {day}: expected VIIRS day-time granules with their geolocation in the archive, found {what} "
-            f"({len(found.missing)} day listings missing): the day is not yet available",
-            hint="the task retries with back-off until the data arrives; nothing was committed",
-        )
+    require_published(region, the_day, found, legacy)  # the same rule as `banet-ops ingest`
     return {
         "region": region_name,
         "day": day,
@@ -150,7 +147,8 @@ def _fetch_all(items: list[Any]) -> tuple[dict[str, Path], list[dict[str, Any]]]
     for name, error in report.errors.items():
         log.error("fetching %s failed: %s", name, error)
     fatal: list[BanetError] = [e for e in report.errors.values() if isinstance(e, _FAIL_TASK)]
-    fatal = fatal or [e for e in report.errors.values() if is_retryable(e)]
+    # a file read in place that is empty or fails its checksum stays so on a retry: rejected, as in `banet-ops ingest`
+    fatal = fatal or [e for n, e in report.errors.items() if is_retryable(e) and not (modes[n] == "local" and isinstance(e, IntegrityError))]
     if fatal:
         raise fatal[0]
     outcomes = []
@@ -359,8 +357,14 @@ def commit(region_name: str, staged: str) -> dict[str, Any]:
     if image.region.name != region_name:
         raise ValidationError(f"staged file {staged}: expected region {region_name}, found {image.region.name}")
     existing = identical_cube_day(image, settings)
-    snapshot = existing or cube.write_day(image, settings=settings)
-    status = str(meta.get("status") or cube.day_status(cube.valid_fraction(image)))
+    n_rejected = sum(1 for f in meta.get("files", []) if f.get("status") == "rejected")
+    status = str(meta.get("status") or cube.day_status(cube.valid_fraction(image), n_rejected))
+    try:
+        snapshot = existing or cube.write_day(image, settings=settings, n_rejected=n_rejected)
+    except LessCompleteError as exc:  # the stored day stays, and so does its record
+        log.warning("%s", exc)
+        Path(staged).unlink(missing_ok=True)
+        return {"day": image.day.isoformat(), "snapshot": None, "status": "kept", "changed": False}
     if _database_configured(settings) and (existing is None or _recorded_snapshot(settings, region_name, image.day) != existing):
         report = BuildReport(region=region_name, day=image.day, files=[FileOutcome(**f) for f in meta.get("files", [])])
         record_day(settings, image.region, image.day, report, snapshot, status, float(meta.get("valid_fraction", cube.valid_fraction(image))))

@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,7 @@ import numpy as np
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish.events import FireEvent
-from banet_ops.regions import Region, parse_region
+from banet_ops.regions import Region, grid_lines, parse_region
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,9 @@ _COPY_CHUNK = 4 << 20
 # Work memory of the publish transaction: the transition table of the key-check trigger (one
 # tuple per written row) and the hash joins of updates and deletes stay in memory.
 WORK_MEM = "256MB"
+# Longest wait for any lock of the publish transaction (another publisher of the scope, a DDL
+# lock of a new partition): then a retryable error, never a wait without end.
+LOCK_TIMEOUT = "120s"
 # Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
 _KEY_BITS = 21
 _KEY_MAX = 1 << _KEY_BITS
@@ -171,25 +173,6 @@ def _copy_records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
     buf[: len(_COPY_HEADER)] = _COPY_HEADER
     buf[len(buf) - len(_COPY_TRAILER) :] = _COPY_TRAILER
     return buf, np.frombuffer(buf, dtype=dtype, count=n, offset=len(_COPY_HEADER))
-
-
-def grid_lines(origin: float, step: float, index: np.ndarray) -> np.ndarray:
-    """``origin + index * step`` as the float64 nearest to the exact decimal value.
-
-    That is what PostgreSQL computes for ``%(left)s + col * %(px)s`` (numeric arithmetic, then
-    float8) and what region files mean: -8 + 3 * 0.01 is -7.97, not -7.970000000000001.  Exact
-    with integers scaled by a power of ten and one correctly rounded division; plain float
-    arithmetic when the numbers are too long for that.
-    """
-    o, st = Decimal(repr(float(origin))), Decimal(repr(float(step)))
-    digits = max(0, -int(o.as_tuple().exponent), -int(st.as_tuple().exponent))
-    if digits <= 22:
-        scale = 10**digits
-        o_int, st_int = int(o * scale), int(st * scale)
-        lo, hi = (int(index.min()), int(index.max())) if index.size else (0, 0)
-        if max(abs(o_int + lo * st_int), abs(o_int + hi * st_int)) < 2**53:
-            return (o_int + index.astype(np.float64) * st_int) / scale
-    return origin + index.astype(np.float64) * step
 
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
@@ -347,9 +330,38 @@ def wrap_db_error(exc: BaseException, what: str) -> Exception:
 # --- statements --------------------------------------------------------------------------
 
 
+def scope_name(product: Product) -> str:
+    """``{region}/{mode}``: what one publisher lock (and one file journal scope) covers."""
+    return f"{product.region.name}/{product.mode}"
+
+
 def lock_scope(cur: Any, product: Product) -> None:
-    """Serialise publishers of the same region and product (released at commit/rollback)."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('banet.publish'), hashtext(%s))", (f"{product.region.name}/{product.mode}",))
+    """Serialise publishers of the same region and product (released at commit/rollback).
+
+    Every lock wait of the transaction is bounded by :data:`LOCK_TIMEOUT` (then a retryable
+    :class:`DatabaseUnavailableError`), and the lock is a row of ``banet.publish_lock`` that
+    only writers may lock (migration 0008), not an advisory lock any login could hold.
+    """
+    cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
+    lock_publish_scope(cur, scope_name(product))
+
+
+def lock_publish_scope(cur: Any, scope: str, *, wait: bool = True) -> bool:
+    """Lock the row of ``scope`` until the transaction ends; without ``wait``, False when another holds it."""
+    cur.execute("INSERT INTO banet.publish_lock (scope) VALUES (%s) ON CONFLICT DO NOTHING", (scope,))
+    cur.execute(f"SELECT scope FROM banet.publish_lock WHERE scope = %s FOR UPDATE{'' if wait else ' SKIP LOCKED'}", (scope,))
+    return cur.fetchone() is not None
+
+
+def record_publish_token(cur: Any, run_id: int, token: str) -> None:
+    """Tie the file transaction ``token`` to the run: committed with it, it says the files are current."""
+    cur.execute("UPDATE banet.run SET publish_token = %s WHERE id = %s", (token, run_id))
+
+
+def token_committed(cur: Any, token: str) -> bool:
+    """Whether a committed run carries the file transaction ``token``."""
+    cur.execute("SELECT 1 FROM banet.run WHERE publish_token = %s", (token,))
+    return cur.fetchone() is not None
 
 
 def ensure_region(cur: Any, region: Region) -> None:

@@ -2,16 +2,24 @@
 
 Order of work (each step leaves the previous state intact when it fails):
 
-1. validate the product, render both COGs and the quicklook and compute the fire events into
+1. finish the file transactions of publishers that died (their journals, see below);
+2. validate the product, render both COGs and the quicklook and compute the fire events into
    a private temp folder (nothing visible yet);
-2. open one database transaction: region row, run row, burned cells, fire events;
-3. build the STAC item (it carries the run id) and put the files to their final keys, data files
-   first and the STAC item last; each key's previous object is kept aside;
-4. mark the run succeeded and commit; then drop the kept-aside objects (and summarise the new
-   BRIN ranges of the cells, a best-effort step of its own).
+3. open one database transaction: the scope's lock row (which readers cannot take, waits
+   bounded by a lock timeout), region row, run row, burned cells, fire events;
+4. build the STAC item (it carries the run id) and put the files to their final keys as one
+   :class:`~banet_ops.publish.storage.FileTransaction`: a journal first, each key's previous
+   object kept aside, data files next and the STAC item last;
+5. record the transaction's token in the run row, mark the run succeeded and commit; then drop
+   the kept-aside objects and the journal (and summarise the new BRIN ranges of the cells, a
+   best-effort step of its own).
 
-A failure in 2–4 rolls the transaction back and restores the previous files, so readers see the
-old product or the new one, never a mixture that lasts.
+A failure in 3–5 restores the previous files (still under the lock) and rolls the transaction
+back.  A process killed anywhere leaves its journal: the next publish (of any scope, and always
+of this scope under its lock, before it writes) looks the token up in ``banet.run``: committed
+means the new files are current (drop the backups), not committed means they are not (restore
+the backups).  So files, STAC item and PostGIS describe the same run once any publish has
+started again; a reader may see a mixture only while a publish is in flight.
 """
 
 from __future__ import annotations
@@ -32,12 +40,17 @@ from banet_ops import __version__
 from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import cog, events, postgis, quicklook, stac
-from banet_ops.publish.storage import FileTransaction, ObjectStore, open_store
+from banet_ops.publish import storage as files_journal
+from banet_ops.publish.storage import FileTransaction, LocalStore, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# How long the settling of another scope's journal at start waits for that scope's lock.
+RECOVERY_LOCK_WAIT = "3s"
+# A temp file beside a product older than this belongs to a put that was killed part-way.
+STALE_TEMP_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -148,15 +161,21 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
     from banet_ops.db.engine import get_engine
 
     engine = get_engine(settings.resolved_database_url())
+    recover_publishes(store, engine)
     with tempfile.TemporaryDirectory(prefix="banet-publish-") as tmp:
         files, found = _render(product, Path(tmp), keys, timings)
-        files_tx = FileTransaction(store)
+        files_tx = FileTransaction(store, scope=postgis.scope_name(product))
         raw = engine.raw_connection()
+        committing = False
         try:
             db = _write_all(raw, product, found, store, keys, files, files_tx, timings, started_at, t_total)
+            committing = True
             raw.commit()
         except BaseException as exc:
-            _undo(raw, files_tx)
+            if committing:  # the commit may have happened: the journal stays, the next start decides
+                log.error("commit of publish %s failed; its files are settled at the next publish", files_tx.token)
+            else:
+                _undo(raw, files_tx)
             if isinstance(exc, BanetError) or not _is_db_error(exc):
                 raise
             raise postgis.wrap_db_error(exc, f"publishing {product.region.name} {product.mode} {product.target_date}") from exc
@@ -221,10 +240,12 @@ def _write_all(
         timings["stac"] = time.perf_counter() - t
 
         t = time.perf_counter()
+        _recover_scope(cur, store, files_tx.scope)  # under the scope's lock: files of a dead publisher first
         for name in ("confidence", "burn_date", "quicklook"):
             files_tx.add(files[name], keys[name], refs[name].media_type)
         files_tx.add(files["stac_item"], keys["stac_item"], stac.JSON_MEDIA_TYPE)  # the entry point goes last
         files_tx.apply()
+        postgis.record_publish_token(cur, db.run_id, files_tx.token)
         timings["files"] = time.perf_counter() - t
 
         timings["total"] = time.perf_counter() - t_total
@@ -236,15 +257,61 @@ def _write_all(
 
 
 def _undo(raw: object, files_tx: FileTransaction) -> None:
-    """Roll back the transaction and restore the previous files; never mask the original error."""
+    """Restore the previous files (still under the scope's lock), then roll back; never mask the original error."""
+    try:
+        files_tx.rollback()
+    except Exception:  # the journal stays: the next publish of the scope restores them
+        log.error("could not restore the previous product files", exc_info=True)
     try:
         raw.rollback()  # type: ignore[attr-defined]
     except Exception:  # the connection may be gone; the server rolls back on its own then
         log.warning("rollback of the publish transaction failed", exc_info=True)
-    try:
-        files_tx.rollback()
-    except Exception:
-        log.error("could not restore the previous product files", exc_info=True)
+
+
+def _recover_scope(cur: Any, store: ObjectStore, scope: str) -> None:
+    """Settle the journals of ``scope`` (the caller holds its lock, so their publishers are gone)."""
+    for journal in files_journal.pending_journals(store):
+        if journal.scope == scope:
+            done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
+            log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, scope, done)
+
+
+def recover_publishes(store: ObjectStore, engine: Any) -> int:
+    """Settle the journals of publishers that died (scopes nobody holds now), drop orphaned backups and stale temp files.
+
+    Each journal is settled in a short transaction holding its scope's lock.  The lock is waited
+    for :data:`RECOVERY_LOCK_WAIT` (the server may not yet have ended the transaction of a
+    publisher killed a moment ago); a scope still locked then belongs to a publish in flight and
+    its journal is left alone.  Returns how many were settled.
+    """
+    from psycopg2 import errors as pgerr
+
+    journals = files_journal.pending_journals(store)
+    settled = 0
+    for journal in journals:
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT set_config('lock_timeout', %s, true)", (RECOVERY_LOCK_WAIT,))
+            postgis.lock_publish_scope(cur, journal.scope)
+            done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
+            log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, journal.scope, done)
+            settled += 1
+            raw.commit()
+        except pgerr.LockNotAvailable:
+            raw.rollback()
+            log.info("publish %s of %s is in flight; its journal is left to it", journal.token, journal.scope)
+        except Exception as exc:
+            raw.rollback()
+            if _is_db_error(exc):
+                raise postgis.wrap_db_error(exc, f"settling the interrupted publish {journal.token}") from exc
+            raise
+        finally:
+            raw.close()
+    files_journal.drop_orphan_backups(store)
+    if isinstance(store, LocalStore):  # S3 uploads leave no partial object behind
+        store.drop_stale_temporaries(STALE_TEMP_S)
+    return settled
 
 
 def _is_db_error(exc: BaseException) -> bool:

@@ -5,12 +5,18 @@ renamed into place (``os.replace``); S3 objects are uploaded straight to their f
 once the source file is complete (a PUT, or a multipart upload, becomes visible all at once).
 
 :class:`FileTransaction` puts several objects as one unit: it keeps the previous version of each
-key, so a failure part-way (or a later database failure) restores the old set of files.
+key, so a failure part-way (or a later database failure) restores the old set of files.  It
+writes a journal (``.journal/<token>.json``) before touching any key, so a process killed
+part-way leaves enough behind for the next start to finish the job: :func:`recover_journal`
+rolls the transaction back (restores the backups) or forward (drops them), by what the caller
+says was committed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import shutil
 import uuid
@@ -21,7 +27,10 @@ from typing import Any
 
 from banet_ops.errors import ConfigError, NotFoundError, StorageError, ValidationError
 
+log = logging.getLogger(__name__)
+
 BACKUP_PREFIX = ".backup"
+JOURNAL_PREFIX = ".journal"
 PERMANENT_S3_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket", "InvalidBucketName"})
 
 
@@ -62,8 +71,8 @@ class ObjectStore(ABC):
         """Copy ``src_key`` to ``dst_key`` within the store (atomic for readers of ``dst_key``)."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
-        """Sorted keys under ``prefix`` (hidden backup keys excluded)."""
+    def list(self, prefix: str = "", *, hidden: bool = False) -> list[str]:
+        """Sorted keys under ``prefix`` (hidden keys, such as backups and journals, only with ``hidden``)."""
 
     def put_bytes(self, data: bytes, key: str, content_type: str | None = None, tmp_dir: Path | None = None) -> None:
         """Store ``data`` under ``key`` atomically."""
@@ -134,7 +143,7 @@ class LocalStore(ObjectStore):
         finally:
             tmp.unlink(missing_ok=True)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "", *, hidden: bool = False) -> list[str]:
         base = Path(self.root)
         start = base / prefix if prefix else base
         if not start.exists():
@@ -142,9 +151,22 @@ class LocalStore(ObjectStore):
         out = []
         for p in start.rglob("*"):
             rel = p.relative_to(base).as_posix()
-            if p.is_file() and not any(part.startswith(".") for part in rel.split("/")):
+            visible = not any(part.startswith(".") for part in rel.split("/"))
+            if p.is_file() and (visible or (hidden and ".tmp-" not in p.name)):  # a .tmp- file is a put in progress
                 out.append(rel)
         return sorted(out)
+
+    def drop_stale_temporaries(self, older_than_s: float) -> int:
+        """Delete the temp files of puts killed part-way (``.<name>.tmp-*``, older than ``older_than_s``); count."""
+        import time
+
+        cutoff, n = time.time() - older_than_s, 0
+        for p in Path(self.root).rglob(".*.tmp-*"):
+            with contextlib.suppress(OSError):
+                if p.is_file() and p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+        return n
 
 
 @dataclass
@@ -225,7 +247,7 @@ class S3Store(ObjectStore):
         except Exception as exc:
             raise self._wrap(exc, f"copy of {self.url(src_key)}") from exc
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list(self, prefix: str = "", *, hidden: bool = False) -> list[str]:
         full = self._key(prefix) if prefix else self.prefix
         if full and not full.endswith("/"):
             full += "/"
@@ -234,7 +256,7 @@ class S3Store(ObjectStore):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full):
                 for obj in page.get("Contents", []):
                     rel = str(obj["Key"])[len(self.prefix) + 1 :] if self.prefix else str(obj["Key"])
-                    if not any(part.startswith(".") for part in rel.split("/")):
+                    if hidden or not any(part.startswith(".") for part in rel.split("/")):
                         keys.append(rel)
         except Exception as exc:
             raise self._wrap(exc, f"listing of s3://{self.bucket}/{full}") from exc
@@ -269,9 +291,14 @@ class FileTransaction:
     Before a key is overwritten its current object is copied to a hidden backup key
     (``.backup/<token>/<key>``), so :meth:`rollback` can put the previous version back (or
     remove a key that did not exist before).  Put the entry point (the STAC item) last.
+    The journal ``.journal/<token>.json`` (``scope``, the keys, whether each had a previous
+    version) is written before the first key changes and removed last, so that a process killed
+    at any moment leaves it for :func:`recover_journal`.  Callers serialise transactions of the
+    same ``scope`` (the publisher does it with its database lock).
     """
 
     store: ObjectStore
+    scope: str = ""
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     _pending: list[tuple[Path, str, str | None]] = field(default_factory=list)
     _done: list[tuple[str, bool]] = field(default_factory=list)  # (key, had a previous version)
@@ -279,42 +306,121 @@ class FileTransaction:
     def add(self, src: Path, key: str, content_type: str | None = None) -> None:
         self._pending.append((src, _check_key(key), content_type))
 
-    def _backup_key(self, key: str) -> str:
-        return f"{BACKUP_PREFIX}/{self.token}/{key}"
+    @property
+    def journal_key(self) -> str:
+        return journal_key(self.token)
+
+    def _write_journal(self, state: str, entries: list[tuple[str, bool]]) -> None:
+        body = {"token": self.token, "scope": self.scope, "state": state, "entries": [[k, had] for k, had in entries]}
+        self.store.put_bytes(json.dumps(body, sort_keys=True).encode(), self.journal_key, "application/json")
 
     def apply(self) -> None:
         """Put every added file; on any failure, restore what was already replaced and re-raise."""
         try:
-            for src, key, ctype in self._pending:
+            # 1. journal (nothing changed yet), 2. backups, 3. journal with what had a previous version, 4. puts
+            self._write_journal("preparing", [(key, True) for _src, key, _ct in self._pending])
+            entries = []
+            for _src, key, _ct in self._pending:
                 had = self.store.exists(key)
                 if had:
-                    self.store.copy(key, self._backup_key(key))
-                self._done.append((key, had))
+                    self.store.copy(key, backup_key(self.token, key))
+                entries.append((key, had))
+            self._write_journal("applying", entries)
+            for (src, key, ctype), entry in zip(self._pending, entries, strict=True):
+                self._done.append(entry)
                 self.store.put_file(src, key, ctype)
         except BaseException:
             self.rollback()
             raise
 
     def rollback(self) -> None:
-        """Restore the previous objects of every key put so far (newest first)."""
-        errors = []
-        for key, had in reversed(self._done):
-            try:
-                if had:
-                    self.store.copy(self._backup_key(key), key)
-                    self.store.delete(self._backup_key(key))
-                else:
-                    self.store.delete(key)
-            except Exception as exc:  # keep restoring the others
-                errors.append(f"{key}: {exc}")
-        self._done.clear()
-        if errors:
-            raise StorageError(f"rollback could not restore {len(errors)} object(s): {'; '.join(errors)}", hint="re-run the publish")
+        """Restore the previous objects of every key put so far, then drop the backups and the journal."""
+        entries, self._done = list(self._done), []
+        _roll_back(self.store, self.token, entries)
 
     def finalize(self) -> None:
-        """Drop the backups: the new files are now the state."""
-        for key, had in self._done:
-            if had:
-                with contextlib.suppress(Exception):
-                    self.store.delete(self._backup_key(key))
+        """Drop the backups and the journal: the new files are now the state."""
         self._done.clear()
+        with contextlib.suppress(Exception):  # what is left is found and dropped at the next start
+            _roll_forward(self.store, self.token)
+
+
+def backup_key(token: str, key: str) -> str:
+    """Where a transaction keeps the previous version of ``key``."""
+    return f"{BACKUP_PREFIX}/{token}/{key}"
+
+
+def journal_key(token: str) -> str:
+    """The journal of the transaction ``token``."""
+    return f"{JOURNAL_PREFIX}/{token}.json"
+
+
+@dataclass(frozen=True)
+class Journal:
+    """A transaction a process did not finish: its token, scope, state and (key, had a previous version)."""
+
+    token: str
+    scope: str
+    state: str
+    entries: tuple[tuple[str, bool], ...]
+
+
+def pending_journals(store: ObjectStore) -> list[Journal]:
+    """The journals left in ``store`` (transactions in flight, or of processes that died)."""
+    out = []
+    for key in store.list(JOURNAL_PREFIX, hidden=True):
+        try:
+            body = json.loads(store.get_bytes(key))
+            out.append(Journal(str(body["token"]), str(body["scope"]), str(body["state"]), tuple((str(k), bool(h)) for k, h in body["entries"])))
+        except NotFoundError:
+            continue  # finished meanwhile
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"{store.url(key)}: expected a publish journal, found unreadable JSON ({exc})", hint="inspect and remove it by hand") from exc
+    return out
+
+
+def recover_journal(store: ObjectStore, journal: Journal, *, committed: bool) -> str:
+    """Finish a transaction a process left: forward (drop the backups) when ``committed``, else back.
+
+    Idempotent: a recovery killed part-way is finished by the next one.  Returns what was done.
+    """
+    if committed:
+        _roll_forward(store, journal.token)
+        return "forward"
+    entries = list(journal.entries) if journal.state == "applying" else []  # "preparing": no key changed yet
+    _roll_back(store, journal.token, entries)
+    return "back"
+
+
+def _roll_back(store: ObjectStore, token: str, entries: list[tuple[str, bool]]) -> None:
+    errors = []
+    for key, had in reversed(entries):
+        try:
+            if not had:
+                store.delete(key)
+            elif store.exists(backup_key(token, key)):  # gone: restored by an earlier, interrupted recovery
+                store.copy(backup_key(token, key), key)
+        except Exception as exc:  # keep restoring the others
+            errors.append(f"{key}: {exc}")
+    if errors:
+        raise StorageError(f"rollback could not restore {len(errors)} object(s): {'; '.join(errors)}", hint="re-run the publish")
+    _roll_forward(store, token)
+
+
+def _roll_forward(store: ObjectStore, token: str) -> None:
+    """Drop the backups of ``token``, then its journal (last: it is what recovery looks for)."""
+    for key in store.list(f"{BACKUP_PREFIX}/{token}", hidden=True):
+        store.delete(key)
+    store.delete(journal_key(token))
+
+
+def drop_orphan_backups(store: ObjectStore) -> int:
+    """Delete backup folders that no journal speaks for (left by a process killed before its journal); count of objects."""
+    backups = store.list(BACKUP_PREFIX, hidden=True)  # listed before the journals: a journal is written before its backups
+    live = {j.token for j in pending_journals(store)}
+    orphans = [k for k in backups if k.split("/")[1] not in live]
+    for key in orphans:
+        store.delete(key)
+    if orphans:
+        log.info("dropped %d orphaned backup object(s) under %s", len(orphans), store.url(BACKUP_PREFIX))
+    return len(orphans)

@@ -62,7 +62,7 @@ def test_record_after_write_then_sync_repairs(local_root: str, engine) -> None:
 
 def test_gc_keeps_snapshots_of_recorded_runs(local_root: str, engine) -> None:
     used = write_day(make_image(D1, seed=1))
-    write_day(make_image(D1, seed=2))
+    write_day(make_image(D1, seed=2), force=True)
     with engine.begin() as conn:
         conn.execute(
             sa.text(

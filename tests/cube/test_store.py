@@ -11,7 +11,7 @@ import pytest
 from banet_ops.bands import CUBE_VARIABLES, MODEL_BANDS
 from banet_ops.cube import TIME_ORIGIN, latest_snapshot, open_dataset, read_window, write_day
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import CubeNotFoundError, SnapshotNotFoundError, ValidationError
+from banet_ops.errors import CubeNotFoundError, LessCompleteError, SnapshotNotFoundError, ValidationError
 
 from ._workers import PI, REGION, expected, make_image
 
@@ -103,7 +103,9 @@ def test_errors_are_clear(cube_root: str) -> None:
 def test_empty_day_and_rewrite_replace_only_that_day(local_root: str) -> None:
     write_day(make_image(D1))
     write_day(make_image(D2))
-    write_day(DailyImage.empty(REGION, D1))  # a day that turned out empty replaces the old one
+    with pytest.raises(LessCompleteError, match="at least as complete"):
+        write_day(DailyImage.empty(REGION, D1))  # an empty read of a stored day is refused...
+    write_day(DailyImage.empty(REGION, D1), force=True)  # ...unless the operator forces it
     window = read_window("TC", D1, D2, variables=CUBE_VARIABLES)
     assert window.available.all()
     red, frp, n_obs = window.data[0, 0], window.data[0, 3], window.data[0, 5]

@@ -8,11 +8,16 @@
 
 The shape is detected from the header (and, between the two 13-column shapes, from the time
 format).  Every row is validated; a bad row is counted, logged with its line number and returned
-in :class:`FirmsReport`, never silently dropped and never fatal.  Parsing is vectorised (pandas).
+in :class:`FirmsReport`, never silently dropped and never fatal: a line that is not UTF-8 text, a
+stray quote (FIRMS files never quote, so quotes are plain characters), an FRP beyond
+:data:`MAX_FRP_MW`, a ``daynight`` other than ``D``/``N`` reject that row only.  Only a file
+without a FIRMS header (empty, binary, an error page) is rejected whole.  Parsing is vectorised
+(pandas).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import logging
@@ -33,6 +38,10 @@ OUTPUT_COLUMNS = ("latitude", "longitude", "acq_date", "acq_time", "frp", "satel
 # satellite codes: the old numeric NOAA-20/21 codes and the current ones denote the same platforms
 SATELLITE_CODES = {"1": "N20", "2": "N21", "N": "N", "N20": "N20", "N21": "N21", "NPP": "N", "Terra": "T", "Aqua": "A"}
 MAX_LOGGED_ROWS = 20
+# Far above any fire seen from space (the largest VIIRS detections are a few thousand MW), far
+# below float32's limit (3.4e38), so an absurd value cannot become +inf in the cube.
+MAX_FRP_MW = 1.0e6
+NOT_UTF8 = "line is not UTF-8 text"
 MAX_KEPT_REJECTS = 1000
 
 
@@ -86,8 +95,13 @@ def _numbers(frame: pd.DataFrame, name: str) -> NDArray[np.float64]:
 
 
 def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
-    """Parse FIRMS CSV text; see the module docstring for the accepted shapes."""
+    """Parse FIRMS CSV text; see the module docstring for the accepted shapes.
+
+    Lines holding undecodable bytes (``surrogateescape`` code points, see :func:`read_firms_csv`)
+    are rejected as rows and left out of the parse.
+    """
     head = text.lstrip("\ufeff").lstrip()
+    head, not_utf8 = _drop_undecodable_lines(head)
     first_line = head.split("\n", 1)[0].strip()
     if not first_line.lower().startswith(("latitude,", "country_id,")):
         shown = first_line[:120]
@@ -102,6 +116,7 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
             keep_default_na=False,
             skipinitialspace=True,
             on_bad_lines="skip",
+            quoting=csv.QUOTE_NONE,
         )
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataFormatError(f"{source}: expected CSV, found unparsable content ({exc})") from None
@@ -110,22 +125,10 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
     if missing:
         raise DataFormatError(f"{source}: expected FIRMS columns {list(REQUIRED_COLUMNS)}, missing {missing} in header {first_line!r}")
     report = FirmsReport(source=source)
-    # Lines as they appear in the file: the header is line 1; pandas skips malformed lines, which we
-    # detect by counting fields so that they are reported too.
-    lines = head.splitlines()
     n_fields = len(frame.columns)
-    field_counts = np.fromiter((ln.count(",") + 1 for ln in lines[1:]), dtype=np.int64, count=len(lines) - 1)
-    blank = np.fromiter((not ln.strip() for ln in lines[1:]), dtype=bool, count=len(lines) - 1)
-    too_many = np.flatnonzero((field_counts > n_fields) & ~blank) + 2
-    kept_lines = np.flatnonzero((field_counts <= n_fields) & ~blank) + 2
-    too_few = np.isin(kept_lines, np.flatnonzero((field_counts < n_fields) & ~blank) + 2)
-    if len(kept_lines) != len(frame):
-        # quoting or embedded commas made the count unreliable: fall back to positional numbering
-        kept_lines = np.arange(len(frame)) + 2
-        too_many = np.array([], dtype=np.int64)
-        too_few = np.zeros(len(frame), dtype=bool)
+    too_many, kept_lines, too_few = _line_numbers(head, n_fields, len(frame))
     report.format = detect_format(list(frame.columns), frame["acq_time"].head(200))
-    report.n_rows = len(frame) + len(too_many)
+    report.n_rows = len(frame) + len(too_many) + len(not_utf8)
 
     lat = _numbers(frame, "latitude")
     lon = _numbers(frame, "longitude")
@@ -139,13 +142,15 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
         (~((lon >= -180) & (lon <= 180)), "longitude not a number within [-180, 180]"),
         (~np.asarray(dates.notna()), "acq_date not a YYYY-MM-DD date"),
         (~time_ok, "acq_time not HHMM or HH:MM"),
-        (~(np.isfinite(frp) & (frp >= 0)), "frp not a finite number >= 0"),
+        (~(np.isfinite(frp) & (frp >= 0) & (frp <= MAX_FRP_MW)), f"frp not a number within [0, {MAX_FRP_MW:g}] MW"),
     ]
+    if "daynight" in frame.columns:
+        checks.append((~frame["daynight"].astype(str).str.strip().isin(("D", "N")).to_numpy(), "daynight not D or N"))
     for bad, why in checks:
         sel = bad & (reasons == "")
         reasons[sel] = why
     bad_mask = reasons != ""
-    rejected = [(int(line), f"too many fields (expected {n_fields})") for line in too_many]
+    rejected = [(int(line), f"too many fields (expected {n_fields})") for line in too_many] + not_utf8
     rejected += [(int(line), str(why)) for line, why in zip(kept_lines[bad_mask], reasons[bad_mask])]
     rejected.sort()
     report.n_rejected = len(rejected)
@@ -171,6 +176,36 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
     return FirmsTable(detections=out, report=report)
 
 
+def _line_numbers(text: str, n_fields: int, n_parsed: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """File line numbers (header = 1) of the rows pandas skipped for too many fields, of the rows it
+    kept, and which kept rows had too few fields; pandas skips malformed lines silently, so they are
+    found by counting fields."""
+    lines = text.splitlines()
+    field_counts = np.fromiter((ln.count(",") + 1 for ln in lines[1:]), dtype=np.int64, count=len(lines) - 1)
+    blank = np.fromiter((not ln.strip() for ln in lines[1:]), dtype=bool, count=len(lines) - 1)
+    too_many = np.flatnonzero((field_counts > n_fields) & ~blank) + 2
+    kept_lines = np.flatnonzero((field_counts <= n_fields) & ~blank) + 2
+    too_few = np.isin(kept_lines, np.flatnonzero((field_counts < n_fields) & ~blank) + 2)
+    if len(kept_lines) != n_parsed:
+        # quoting or embedded commas made the count unreliable: fall back to positional numbering
+        return np.array([], dtype=np.int64), np.arange(n_parsed) + 2, np.zeros(n_parsed, dtype=bool)
+    return too_many, kept_lines, too_few
+
+
+def _drop_undecodable_lines(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """``text`` without the lines holding undecodable bytes, and those lines as (line number, reason)."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text, []
+    kept, bad = [], []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if any("\udc80" <= ch <= "\udcff" for ch in line):
+            bad.append((number, NOT_UTF8))
+            kept.append("")  # a blank line keeps the numbering of the others
+        else:
+            kept.append(line)
+    return "\n".join(kept), bad
+
+
 def _satellites(codes: pd.Series) -> NDArray[np.object_]:
     return codes.map(SATELLITE_CODES).fillna(codes).to_numpy(object)
 
@@ -188,11 +223,8 @@ def read_firms_csv(path: str | Path) -> FirmsTable:
         raw = p.read_bytes()
     except FileNotFoundError:
         raise DataFormatError(f"{p}: expected a FIRMS CSV file, found nothing at that path") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataFormatError(f"{p}: expected UTF-8 CSV text, found binary content", hint="is this really a FIRMS CSV?") from None
-    table = parse_firms(text, source=str(p))
+    # undecodable bytes are kept as lone surrogates: parse_firms rejects their lines only
+    table = parse_firms(raw.decode("utf-8", errors="surrogateescape"), source=str(p))
     log.info("FIRMS %s", table.report.summary())
     return table
 
