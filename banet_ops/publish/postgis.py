@@ -15,9 +15,9 @@ After the scope's publisher lock, :func:`apply_cells` reads the scope's current 
 
 The whole product then equals the scope, whatever it was before.  Foreign keys of
 ``banet.burned_cell`` are checked once per statement by triggers (migration 0005), and the new
-BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  Fire events of the
-same (region, product, window) scope are replaced the same way, matched by anchor cell, so an
-event keeps its id across re-publishing (:func:`replace_events`).  Callers own the transaction
+BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  The fire events
+around the window are then recomputed from the stored cells, keeping their ids
+(:mod:`banet_ops.publish.event_db`).  Callers own the transaction
 (:func:`write_product` never commits), so a failure anywhere leaves the previous state.
 """
 
@@ -28,7 +28,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ import numpy as np
 
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish.events import FireEvent
+from banet_ops.publish import event_db
 from banet_ops.regions import Region, parse_region
 
 log = logging.getLogger(__name__)
@@ -434,7 +434,7 @@ def fetch_scope(cur: Any, product: Product) -> ScopeRows:
 
 def _partition(cur: Any, year: int) -> str:
     """The yearly partition of ``banet.burned_cell`` for ``year`` (made by ensure_burned_cell_partitions)."""
-    name = f"banet.burned_cell_y{year:04d}"
+    name = f"banet_internal.burned_cell_y{year:04d}"
     cur.execute("SELECT to_regclass(%s)", (name,))
     if cur.fetchone()[0] is None:
         raise SchemaError(f"expected the partition {name} of banet.burned_cell, found none", hint="run `banet-ops db upgrade`")
@@ -551,85 +551,6 @@ def summarize_cells(conn: Any, product: Product) -> float:
     return time.perf_counter() - t
 
 
-def replace_events(cur: Any, product: Product, run_id: int, events: Sequence[FireEvent]) -> dict[str, int]:
-    """Make the fire events of the (region, product, window) scope those of ``events``, from this run.
-
-    Events are matched to the scope's stored ones by anchor cell (migration 0006): a match keeps
-    its id and is rewritten only when something changed; stored events without a match go, new
-    ones are inserted.  Counts of ``updated``, ``unchanged``, ``inserted`` and ``deleted`` events.
-    """
-    scope = {"region": product.region.name, "product": product.mode, "ws": product.window_start, "we": product.window_end,
-             "run_id": run_id}
-    cur.execute(
-        """
-        CREATE TEMP TABLE banet_stage_event (
-            anchor_row integer, anchor_col integer, first_burn_date date, last_burn_date date, area_km2 double precision,
-            n_cells integer, mean_confidence real, geojson text
-        ) ON COMMIT DROP
-        """
-    )
-    buf = io.StringIO()
-    for e in events:
-        buf.write(f"{e.anchor_row}\t{e.anchor_col}\t{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t"
-                  f"{e.mean_confidence!r}\t{e.geojson}\n")
-    buf.seek(0)
-    cur.copy_expert("COPY banet_stage_event FROM STDIN", buf)
-    # the scope's stored events; one per anchor is matched (rows without an anchor predate 0006)
-    cur.execute(
-        """
-        CREATE TEMP TABLE banet_scope_event ON COMMIT DROP AS
-        SELECT e.id, e.anchor_row, e.anchor_col,
-               row_number() OVER (PARTITION BY e.anchor_row, e.anchor_col ORDER BY e.id) = 1 AND e.anchor_row IS NOT NULL AS matchable
-        FROM banet.fire_event e JOIN banet.run r ON r.id = e.run_id
-        WHERE r.region = %(region)s AND r.product = %(product)s AND r.window_start = %(ws)s AND r.window_end = %(we)s
-        """,
-        scope,
-    )
-    cur.execute(
-        """
-        DELETE FROM banet.fire_event e USING banet_scope_event o
-        WHERE e.id = o.id AND NOT (o.matchable AND EXISTS (
-            SELECT 1 FROM banet_stage_event s WHERE s.anchor_row = o.anchor_row AND s.anchor_col = o.anchor_col))
-        """
-    )
-    deleted = cur.rowcount
-    cur.execute(
-        """
-        WITH incoming AS (
-            SELECT o.id, s.first_burn_date, s.last_burn_date, s.area_km2, s.n_cells, s.mean_confidence,
-                   ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(s.geojson), 4326)) AS geom
-            FROM banet_stage_event s JOIN banet_scope_event o
-              ON o.matchable AND o.anchor_row = s.anchor_row AND o.anchor_col = s.anchor_col
-        )
-        UPDATE banet.fire_event e
-        SET run_id = %(run_id)s, first_burn_date = i.first_burn_date, last_burn_date = i.last_burn_date, area_km2 = i.area_km2,
-            n_cells = i.n_cells, mean_confidence = i.mean_confidence, geom = i.geom
-        FROM incoming i
-        WHERE e.id = i.id
-          AND ((e.run_id, e.first_burn_date, e.last_burn_date, e.area_km2, e.n_cells, e.mean_confidence)
-               IS DISTINCT FROM (%(run_id)s::bigint, i.first_burn_date, i.last_burn_date, i.area_km2, i.n_cells, i.mean_confidence)
-               OR NOT ST_OrderingEquals(e.geom, i.geom))
-        """,
-        scope,
-    )
-    updated = cur.rowcount
-    cur.execute(
-        """
-        INSERT INTO banet.fire_event (run_id, region, product, geom, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence,
-                                      anchor_row, anchor_col)
-        SELECT %(run_id)s, %(region)s, %(product)s, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(s.geojson), 4326)),
-               s.first_burn_date, s.last_burn_date, s.area_km2, s.n_cells, s.mean_confidence, s.anchor_row, s.anchor_col
-        FROM banet_stage_event s
-        WHERE NOT EXISTS (SELECT 1 FROM banet_scope_event o
-                          WHERE o.matchable AND o.anchor_row = s.anchor_row AND o.anchor_col = s.anchor_col)
-        ORDER BY s.anchor_row, s.anchor_col
-        """,
-        scope,
-    )
-    inserted = cur.rowcount
-    return {"updated": updated, "unchanged": len(events) - updated - inserted, "inserted": inserted, "deleted": deleted}
-
-
 @dataclass
 class DbWrite:
     """What :func:`write_product` did."""
@@ -643,9 +564,10 @@ class DbWrite:
     n_inserted: int = 0
     n_unchanged: int = 0
     event_counts: dict[str, int] = field(default_factory=dict)
+    n_events: int = 0
 
 
-def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, started_at: dt.datetime) -> DbWrite:
+def write_product(cur: Any, product: Product, *, started_at: dt.datetime, max_gap_days: int = 5) -> DbWrite:
     """Region row, run row ('running'), cells and events of ``product``; the caller commits.
 
     Call :func:`finish_run` afterwards (still inside the transaction) to mark the run succeeded.
@@ -662,7 +584,7 @@ def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, st
     timings["db_cells"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    event_counts = replace_events(cur, product, run_id, events)
+    events = event_db.update_events(cur, product.region, product.mode, effective_window(product), run_id, max_gap_days)
     timings["db_events"] = time.perf_counter() - t
     burned = product.burned
     return DbWrite(
@@ -674,5 +596,6 @@ def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, st
         n_updated=counts["updated"],
         n_inserted=counts["inserted"],
         n_unchanged=counts["unchanged"],
-        event_counts=event_counts,
+        event_counts=events.changes,
+        n_events=events.n_events,
     )

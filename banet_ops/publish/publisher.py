@@ -31,7 +31,7 @@ import numpy as np
 from banet_ops import __version__
 from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish import cog, events, postgis, quicklook, stac
+from banet_ops.publish import cog, postgis, quicklook, stac
 from banet_ops.publish.storage import FileTransaction, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
 
@@ -107,7 +107,7 @@ def validate_product(product: Product) -> None:
         )
 
 
-def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> tuple[dict[str, Path], list[events.FireEvent]]:
+def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> dict[str, Path]:
     files = {name: folder / Path(key).name for name, key in keys.items()}
     t = time.perf_counter()
     cog.write_confidence_cog(files["confidence"], product)
@@ -116,10 +116,7 @@ def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[
     t = time.perf_counter()
     quicklook.render_quicklook(files["quicklook"], product)
     timings["quicklook"] = time.perf_counter() - t
-    t = time.perf_counter()
-    found = events.fire_events(product)
-    timings["events"] = time.perf_counter() - t
-    return files, found
+    return files
 
 
 def _asset_refs(store: ObjectStore, keys: dict[str, str]) -> dict[str, stac.AssetRef]:
@@ -149,11 +146,11 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
 
     engine = get_engine(settings.resolved_database_url())
     with tempfile.TemporaryDirectory(prefix="banet-publish-") as tmp:
-        files, found = _render(product, Path(tmp), keys, timings)
+        files = _render(product, Path(tmp), keys, timings)
         files_tx = FileTransaction(store)
         raw = engine.raw_connection()
         try:
-            db = _write_all(raw, product, found, store, keys, files, files_tx, timings, started_at, t_total)
+            db = _write_all(raw, product, store, keys, files, files_tx, timings, started_at, t_total, settings.event_max_gap_days)
             raw.commit()
         except BaseException as exc:
             _undo(raw, files_tx)
@@ -172,7 +169,7 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
         outputs={name: store.url(key) for name, key in keys.items()},
         n_burned_cells=db.n_burned_cells,
         burned_area_km2=db.burned_area_km2,
-        n_events=len(found),
+        n_events=db.n_events,
         n_deleted_cells=db.n_deleted,
         timings=timings,
         event_changes=db.event_counts,
@@ -188,7 +185,6 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
 def _write_all(
     raw: Any,
     product: Product,
-    found: list[events.FireEvent],
     store: ObjectStore,
     keys: dict[str, str],
     files: dict[str, Path],
@@ -196,14 +192,15 @@ def _write_all(
     timings: dict[str, float],
     started_at: dt.datetime,
     t_total: float,
+    max_gap_days: int,
 ) -> postgis.DbWrite:
     """Inside the open transaction: rows, then the STAC item, then the files; the caller commits."""
     outputs = {name: store.url(key) for name, key in keys.items()}
     cur = raw.cursor()
     try:
-        db = postgis.write_product(cur, product, found, started_at=started_at)
+        db = postgis.write_product(cur, product, started_at=started_at, max_gap_days=max_gap_days)
         timings.update(db.timings)
-        counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": len(found)}
+        counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": db.n_events}
 
         t = time.perf_counter()
         refs = _asset_refs(store, keys)
