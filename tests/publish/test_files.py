@@ -181,19 +181,18 @@ def test_events_with_a_hole_are_valid():
     (event,) = fire_events(build_product(region, dates, target=TARGET))
     geom = shapely.from_geojson(event.geojson)
     assert geom.is_valid and event.n_cells == 24 and geom.area == pytest.approx(24e-4)
-    assert (event.anchor_row, event.anchor_col) == (2, 2)
     assert fire_events(build_product(region, np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]"), target=TARGET)) == []
 
 
-def test_event_anchors_are_first_cells_in_raster_order():
+def test_events_are_numbered_by_their_first_cell():
     region = new_region(rows=12, cols=12)
     dates = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
-    dates[1, 8:11] = np.datetime64("2017-10-02")  # event A: first cell (1, 8)
-    dates[2:6, 4] = np.datetime64("2017-10-03")  # event B: first cell (2, 4) ...
+    dates[2:6, 4] = np.datetime64("2017-10-03")  # event B: first burns on 10-03 ...
     dates[6, 3] = np.datetime64("2017-10-04")  # ... joined diagonally by a cell left of it
+    dates[1, 8:11] = np.datetime64("2017-10-02")  # event A: first burns on 10-02
     dates[9, 0] = np.datetime64("2017-10-05")  # event C: one cell
     events = fire_events(build_product(region, dates, target=TARGET))
-    assert [(e.anchor_row, e.anchor_col, e.n_cells) for e in events] == [(1, 8, 3), (2, 4, 5), (9, 0, 1)]
+    assert [(e.label, e.first_burn_date.day, e.n_cells) for e in events] == [(0, 2, 3), (1, 3, 5), (2, 5, 1)]
 
 
 def test_product_validation():
