@@ -189,9 +189,7 @@ def _write_cell_events(cur: Any, p: dict[str, Any], days: np.ndarray, cells: ev.
     changed = np.flatnonzero(new_ids != cells.event_id)
     if changed.size == 0:
         return
-    cur.execute(
-        'CREATE TEMP TABLE banet_cell_event (burn_date date, "row" integer, col integer, event_id bigint) ON COMMIT DROP'
-    )
+    cur.execute('CREATE TEMP TABLE banet_cell_event (burn_date date, "row" integer, col integer, event_id bigint) ON COMMIT DROP')
     buf = io.StringIO()
     base = dt.date(2000, 1, 1).toordinal()
     for k in changed:

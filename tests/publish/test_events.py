@@ -98,9 +98,7 @@ def test_nrt_runs_one_day_apart_keep_one_row_per_fire_with_a_stable_id(db_url, m
     fid, first, last, n_cells, duration, run_id = fire[0]
     assert (first, last, n_cells, duration, run_id) == (start, start + dt.timedelta(days=4), 20, 5, runs[-1].run_id)
     with get_engine(db_url).connect() as conn:
-        history = conn.execute(
-            sa.text("SELECT run_id, change, n_cells FROM banet.fire_event_version WHERE event_id = :e ORDER BY run_id"), {"e": fid}
-        ).all()
+        history = conn.execute(sa.text("SELECT run_id, change, n_cells FROM banet.fire_event_version WHERE event_id = :e ORDER BY run_id"), {"e": fid}).all()
         growth = conn.execute(
             sa.text("SELECT burn_date, round(cumulative_area_km2::numeric, 6) FROM banet.fire_event_growth WHERE event_id = :e ORDER BY burn_date"),
             {"e": fid},
