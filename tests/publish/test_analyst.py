@@ -112,7 +112,9 @@ def test_a_wrong_password_is_refused(reader: sa.URL) -> None:
 def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: tuple[str, list[int]], reader: sa.URL) -> None:
     engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
     with engine.connect() as conn:
-        fires = conn.execute(sa.text("SELECT id, first_burn_date, last_burn_date, duration_days, area_km2 FROM banet.fire_event ORDER BY first_burn_date")).all()
+        fires = conn.execute(
+            sa.text("SELECT id, first_burn_date, last_burn_date, duration_days, area_km2 FROM banet.fire_event ORDER BY first_burn_date")
+        ).all()
         cell_area = conn.execute(sa.text('SELECT sum(a) FROM (SELECT DISTINCT ON (event_id, "row", col) area_km2 a FROM banet.burned_cell) c')).scalar_one()
         history = conn.execute(sa.text("SELECT count(*), count(DISTINCT event_id) FROM banet.fire_event_version")).one()
     engine.dispose()
@@ -151,3 +153,22 @@ def test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings(reader:
         listed = c.execute(sa.text("SELECT f_table_schema || '.' || f_table_name FROM geometry_columns ORDER BY 1")).scalars().all()
     engine.dispose()
     assert not [t for t in listed if "burned_cell_" in t or not t.startswith("banet.")], listed
+
+
+def test_weekly_area_and_large_events_add_up(reader: sa.URL) -> None:
+    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT sum(area_km2) FROM banet.burned_cell")).scalar_one()
+        fires = conn.execute(sa.text("SELECT id, duration_days, area_km2 FROM banet.fire_event WHERE area_km2 >= 5 ORDER BY area_km2 DESC")).all()
+    engine.dispose()
+    weeks = psql(reader, "burned_area_per_week_in_polygon")  # the region's bbox, the last 365 days
+    assert [w[1] for w in weeks] == ["2024-W23", "2024-W30", "2024-W32", "2024-W33"]
+    assert float(weeks[-1][4]) == pytest.approx(total, abs=2e-3) and sum(float(w[3]) for w in weeks) == pytest.approx(total, abs=5e-3)
+    half = "POLYGON((-8.30 39.80,-8.00 39.80,-8.00 40.40,-8.30 40.40,-8.30 39.80))"  # west half: cols 0-29
+    west = psql(reader, "burned_area_per_week_in_polygon", polygon=half)
+    assert float(west[-1][4]) < total
+    large = psql(reader, "large_fire_events", min_km2=5)
+    assert [(int(r[0]), int(r[4])) for r in large] == [(f[0], f[1]) for f in fires] and fires
+    main = large[0]
+    assert float(main[7]) == pytest.approx(float(main[5]) / int(main[4]), abs=1e-3)  # mean growth = area / duration
+    assert main[8] == "2024-07-27"  # the largest ring burns last
