@@ -32,7 +32,7 @@ from banet_ops import __version__
 from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import cog, postgis, quicklook, stac
-from banet_ops.publish.storage import FileTransaction, ObjectStore, open_store
+from banet_ops.publish.storage import FileTransaction, LocalStore, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ def validate_product(product: Product) -> None:
     conf = product.confidence[burned]
     if not np.all(np.isfinite(conf) & (conf >= 0) & (conf <= 1)):
         raise ValidationError(f"{name}: expected burned cells to have a confidence in [0, 1], found {int((~((conf >= 0) & (conf <= 1))).sum())} outside")
+    if not product.observed_mask[burned].all():
+        raise ValidationError(f"{name}: expected burned cells to be observed, found {int((~product.observed_mask[burned]).sum())} without an observation")
     dates = product.burn_date[burned].astype("datetime64[D]")
     if np.isnat(dates).any():
         raise ValidationError(f"{name}: expected every burned cell to have a burn date, found {int(np.isnat(dates).sum())} without")
@@ -122,7 +124,9 @@ def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[
 def _asset_refs(store: ObjectStore, keys: dict[str, str]) -> dict[str, stac.AssetRef]:
     return {
         "confidence": stac.AssetRef("confidence", store.url(keys["confidence"]), stac.COG_MEDIA_TYPE, ("data",), "BA-Net confidence (0-1)"),
-        "burn_date": stac.AssetRef("burn_date", store.url(keys["burn_date"]), stac.COG_MEDIA_TYPE, ("data",), "Burn date (day of year, 0 = unburned)"),
+        "burn_date": stac.AssetRef(
+            "burn_date", store.url(keys["burn_date"]), stac.COG_MEDIA_TYPE, ("data",), "Burn date YYYYDDD (0 = not burned, -1 = not observed)"
+        ),
         "quicklook": stac.AssetRef("quicklook", store.url(keys["quicklook"]), stac.PNG_MEDIA_TYPE, ("overview", "visual"), "Quicklook"),
     }
 
@@ -213,6 +217,7 @@ def _write_all(
             self_href=outputs["stac_item"],
             run_id=db.run_id,
             stats=counts,
+            relative=isinstance(store, LocalStore),
         )
         files["stac_item"].write_text(json.dumps(item, indent=2, sort_keys=True))
         timings["stac"] = time.perf_counter() - t
