@@ -193,9 +193,12 @@ def validate_schemas(item: Mapping[str, Any]) -> None:
     try:
         pystac.validation.validate_dict(dict(item), validator=_validator())
     except STACValidationError as exc:
-        source = getattr(exc, "source", None)
-        detail = " ".join(str(getattr(source, "message", None) or exc).split())[:300]
-        where = "/".join(str(p) for p in getattr(source, "absolute_path", []))
+        from jsonschema.exceptions import best_match
+
+        errors = exc.source if isinstance(exc.source, list) else []
+        best = best_match(errors) if errors else None
+        detail = " ".join((best.message if best else str(exc)).split())[:300]
+        where = "/".join(str(p) for p in best.absolute_path) if best else ""
         what = f"STAC item {item.get('id')!r}: expected it to match the STAC JSON schemas, found at /{where}: {detail}"
         raise ValidationError(what, hint="fix the item builder") from None
 
