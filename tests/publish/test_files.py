@@ -15,14 +15,13 @@ from PIL import Image
 from rio_cogeo.cogeo import cog_validate
 
 from banet_ops.errors import ValidationError
+from banet_ops.product import ModelRef
 from banet_ops.publish import validate_product
 from banet_ops.publish.cog import write_burn_date_cog, write_confidence_cog
 from banet_ops.publish.events import fire_events
 from banet_ops.publish.postgis import effective_window
 from banet_ops.publish.quicklook import quicklook_size, render_quicklook
 from banet_ops.publish.stac import COG_MEDIA_TYPE, AssetRef, build_item, validate_item
-
-from banet_ops.product import ModelRef
 
 from .helpers import SHA_A, SHA_B, blob_dates, build_product, new_region
 
