@@ -235,3 +235,47 @@ def update_events(cur: Any, region: Region, product: str, window: tuple[dt.date,
     inside = (cells.day >= w0) & (cells.day <= w1)
     changes["unchanged"] = n - changes["created"] - changes["updated"]
     return EventWrite(n_events=int(np.unique(labels[inside]).size), changes=changes)
+
+
+def rebuild_events(url: str, max_gap_days: int, region_name: str | None = None) -> list[tuple[str, str, int]]:
+    """Recompute the events of every region and product from all their cells (after migration 0009,
+    or after changing ``BANET_EVENT_MAX_GAP_DAYS``); ids are kept where cells still match.
+
+    One transaction per (region, product), under the publisher's lock; the history rows name
+    the latest succeeded run.  ``region_name`` limits it to one region.  Returns (region,
+    product, number of events).
+    """
+    from banet_ops.db.engine import get_engine
+    from banet_ops.regions import parse_region
+
+    out = []
+    raw = get_engine(url).raw_connection()
+    try:
+        cur: Any = raw.cursor()
+        cur.execute(
+            "SELECT DISTINCT region, product FROM banet.run WHERE status = 'succeeded' AND (%(r)s::text IS NULL OR region = %(r)s) ORDER BY 1, 2",
+            {"r": region_name},
+        )
+        for name, product in cur.fetchall():
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('banet.publish'), hashtext(%s))", (f"{name}/{product}",))
+            cur.execute(
+                "SELECT min(burn_date), max(burn_date) FROM banet.burned_cell WHERE region = %s AND product = %s", (name, product)
+            )
+            first, last = cur.fetchone()
+            cur.execute(
+                "SELECT id FROM banet.run WHERE region = %s AND product = %s AND status = 'succeeded' "
+                "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
+                (name, product),
+            )
+            run_id = int(cur.fetchone()[0])
+            cur.execute("SELECT definition FROM banet.region WHERE name = %s", (name,))
+            region = parse_region(cur.fetchone()[0], f"banet.region {name}")
+            n = 0 if first is None else update_events(cur, region, product, (first, last), run_id, max_gap_days).n_events
+            raw.commit()
+            out.append((name, product, n))
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return out

@@ -126,3 +126,23 @@ def test_republishing_a_window_that_splits_an_event(db_url, make_settings):
     rows = _events(db_url, region.name)
     assert [(r[0] == eid, r[3]) for r in rows] == [(True, 7), (False, 3)]
     assert second.event_changes == {"created": 1, "updated": 1, "retired": 0, "unchanged": 0} and first.n_events == 1
+
+
+def test_rebuild_events_after_the_migration_restores_the_events_and_keeps_ids_later(db_url, make_settings):
+    from banet_ops.publish.event_db import rebuild_events
+
+    region = new_region(rows=10, cols=30)
+    settings = make_settings(db_url)
+    cells = {(3, c): "2017-10-05" for c in range(2, 6)} | {(3, c): "2017-09-01" for c in range(6, 9)}
+    publish_product(build_product(region, _dates(region, cells), target=dt.date(2017, 10, 27)), settings=settings)
+    before = [r[1:5] for r in _events(db_url, region.name)]
+    with get_engine(db_url).begin() as conn:  # as migration 0009 leaves a database: cells without events
+        conn.execute(sa.text("DELETE FROM banet.fire_event WHERE region = :r"), {"r": region.name})
+        conn.execute(sa.text("UPDATE banet.burned_cell SET event_id = NULL WHERE region = :r"), {"r": region.name})
+    assert rebuild_events(db_url, 5, region.name) == [(region.name, "nrt", 2)]
+    rebuilt = _events(db_url, region.name)
+    assert [r[1:5] for r in rebuilt] == before
+    assert rebuild_events(db_url, 5, region.name) == [(region.name, "nrt", 2)] and _events(db_url, region.name) == rebuilt  # ids kept
+    assert rebuild_events(db_url, 40, region.name) == [(region.name, "nrt", 1)]  # a wider gap joins the two fires
+    ((eid, first, last, n_cells, *_),) = _events(db_url, region.name)
+    assert eid in {r[0] for r in rebuilt} and (first, last, n_cells) == (dt.date(2017, 9, 1), dt.date(2017, 10, 5), 7)
