@@ -1,19 +1,24 @@
 """Fire events in PostGIS: recomputed around a published window, stable ids, history kept.
 
-After a product's cells replaced its window, :func:`update_events` (inside the publish
-transaction, under the publisher lock of the region and product):
+Inside the publish transaction, under the publisher lock of the region and product,
+:func:`plan_events` (called by :func:`banet_ops.publish.postgis.apply_cells` once it has read
+the window's stored rows, before it writes the new cells):
 
 1. finds the time span to reload: the window widened by the maximum gap, then by every stored
    event within the gap of the span, until no stored event reaches past it (a fixed point: an
    event outside the span cannot be linked to anything the window changed);
-2. reads the span's current cells with the event each belongs to (binary ``COPY``);
+2. reads the span's stored cells outside the window with the event each belongs to (binary
+   ``COPY``), and takes the product's cells for the window (with the event their key had);
 3. labels events in space and time (:mod:`banet_ops.publish.events`) and gives each the stored
    id it shares most cells with (:func:`banet_ops.publish.events.match_ids`); new events get a
-   fresh id, stored events no new event took are retired;
-4. writes ``banet.fire_event`` (only rows that changed), a ``banet.fire_event_version`` row for
-   every event this run created, changed, merged or removed, and the cells' ``event_id``.
+   fresh id, stored events no new event took are retired.
 
-Re-publishing the same product changes nothing and records nothing.
+The new cells are written with their event ids; then :func:`write_events` writes
+``banet.fire_event`` (only rows that changed), a ``banet.fire_event_version`` row for every
+event this run created, changed, merged or removed, and the ``event_id`` of the stored cells
+outside the window whose event changed.  Re-publishing the same product changes nothing and
+records nothing.  :func:`update_events` recomputes a span from the stored cells alone
+(``banet-ops db rebuild-events``).
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError
 from banet_ops.publish import events as ev
 from banet_ops.regions import Region
+
+if TYPE_CHECKING:
+    from banet_ops.publish.postgis import CellRows, ScopeRows
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = 2
@@ -74,15 +82,19 @@ def reload_span(cur: Any, region: str, product: str, first: dt.date, last: dt.da
         lo, hi = new_lo, new_hi
 
 
-def read_cells(cur: Any, region: str, product: str, lo: dt.date, hi: dt.date) -> tuple[ev.Cells, np.ndarray]:
-    """The current cells of [lo, hi] and their burn dates as days since 2000-01-01 (for writing back)."""
+def read_cells(
+    cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date] | None = None
+) -> tuple[ev.Cells, np.ndarray]:
+    """The stored cells of [lo, hi] (less those of ``skip``) and their burn dates as days since 2000-01-01 (for writing back)."""
     out = io.BytesIO()
+    skip = skip or (dt.date(1, 1, 2), dt.date(1, 1, 1))  # an empty range
     sql = cur.mogrify(
         """
         COPY (SELECT burn_date, "row", col, confidence, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
-              WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
+              WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s AND NOT (burn_date BETWEEN %s AND %s))
+        TO STDOUT WITH (FORMAT binary)
         """,
-        (region, product, lo, hi),
+        (region, product, lo, hi, skip[0], skip[1]),
     ).decode()
     cur.copy_expert(sql, out)
     view = out.getbuffer()
@@ -212,6 +224,73 @@ def _write_cell_events(cur: Any, p: dict[str, Any], days: np.ndarray, cells: ev.
         )
 
 
+@dataclass(frozen=True)
+class EventPlan:
+    """The events of a publish, computed before its cells are written (see the module doc)."""
+
+    region: Region
+    product: str
+    window: tuple[dt.date, dt.date]
+    span: tuple[dt.date, dt.date]
+    found: list[ev.FireEvent]
+    ids: np.ndarray  # event id of each label
+    retired: dict[int, int]  # stored id -> id it merged into (0: gone)
+    n_events: int  # events with a cell in the window
+    outside: ev.Cells  # stored cells of the span outside the window
+    outside_days: np.ndarray  # their burn dates, days since 2000-01-01
+    outside_ids: np.ndarray  # their new event ids
+    new_cell_ids: np.ndarray  # event id of each new cell of the window, in the order given
+
+
+def plan_events(
+    cur: Any, region: Region, product: str, window: tuple[dt.date, dt.date], max_gap_days: int, cells: CellRows, scope: ScopeRows
+) -> EventPlan:
+    """Events of the window's new ``cells`` with the stored cells around it; ids assigned (fresh ones drawn)."""
+    from banet_ops.publish.postgis import cell_keys
+
+    lo, hi, stored = reload_span(cur, region.name, product, window[0], window[1], max_gap_days)
+    outside, outside_days = read_cells(cur, region.name, product, lo, hi, skip=window)
+    keys = cell_keys(cells.days, cells.row, cells.col)
+    old = np.zeros(cells.n, dtype=np.int64)
+    if scope.n and scope.event_id is not None:
+        pos = np.minimum(np.searchsorted(scope.keys, keys), scope.n - 1)
+        hit = scope.keys[pos] == keys
+        old[hit] = scope.event_id[pos[hit]]
+    epoch_days = cells.burn_date.astype("datetime64[D]").astype(np.int64)
+    new = ev.Cells.build(cells.row, cells.col, epoch_days, cells.confidence, cells.area_km2, old)
+    every = ev.Cells(*(np.concatenate([getattr(outside, f), getattr(new, f)]) for f in ("row", "col", "day", "confidence", "area_km2", "event_id")))
+    labels, n = ev.label_cells(every, region.shape, max_gap_days)
+    match = ev.match_ids(every, labels, n, set(stored))
+    ids = _draw_ids(cur, match.event_ids)
+    cell_ids = ids[labels] if n else np.empty(0, np.int64)
+    return EventPlan(
+        region=region, product=product, window=window, span=(lo, hi), found=ev.summarize(every, labels, n, region), ids=ids,
+        retired={sid: (int(ids[home - 1]) if home else 0) for sid, home in match.retired.items()},
+        n_events=int(np.unique(labels[outside.n :]).size), outside=outside, outside_days=outside_days,
+        outside_ids=cell_ids[: outside.n], new_cell_ids=cell_ids[outside.n :],
+    )  # fmt: skip
+
+
+def _draw_ids(cur: Any, matched: np.ndarray) -> np.ndarray:
+    """``matched`` with a fresh id from the event sequence for each 0."""
+    ids = matched.copy()
+    fresh = np.flatnonzero(ids == 0)
+    if fresh.size:
+        cur.execute("SELECT nextval('banet.fire_event_id_seq') FROM generate_series(1, %s)", (int(fresh.size),))
+        ids[fresh] = [int(r[0]) for r in cur.fetchall()]
+    return ids
+
+
+def write_events(cur: Any, plan: EventPlan, run_id: int) -> EventWrite:
+    """The planned events' rows and history, and the event ids of the stored cells outside the window."""
+    p = {"region": plan.region.name, "product": plan.product, "run": run_id, "lo": plan.span[0], "hi": plan.span[1]}
+    _stage_events(cur, plan.found, plan.ids)
+    changes = _write_events(cur, p, plan.retired)
+    _write_cell_events(cur, p, plan.outside_days, plan.outside, plan.outside_ids)
+    changes["unchanged"] = len(plan.found) - changes["created"] - changes["updated"]
+    return EventWrite(n_events=plan.n_events, changes=changes)
+
+
 def update_events(cur: Any, region: Region, product: str, window: tuple[dt.date, dt.date], run_id: int, max_gap_days: int) -> EventWrite:
     """Recompute the events around ``window`` from the stored cells; see the module doc."""
     lo, hi, stored = reload_span(cur, region.name, product, window[0], window[1], max_gap_days)
@@ -219,11 +298,7 @@ def update_events(cur: Any, region: Region, product: str, window: tuple[dt.date,
     labels, n = ev.label_cells(cells, region.shape, max_gap_days)
     found = ev.summarize(cells, labels, n, region)
     match = ev.match_ids(cells, labels, n, set(stored))
-    ids = match.event_ids.copy()
-    fresh = np.flatnonzero(ids == 0)
-    if fresh.size:
-        cur.execute("SELECT nextval('banet.fire_event_id_seq') FROM generate_series(1, %s)", (int(fresh.size),))
-        ids[fresh] = [int(r[0]) for r in cur.fetchall()]
+    ids = _draw_ids(cur, match.event_ids)
     retired = {sid: (int(ids[home - 1]) if home else 0) for sid, home in match.retired.items()}
     p = {"region": region.name, "product": product, "run": run_id, "lo": lo, "hi": hi}
     _stage_events(cur, found, ids)

@@ -28,8 +28,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +65,7 @@ _STAGE_DTYPE = np.dtype(
         ("l_col", ">i4"), ("col", ">i4"),
         ("l_conf", ">i4"), ("conf", ">f4"),
         ("l_area", ">i4"), ("area", ">f8"),
+        ("l_event", ">i4"), ("event", ">i8"),
     ]
 )  # fmt: skip
 _SCOPE_DTYPE = np.dtype(
@@ -76,14 +77,17 @@ _SCOPE_DTYPE = np.dtype(
         ("l_conf", ">i4"), ("conf", ">f4"),
         ("l_run", ">i4"), ("run", ">i8"),
         ("l_area", ">i4"), ("area", ">f8"),
+        ("l_event", ">i4"), ("event", ">i8"),
     ]
 )  # fmt: skip
 _EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
 _EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
 _CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
+_CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2, event_id)'
 
 
-def _cell_dtype(region: bytes, product: bytes) -> np.dtype:
+def _cell_dtype(region: bytes, product: bytes, with_event: bool = False) -> np.dtype:
+    event = [("l_event", ">i4"), ("event", ">i8")] if with_event else []
     return np.dtype(
         [
             ("nfields", ">i2"),
@@ -97,6 +101,7 @@ def _cell_dtype(region: bytes, product: bytes) -> np.dtype:
             ("l_conf", ">i4"), ("conf", ">f4"),
             ("l_run", ">i4"), ("run", ">i8"),
             ("l_area", ">i4"), ("area", ">f8"),
+            *event,
         ]
     )  # fmt: skip
 
@@ -110,6 +115,7 @@ class CellRows:
     burn_date: np.ndarray  # datetime64[D]
     confidence: np.ndarray  # float32
     area_km2: np.ndarray  # float64
+    event_id: np.ndarray | None = None  # int64: the cells' fire events (None: not assigned)
 
     @property
     def n(self) -> int:
@@ -121,7 +127,8 @@ class CellRows:
         return (self.burn_date - PG_EPOCH).astype(np.int32)
 
     def take(self, idx: np.ndarray) -> CellRows:
-        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx])
+        ev = None if self.event_id is None else self.event_id[idx]
+        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx], ev)
 
 
 def cell_keys(days: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -193,14 +200,18 @@ def grid_lines(origin: float, step: float, index: np.ndarray) -> np.ndarray:
 
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
-    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB.
+    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
+    (with ``event_id`` when the cells have events: columns :data:`_CELL_COLUMNS_EVENT`).
 
     The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
     gives them, at the exact decimal grid coordinates (:func:`grid_lines`).
     """
     name, mode = region.name.encode(), product.encode()
-    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode))
-    rec["nfields"] = 9
+    with_event = cells.event_id is not None
+    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode, with_event))
+    rec["nfields"] = 10 if with_event else 9
+    if with_event:
+        rec["l_event"], rec["event"] = 8, cells.event_id
     rec["l_region"], rec["region"] = len(name), name
     rec["l_product"], rec["product"] = len(mode), mode
     rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
@@ -226,11 +237,12 @@ def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int)
 
 
 def stage_copy_buffer(cells: CellRows) -> bytearray:
-    """The cells as (burn_date, row, col, confidence, area_km2) tuples in binary COPY format."""
+    """The cells as (burn_date, row, col, confidence, area_km2, event_id) tuples in binary COPY format (event 0: none)."""
     buf, rec = _copy_records(cells.n, _STAGE_DTYPE)
-    rec["nfields"] = 5
+    rec["nfields"] = 6
     rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
-    rec["l_area"] = 8
+    rec["l_area"] = rec["l_event"] = 8
+    rec["event"] = 0 if cells.event_id is None else cells.event_id
     rec["date"] = cells.days
     rec["row"] = cells.row
     rec["col"] = cells.col
@@ -241,12 +253,13 @@ def stage_copy_buffer(cells: CellRows) -> bytearray:
 
 @dataclass(frozen=True)
 class ScopeRows:
-    """The rows of a scope as read from the database: keys (sorted), confidence, run, area."""
+    """The rows of a scope as read from the database: keys (sorted), confidence, run, area, event (0: none)."""
 
     keys: np.ndarray  # int64, see cell_keys
     confidence: np.ndarray
     run_id: np.ndarray
     area_km2: np.ndarray
+    event_id: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -254,7 +267,7 @@ class ScopeRows:
 
 
 def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
-    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2 …) TO STDOUT``."""
+    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
     view = memoryview(data)
     if bytes(view[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE or len(view) < len(_COPY_HEADER) + len(_COPY_TRAILER):
         raise DatabaseError(f"reading the published cells: expected a binary COPY stream, found {bytes(view[:16])!r}")
@@ -264,9 +277,9 @@ def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
     if len(body) % _SCOPE_DTYPE.itemsize:
         raise DatabaseError(f"reading the published cells: expected tuples of {_SCOPE_DTYPE.itemsize} bytes, found a {len(body)}-byte body")
     rec = np.frombuffer(body, dtype=_SCOPE_DTYPE)
-    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"])
-    if rec.size and not (np.all(rec["nfields"] == 6) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8), strict=True))):
-        raise DatabaseError("reading the published cells: expected 6 non-null fields of fixed width per tuple, found others")
+    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"], rec["l_event"])
+    if rec.size and not (np.all(rec["nfields"] == 7) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8, 8), strict=True))):
+        raise DatabaseError("reading the published cells: expected 7 non-null fields of fixed width per tuple, found others")
     keys = cell_keys(rec["date"], rec["row"], rec["col"])
     order = np.argsort(keys, kind="stable")
     return ScopeRows(
@@ -274,6 +287,7 @@ def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
         confidence=rec["conf"][order].astype(np.float32),
         run_id=rec["run"][order].astype(np.int64),
         area_km2=rec["area"][order].astype(np.float64),
+        event_id=rec["event"][order].astype(np.int64),
     )
 
 
@@ -298,6 +312,8 @@ def plan_cells(new: CellRows, old: ScopeRows, run_id: int) -> CellPlan:
     found[inside] = old.keys[pos[inside]] == keys[inside]
     p = pos[found]
     same = (old.confidence[p] == new.confidence[found]) & (old.run_id[p] == run_id) & (old.area_km2[p] == new.area_km2[found])
+    if new.event_id is not None and old.event_id is not None:
+        same &= old.event_id[p] == new.event_id[found]
     changed = np.zeros(keys.size, dtype=bool)
     changed[np.nonzero(found)[0][~same]] = True
     gone = np.ones(old.n, dtype=bool)
@@ -422,7 +438,7 @@ def fetch_scope(cur: Any, product: Product) -> ScopeRows:
     cur.copy_expert(
         cur.mogrify(
             """
-            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2 FROM banet.burned_cell
+            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
                   WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
             """,
             (product.region.name, product.mode, first, last),
@@ -445,7 +461,7 @@ def _stage(cur: Any, table: str, cells: CellRows) -> None:
     cur.execute(
         f"""
         CREATE TEMP TABLE {table} (burn_date date NOT NULL, "row" integer NOT NULL, col integer NOT NULL,
-                                   confidence real NOT NULL, area_km2 double precision NOT NULL) ON COMMIT DROP
+                                   confidence real NOT NULL, area_km2 double precision NOT NULL, event_id bigint NOT NULL) ON COMMIT DROP
         """
     )
     cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", _BufferReader(stage_copy_buffer(cells)), size=_COPY_CHUNK)
@@ -461,10 +477,18 @@ def _check_count(what: str, expected: int, found: int) -> None:
         )
 
 
-def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, float] | None = None) -> dict[str, int]:
+def apply_cells(
+    cur: Any,
+    product: Product,
+    run_id: int,
+    timings: dict[str, float] | None = None,
+    events: Callable[[CellRows, ScopeRows], np.ndarray] | None = None,
+) -> dict[str, int]:
     """Make the scope's rows equal the product's cells; counts of deleted, updated, inserted and unchanged rows.
 
-    ``timings`` (if given) receives the seconds of each step: ``db_read`` (scope rows and plan),
+    ``events`` (if given) maps the new cells and the scope's stored rows to each new cell's fire
+    event id, written with the cells (a cell whose event changed is rewritten).  ``timings`` (if
+    given) receives the seconds of each step: ``db_read`` (scope rows and plan, events included),
     ``db_delete``, ``db_update`` and ``db_insert``.
     """
     timings = {} if timings is None else timings
@@ -486,7 +510,10 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
             f"{first}..{last}, found {cells.burn_date[0]}..{cells.burn_date[-1]}",
             hint="apply the window rules (NRT: first day discarded; monthly: the month only) before publishing",
         )
-    plan = plan_cells(cells, fetch_scope(cur, product), run_id)
+    scope = fetch_scope(cur, product)
+    if events is not None:
+        cells = replace(cells, event_id=events(cells, scope))
+    plan = plan_cells(cells, scope, run_id)
     timings["db_read"] = time.perf_counter() - t
     t = time.perf_counter()
     where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
@@ -504,7 +531,8 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
         _stage(cur, "banet_stage_cell", plan.update)
         cur.execute(
             f"""
-            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2
+            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2,
+                   event_id = {"NULLIF(s.event_id, 0)" if events is not None else "b.event_id"}
             FROM banet_stage_cell s
             WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
             """,
@@ -522,7 +550,8 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
             part = _partition(cur, int(years[lo]))
             buf = cell_copy_buffer(plan.insert.take(np.arange(lo, hi)), r, product.mode, run_id)
-            cur.copy_expert(f"COPY {part} {_CELL_COLUMNS} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
+            columns = _CELL_COLUMNS if plan.insert.event_id is None else _CELL_COLUMNS_EVENT
+            cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
     timings["db_insert"] = time.perf_counter() - t
     return {"deleted": plan.delete.n, "updated": plan.update.n, "inserted": plan.insert.n, "unchanged": plan.n_unchanged}
 
@@ -580,12 +609,20 @@ def write_product(cur: Any, product: Product, *, started_at: dt.datetime, max_ga
     timings["db_run"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    counts = apply_cells(cur, product, run_id, timings)
-    timings["db_cells"] = time.perf_counter() - t
+    planned: list[event_db.EventPlan] = []
+
+    def assign_events(cells: CellRows, scope: ScopeRows) -> np.ndarray:
+        t_plan = time.perf_counter()
+        planned.append(event_db.plan_events(cur, product.region, product.mode, effective_window(product), max_gap_days, cells, scope))
+        timings["db_events_plan"] = time.perf_counter() - t_plan
+        return planned[0].new_cell_ids
+
+    counts = apply_cells(cur, product, run_id, timings, events=assign_events)
+    timings["db_cells"] = time.perf_counter() - t - timings["db_events_plan"]
 
     t = time.perf_counter()
-    events = event_db.update_events(cur, product.region, product.mode, effective_window(product), run_id, max_gap_days)
-    timings["db_events"] = time.perf_counter() - t
+    events = event_db.write_events(cur, planned[0], run_id)
+    timings["db_events"] = time.perf_counter() - t + timings["db_events_plan"]
     burned = product.burned
     return DbWrite(
         run_id=run_id,

@@ -181,7 +181,7 @@ def test_crash_after_cells_upsert_keeps_previous_state(db_url, make_settings, mo
     def boom(*args, **kwargs):
         raise RuntimeError("injected failure after the cells upsert")
 
-    monkeypatch.setattr(pg.event_db, "update_events", boom)
+    monkeypatch.setattr(pg.event_db, "write_events", boom)
     new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
     with pytest.raises(RuntimeError, match="injected"):
         publish_product(new, settings=settings)
@@ -197,21 +197,21 @@ def test_crash_after_events_were_matched_keeps_ids_and_rows(db_url, make_setting
     settings = make_settings(db_url)
     publish_product(build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET, snapshot="s-old"), settings=settings)
     before, ids = _state(db_url, settings, region), event_ids(db_url, region.name)
-    real = pg.event_db.update_events
+    real = pg.event_db.write_events
 
     def replace_then_fail(*args, **kwargs):
         written = real(*args, **kwargs)
         assert written.changes["created"] + written.changes["updated"] + written.changes["retired"] > 0
         raise RuntimeError("injected failure after the events were replaced")
 
-    monkeypatch.setattr(pg.event_db, "update_events", replace_then_fail)
+    monkeypatch.setattr(pg.event_db, "write_events", replace_then_fail)
     new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
     with pytest.raises(RuntimeError, match="injected"):
         publish_product(new, settings=settings)
     assert _state(db_url, settings, region) == before
     assert event_ids(db_url, region.name) == ids
     # and the retry publishes normally on top of the old state
-    monkeypatch.setattr(pg.event_db, "update_events", real)
+    monkeypatch.setattr(pg.event_db, "write_events", real)
     assert publish_product(new, settings=settings).n_events == len(event_ids(db_url, region.name))
 
 
