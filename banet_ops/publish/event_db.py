@@ -82,9 +82,7 @@ def reload_span(cur: Any, region: str, product: str, first: dt.date, last: dt.da
         lo, hi = new_lo, new_hi
 
 
-def read_cells(
-    cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date] | None = None
-) -> tuple[ev.Cells, np.ndarray]:
+def read_cells(cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date] | None = None) -> tuple[ev.Cells, np.ndarray]:
     """The stored cells of [lo, hi] (less those of ``skip``) and their burn dates as days since 2000-01-01 (for writing back)."""
     out = io.BytesIO()
     skip = skip or (dt.date(1, 1, 2), dt.date(1, 1, 1))  # an empty range
@@ -242,9 +240,7 @@ class EventPlan:
     new_cell_ids: np.ndarray  # event id of each new cell of the window, in the order given
 
 
-def plan_events(
-    cur: Any, region: Region, product: str, window: tuple[dt.date, dt.date], max_gap_days: int, cells: CellRows, scope: ScopeRows
-) -> EventPlan:
+def plan_events(cur: Any, region: Region, product: str, window: tuple[dt.date, dt.date], max_gap_days: int, cells: CellRows, scope: ScopeRows) -> EventPlan:
     """Events of the window's new ``cells`` with the stored cells around it; ids assigned (fresh ones drawn)."""
     from banet_ops.publish.postgis import cell_keys
 
@@ -333,13 +329,10 @@ def rebuild_events(url: str, max_gap_days: int, region_name: str | None = None) 
         )
         for name, product in cur.fetchall():
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('banet.publish'), hashtext(%s))", (f"{name}/{product}",))
-            cur.execute(
-                "SELECT min(burn_date), max(burn_date) FROM banet.burned_cell WHERE region = %s AND product = %s", (name, product)
-            )
+            cur.execute("SELECT min(burn_date), max(burn_date) FROM banet.burned_cell WHERE region = %s AND product = %s", (name, product))
             first, last = cur.fetchone()
             cur.execute(
-                "SELECT id FROM banet.run WHERE region = %s AND product = %s AND status = 'succeeded' "
-                "ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
+                "SELECT id FROM banet.run WHERE region = %s AND product = %s AND status = 'succeeded' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
                 (name, product),
             )
             run_id = int(cur.fetchone()[0])
