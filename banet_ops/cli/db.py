@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     actions.add_parser("upgrade", help="apply pending migrations (idempotent)").set_defaults(handler=handle)
     actions.add_parser("status", help="print the schema version and pending migrations; exit 1 when any is pending").set_defaults(handler=handle)
-    actions.add_parser(
-        "rebuild-events", help="recompute the fire events of every region and product from their cells (after migration 0009)"
-    ).set_defaults(handler=handle)
+    actions.add_parser("rebuild-events", help="recompute the fire events of every region and product from their cells (after migration 0009)").set_defaults(
+        handler=handle
+    )
 
 
 def handle(ns: argparse.Namespace) -> int:

@@ -8,8 +8,15 @@ import sqlalchemy as sa
 from .seed import PT, QUERIES, Seed, cell_area, psql_query, seed
 
 # exact answers on hand-made rows; tests/publish/test_analyst.py runs every file with its defaults as a reader
-TESTED = {"burned_area_in_polygon", "largest_fire_events_of_month", "cells_burned_twice", "burned_area_per_region_month",
-          "burned_area_per_week_in_polygon", "large_fire_events", "fire_event_daily_growth"}
+TESTED = {
+    "burned_area_in_polygon",
+    "largest_fire_events_of_month",
+    "cells_burned_twice",
+    "burned_area_per_region_month",
+    "burned_area_per_week_in_polygon",
+    "large_fire_events",
+    "fire_event_daily_growth",
+}
 
 
 @pytest.fixture(scope="module")

@@ -128,9 +128,14 @@ def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: t
     largest = psql(reader, "largest_fire_events_of_month", month="2024-07-01")
     assert [int(r[0]) for r in largest] == [fires[1][0]]  # the main fire once, not once per run
     twice = psql(reader, "cells_burned_twice")
-    assert len(twice) == 3 * 5 and {(r[3], r[5], r[6]) for r in twice} == {("2", "2024-06-03", "2024-08-11"), ("2", "2024-06-04", "2024-08-11"),
-                                                                       ("2", "2024-06-05", "2024-08-11"), ("2", "2024-06-03", "2024-08-12"),
-                                                                       ("2", "2024-06-04", "2024-08-12"), ("2", "2024-06-05", "2024-08-12")}
+    assert len(twice) == 3 * 5 and {(r[3], r[5], r[6]) for r in twice} == {
+        ("2", "2024-06-03", "2024-08-11"),
+        ("2", "2024-06-04", "2024-08-11"),
+        ("2", "2024-06-05", "2024-08-11"),
+        ("2", "2024-06-03", "2024-08-12"),
+        ("2", "2024-06-04", "2024-08-12"),
+        ("2", "2024-06-05", "2024-08-12"),
+    }
     growth = psql(reader, "fire_event_daily_growth", event_id=fires[1][0])
     assert [r[1] for r in growth] == [(MAIN + dt.timedelta(days=d)).isoformat() for d in range(6)]
     assert float(growth[-1][4]) == pytest.approx(fires[1][4], abs=1e-3)

@@ -362,8 +362,12 @@ def test_event_ids_survive_republishing_the_window(db_url, make_settings):
         ).all()
     ids = {k: v[0] for k, v in before.items()}
     assert history == [
-        (ids[(2, 2)], first.run_id, "created", 12), (ids[(10, 20)], first.run_id, "created", 4), (ids[(25, 35)], first.run_id, "created", 1),
-        (ids[(10, 20)], second.run_id, "updated", 8), (ids[(25, 35)], second.run_id, "gone", 1), (after[(15, 1)][0], second.run_id, "created", 1),
+        (ids[(2, 2)], first.run_id, "created", 12),
+        (ids[(10, 20)], first.run_id, "created", 4),
+        (ids[(25, 35)], first.run_id, "created", 1),
+        (ids[(10, 20)], second.run_id, "updated", 8),
+        (ids[(25, 35)], second.run_id, "gone", 1),
+        (after[(15, 1)][0], second.run_id, "created", 1),
     ]
     # the stored events are exactly the new product's (as a fresh publish would write them)
     with get_engine(db_url).connect() as conn:
