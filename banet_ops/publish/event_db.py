@@ -53,6 +53,7 @@ _CELL_DTYPE = np.dtype(
 )  # fmt: skip
 _PG_EPOCH_DAYS = (dt.date(2000, 1, 1) - dt.date(1970, 1, 1)).days
 _EVENT_COLUMNS = "first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, daily_area_km2, geom"
+_STAGED_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _write_events(cur: Any, p: dict[str, Any], retired: dict[int, int]) -> dict[
             RETURNING e.id
         )
         INSERT INTO banet.fire_event_version (event_id, run_id, change, region, product, {_EVENT_COLUMNS})
-        SELECT s.id, %(run)s, 'updated', %(region)s, %(product)s, {", ".join("s." + c.strip() for c in _EVENT_COLUMNS.split(","))}
+        SELECT s.id, %(run)s, 'updated', %(region)s, %(product)s, {_STAGED_COLUMNS}
         FROM banet_stage_event s JOIN upd USING (id) {_VERSION_CONFLICT}
         """,
         p,
@@ -180,13 +181,13 @@ def _write_events(cur: Any, p: dict[str, Any], retired: dict[int, int]) -> dict[
         f"""
         WITH ins AS (
             INSERT INTO banet.fire_event (id, run_id, first_run_id, region, product, {_EVENT_COLUMNS})
-            SELECT s.id, %(run)s, %(run)s, %(region)s, %(product)s, {", ".join("s." + c.strip() for c in _EVENT_COLUMNS.split(","))}
+            SELECT s.id, %(run)s, %(run)s, %(region)s, %(product)s, {_STAGED_COLUMNS}
             FROM banet_stage_event s WHERE NOT EXISTS (SELECT 1 FROM banet.fire_event e WHERE e.id = s.id)
             ORDER BY s.id
             RETURNING id
         )
         INSERT INTO banet.fire_event_version (event_id, run_id, change, region, product, {_EVENT_COLUMNS})
-        SELECT s.id, %(run)s, 'created', %(region)s, %(product)s, {", ".join("s." + c.strip() for c in _EVENT_COLUMNS.split(","))}
+        SELECT s.id, %(run)s, 'created', %(region)s, %(product)s, {_STAGED_COLUMNS}
         FROM banet_stage_event s JOIN ins USING (id) {_VERSION_CONFLICT}
         """,
         p,
