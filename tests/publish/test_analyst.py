@@ -117,6 +117,7 @@ def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: t
         ).all()
         cell_area = conn.execute(sa.text('SELECT sum(a) FROM (SELECT DISTINCT ON (event_id, "row", col) area_km2 a FROM banet.burned_cell) c')).scalar_one()
         history = conn.execute(sa.text("SELECT count(*), count(DISTINCT event_id) FROM banet.fire_event_version")).one()
+        ids = conn.execute(sa.text("SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE event_id IS NULL) FROM banet.v_burned_cell")).one()
     engine.dispose()
     assert [(f[1], f[2], f[3]) for f in fires] == [
         (JUNE, JUNE + dt.timedelta(days=2), 3),
@@ -125,6 +126,7 @@ def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: t
     ]
     assert sum(f[4] for f in fires) == pytest.approx(cell_area)
     assert history[1] == 3 and history[0] > 3  # versions of the same three fires across the runs
+    assert ids[0] == ids[1] > 0 and ids[2] == 0  # the GIS layer's integer key is unique; every cell names its fire
     largest = psql(reader, "largest_fire_events_of_month", month="2024-07-01")
     assert [int(r[0]) for r in largest] == [fires[1][0]]  # the main fire once, not once per run
     twice = psql(reader, "cells_burned_twice")
