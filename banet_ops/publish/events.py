@@ -80,11 +80,30 @@ def _day_to_date(day: int) -> dt.date:
     return dt.date.fromordinal(int(day) + _EPOCH_ORDINAL)
 
 
-def _pairs(keys: NDArray[np.int64], targets: NDArray[np.int64], valid: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Index pairs (i, j) with keys[j] == targets[i] (``keys`` sorted), for valid i."""
+DENSE_LOOKUP_MAX_CELLS = 64_000_000  # grids up to this size look neighbours up in a dense table
+
+
+class _KeyIndex:
+    """Where each grid cell's rows start in a key-sorted array, and how many there are."""
+
+    def __init__(self, keys: NDArray[np.int64], n_keys: int) -> None:
+        self.keys = keys
+        self.dense = n_keys <= DENSE_LOOKUP_MAX_CELLS
+        if self.dense:
+            self.count = np.bincount(keys, minlength=n_keys)
+            self.start = np.cumsum(self.count) - self.count
+
+    def ranges(self, targets: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        if self.dense:
+            lo = self.start[targets]
+            return lo, lo + self.count[targets]
+        return np.searchsorted(self.keys, targets, side="left"), np.searchsorted(self.keys, targets, side="right")
+
+
+def _pairs(index: _KeyIndex, targets: NDArray[np.int64], valid: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Index pairs (i, j) with keys[j] == targets[i] (keys sorted), for valid i."""
     src = np.flatnonzero(valid)
-    lo = np.searchsorted(keys, targets[src], side="left")
-    hi = np.searchsorted(keys, targets[src], side="right")
+    lo, hi = index.ranges(targets[src])
     counts = hi - lo
     if counts.sum() == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -105,6 +124,7 @@ def label_cells(cells: Cells, shape: tuple[int, int], max_gap_days: int = DEFAUL
     key = cells.row * n_cols + cells.col
     order = np.lexsort((cells.day, key))
     skey, sday, srow, scol = key[order], cells.day[order], cells.row[order], cells.col[order]
+    index = _KeyIndex(skey, shape[0] * n_cols)
     src: list[NDArray[np.int64]] = []
     dst: list[NDArray[np.int64]] = []
     same = (skey[1:] == skey[:-1]) & (sday[1:] - sday[:-1] <= max_gap_days)  # one cell, dates chained
@@ -113,7 +133,7 @@ def label_cells(cells: Cells, shape: tuple[int, int], max_gap_days: int = DEFAUL
     dst.append(idx + 1)
     for dr, dc in _FORWARD:
         valid = (scol + dc >= 0) & (scol + dc < n_cols) & (srow + dr < shape[0])
-        i, j = _pairs(skey, (srow + dr) * n_cols + scol + dc, valid)
+        i, j = _pairs(index, (srow + dr) * n_cols + scol + dc, valid)
         near = np.abs(sday[i] - sday[j]) <= max_gap_days
         src.append(i[near])
         dst.append(j[near])
@@ -122,61 +142,86 @@ def label_cells(cells: Cells, shape: tuple[int, int], max_gap_days: int = DEFAUL
     n, sorted_labels = connected_components(graph, directed=False)
     labels = np.empty(cells.n, dtype=np.int64)
     labels[order] = sorted_labels
-    return _relabel_by_first_cell(labels, cells, int(n)), int(n)
+    return _relabel_by_first_cell(labels, cells, int(n), shape), int(n)
 
 
-def _relabel_by_first_cell(labels: NDArray[np.int64], cells: Cells, n: int) -> NDArray[np.int64]:
+def _relabel_by_first_cell(labels: NDArray[np.int64], cells: Cells, n: int, shape: tuple[int, int]) -> NDArray[np.int64]:
     """Renumber events by their first cell (date, row, col), so labels do not depend on input order."""
-    order = np.lexsort((cells.col, cells.row, cells.day))
-    _, first = np.unique(labels[order], return_index=True)
+    day0 = int(cells.day.min())
+    rank_key = (cells.day - day0) * (shape[0] * shape[1]) + cells.row * shape[1] + cells.col  # sorts like (date, row, col)
+    first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, labels, rank_key)
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(n)
+    rank[np.argsort(first)] = np.arange(n)
     return rank[labels]
 
 
 def first_burns(cells: Cells, labels: NDArray[np.int64]) -> NDArray[np.int64]:
     """Indices of the cells that count for their event: each grid cell's first burn date in it."""
-    order = np.lexsort((cells.day, cells.col, cells.row, labels))
-    lab, row, col = labels[order], cells.row[order], cells.col[order]
+    span = int(cells.col.max()) + 1 if cells.n else 1
+    cell_in_event = labels * (int(cells.row.max()) + 1 if cells.n else 1) * span + cells.row * span + cells.col
+    order = np.lexsort((cells.day, cell_in_event))
+    key = cell_in_event[order]
     new = np.ones(order.size, dtype=bool)
-    new[1:] = (lab[1:] != lab[:-1]) | (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+    new[1:] = key[1:] != key[:-1]
     return order[new]
 
 
-def _outline(rows: NDArray[np.int64], cols: NDArray[np.int64], region: Region) -> list[object]:
+def _polygonize(label: NDArray[np.int64], rows: NDArray[np.int64], cols: NDArray[np.int64], region: Region, n: int) -> list[list[object]]:
+    """Polygons of each label's cells (no cell twice in a label), by GDAL's polygonize (4-connected).
+
+    Labels that share no cell with another label go through one raster (one pass over their
+    bounding box); the few that do (a cell re-burned in another event) get a pass each.
+    """
     from rasterio.features import shapes
     from rasterio.transform import Affine
 
-    r0, c0 = int(rows.min()), int(cols.min())
-    mask = np.zeros((int(rows.max()) - r0 + 1, int(cols.max()) - c0 + 1), dtype=np.uint8)
-    mask[rows - r0, cols - c0] = 1
-    transform = region.affine() @ Affine.translation(c0, r0)
-    return [geom["coordinates"] for geom, _ in shapes(mask, mask=mask.astype(bool), connectivity=4, transform=transform)]
+    polys: list[list[object]] = [[] for _ in range(n)]
+    pixel = rows * region.shape[1] + cols
+    _, inverse, counts = np.unique(pixel, return_inverse=True, return_counts=True)
+    overlapping = np.zeros(n, dtype=bool)
+    overlapping[label[counts[inverse] > 1]] = True
+    groups = [~overlapping[label]] + [label == e for e in np.flatnonzero(overlapping)]
+    for sel in groups:
+        if not sel.any():
+            continue
+        r, c, v = rows[sel], cols[sel], label[sel]
+        r0, c0 = int(r.min()), int(c.min())
+        raster = np.zeros((int(r.max()) - r0 + 1, int(c.max()) - c0 + 1), dtype=np.int32)
+        raster[r - r0, c - c0] = v + 1
+        transform = region.affine() @ Affine.translation(c0, r0)
+        for geom, value in shapes(raster, mask=raster > 0, connectivity=4, transform=transform):
+            polys[int(value) - 1].append(geom["coordinates"])
+    return polys
 
 
 def summarize(cells: Cells, labels: NDArray[np.int64], n: int, region: Region) -> list[FireEvent]:
     """The statistics and outline of each of the ``n`` labelled events, in label order."""
     keep = first_burns(cells, labels)
-    lab = labels[keep]
-    order = np.argsort(lab, kind="stable")
-    keep, lab = keep[order], lab[order]
+    order = np.lexsort((cells.day[keep], labels[keep]))
+    keep = keep[order]
+    lab, day, area = labels[keep], cells.day[keep], cells.area_km2[keep]
     bounds = np.searchsorted(lab, np.arange(n + 1))
+    n_cells = np.diff(bounds)
+    total = np.bincount(lab, weights=area, minlength=n)
+    conf = np.bincount(lab, weights=cells.confidence[keep], minlength=n)
+    pairs, first_of_pair = np.unique(np.stack([lab, day], axis=1), axis=0, return_index=True)  # (label, day), sorted
+    per_day = np.add.reduceat(area, first_of_pair) if area.size else area
+    day_bounds = np.searchsorted(pairs[:, 0], np.arange(n + 1))
+    polys = _polygonize(lab, cells.row[keep], cells.col[keep], region, n)
     out = []
     for e in range(n):
-        idx = keep[bounds[e] : bounds[e + 1]]
-        days, area = cells.day[idx], cells.area_km2[idx]
-        uniq, inverse = np.unique(days, return_inverse=True)
-        per_day = np.bincount(inverse, weights=area)
+        d0, d1 = day_bounds[e], day_bounds[e + 1]
         out.append(
             FireEvent(
                 label=e,
-                first_burn_date=_day_to_date(int(uniq[0])),
-                last_burn_date=_day_to_date(int(uniq[-1])),
-                area_km2=float(area.sum()),
-                n_cells=int(idx.size),
-                mean_confidence=float(cells.confidence[idx].mean()),
-                daily_area_km2={_day_to_date(int(d)).isoformat(): float(a) for d, a in zip(uniq, per_day, strict=True)},
-                geojson=json.dumps({"type": "MultiPolygon", "coordinates": _outline(cells.row[idx], cells.col[idx], region)}, separators=(",", ":")),
+                first_burn_date=_day_to_date(int(pairs[d0, 1])),
+                last_burn_date=_day_to_date(int(pairs[d1 - 1, 1])),
+                area_km2=float(total[e]),
+                n_cells=int(n_cells[e]),
+                mean_confidence=float(conf[e] / n_cells[e]),
+                daily_area_km2={_day_to_date(int(pairs[k, 1])).isoformat(): float(per_day[k]) for k in range(d0, d1)},
+                geojson=json.dumps({"type": "MultiPolygon", "coordinates": polys[e]}, separators=(",", ":")),
             )
         )
     return out
