@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     )
     k8s_startup_timeout_s: int = Field(900, ge=30, description="How long a GPU pod may stay Pending (node scale-up), seconds.")
     monthly_lag_days: int = Field(10, ge=0, le=60, description="Days after a month ends before its monthly product runs.")
+    event_max_gap_days: int = Field(
+        5, ge=0, le=60, description="Fire events: 8-neighbour burned cells whose burn dates differ by at most this many days join one event (docs/analysts.md)."
+    )
 
     @field_validator("cube_root", "products_root")
     @classmethod

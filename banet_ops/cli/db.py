@@ -1,4 +1,4 @@
-"""`banet-ops db upgrade|status`: schema migrations of the PostGIS database."""
+"""`banet-ops db upgrade|status|rebuild-events`: schema migrations of the PostGIS database, fire events."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from banet_ops.settings import get_settings
 class DbArgs(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    action: Literal["upgrade", "status"]
+    action: Literal["upgrade", "status", "rebuild-events"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     actions.add_parser("upgrade", help="apply pending migrations (idempotent)").set_defaults(handler=handle)
     actions.add_parser("status", help="print the schema version and pending migrations; exit 1 when any is pending").set_defaults(handler=handle)
+    actions.add_parser("rebuild-events", help="recompute the fire events of every region and product from their cells (after migration 0009)").set_defaults(
+        handler=handle
+    )
 
 
 def handle(ns: argparse.Namespace) -> int:
@@ -32,6 +35,12 @@ def handle(ns: argparse.Namespace) -> int:
     if not getattr(ns, "verbose", False):
         logging.getLogger("yoyo").setLevel(logging.WARNING)  # one line per migration is printed below
     url = get_settings().resolved_database_url()
+    if args.action == "rebuild-events":
+        from banet_ops.publish.event_db import rebuild_events
+
+        for region, product, n in rebuild_events(url, get_settings().event_max_gap_days):
+            print(f"{region} {product}: {n} fire events")
+        return 0
     if args.action == "upgrade":
         applied = migrate.upgrade(url)
         if applied:

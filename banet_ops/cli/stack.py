@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from banet_ops.db.engine import safe_url
 from banet_ops.errors import ConfigError
 from banet_ops.localstack.postgres import LocalPostgres
 from banet_ops.settings import get_settings
@@ -48,7 +49,7 @@ def handle(ns: argparse.Namespace) -> int:
         except subprocess.CalledProcessError as exc:
             detail = " ".join(str(exc.stderr or exc.stdout or "").split())[:400]
             raise ConfigError(f"expected the local cluster to start in {pg.folder}, found {Path(exc.cmd[0]).name} failing: {detail}") from None
-        print(url)
+        print(safe_url(url))  # the password stays in $BANET_HOME/pg/url and pg/password (mode 0600)
         return 0
     if args.action == "stop":
         was_running = pg.is_running()
@@ -56,7 +57,7 @@ def handle(ns: argparse.Namespace) -> int:
         print(f"stopped {pg.folder}" if was_running else f"not running ({pg.folder})")
         return 0
     if pg.is_running():
-        print(f"running {pg.url()} (data: {pg.data_dir})")
+        print(f"running {safe_url(pg.url())} (data: {pg.data_dir})")
         return 0
     print(f"stopped ({pg.folder})")
     return EXIT_STOPPED

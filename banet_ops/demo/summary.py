@@ -33,11 +33,11 @@ def print_summary(engine: Engine, region: Region, settings_products_root: str) -
         events = conn.execute(
             sa.text(
                 "SELECT id, first_burn_date, last_burn_date, round(area_km2::numeric, 1) AS km2, n_cells, round(mean_confidence::numeric, 2) AS conf "
-                "FROM banet.v_latest_fire_events WHERE region = :r AND product = 'nrt' ORDER BY area_km2 DESC LIMIT 5"
+                "FROM banet.fire_event WHERE region = :r AND product = 'nrt' ORDER BY area_km2 DESC LIMIT 5"
             ),
             {"r": region.name},
         ).all()
-        print("  largest fire events (latest run):")
+        print("  largest fire events (one row per fire, banet.fire_event):")
         for ev in events:
             print(f"      #{ev.id}: {ev.first_burn_date} .. {ev.last_burn_date}, {ev.km2} km², {ev.n_cells} cells, mean confidence {ev.conf}")
         outputs = conn.execute(

@@ -85,6 +85,7 @@ class ProductBuilder:
         self.best = np.zeros((h, w), dtype=np.int64)  # index into self.dates
         self.covered = np.zeros(h, dtype=bool)
         self.nir: NDArray[np.float32] | None = None
+        self.observed: NDArray[np.bool_] | None = None
 
     @property
     def nir_days(self) -> NDArray[np.int64]:
@@ -115,6 +116,12 @@ class ProductBuilder:
         med[~finite] = np.nan
         self.nir[rows] = med
 
+    def add_observed(self, rows: slice, valid: NDArray[np.bool_]) -> None:
+        """Cells of ``rows`` with a valid observation on some day of the window (``valid``: ``(rows, W)``)."""
+        if self.observed is None:
+            self.observed = np.ones(self.region.shape, dtype=bool)
+        self.observed[rows] = valid
+
     def build(self, *, models: Sequence[ModelRef], cube_snapshot: str, timings: dict[str, float] | None = None) -> Product:
         if not self.covered.all():
             missing = np.flatnonzero(~self.covered)
@@ -122,6 +129,8 @@ class ProductBuilder:
         burned = self.confidence >= self.threshold
         if self.discard_first:
             burned &= self.best != 0
+        if self.observed is not None:
+            burned &= self.observed
         burn_date = np.full(self.region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
         burn_date[burned] = self.dates[self.best[burned]]
         return Product(
@@ -138,6 +147,7 @@ class ProductBuilder:
             cube_snapshot=cube_snapshot,
             timings=dict(timings or {}),
             nir=self.nir,
+            observed=self.observed,
         )
 
 

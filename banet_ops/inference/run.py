@@ -31,6 +31,7 @@ from banet_ops.regions import Region, get_region
 from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+OBSERVED_STRIP_ROWS = 256  # rows of the window read at a time to find the cells never observed
 
 
 @dataclass
@@ -192,6 +193,10 @@ def run_inference(
     nir_days = [builder.days[i] for i in builder.nir_days]
     nir = cube.read_window(reg, nir_days[0], nir_days[-1], snapshot=snap, variables=("NIR",), settings=settings)
     builder.add_nir(slice(0, h), np.asarray(nir.data, dtype=np.float32)[:, 0])
+    for r0 in range(0, h, OBSERVED_STRIP_ROWS):  # cells the window never saw: NoData in the products
+        rows = slice(r0, min(h, r0 + OBSERVED_STRIP_ROWS))
+        win = cube.read_window(reg, builder.days[0], builder.days[-1], rows=rows, snapshot=snap, variables=("NIR",), settings=settings)
+        builder.add_observed(rows, np.asarray(np.isfinite(np.asarray(win.data, dtype=np.float32)[:, 0]).any(axis=0), dtype=bool))
     product = builder.build(models=refs, cube_snapshot=snap, timings=timings)
     timings["product"] = time.perf_counter() - t0
 

@@ -1,4 +1,10 @@
-"""Cloud-Optimised GeoTIFFs of a product: confidence (float32, NaN nodata) and burn day of year.
+"""Cloud-Optimised GeoTIFFs of a product: confidence and burn date, NoData = not observed.
+
+* confidence: float32 in [0, 1]; NaN (NoData) where the window had no valid observation.
+* burn date: int32 ``YYYYDDD`` (year * 1000 + day of year, as in MODIS granule names: 2024204 is
+  2024-07-22); 0 = observed and not burned; -1 (NoData) = not observed.  MCD64A1's ``Burn Date``
+  stores the day of year alone (1-366, 0 unburned, -1 unmapped, -2 water) and takes the year from
+  the file's month; a 64-day window can cross a new year, so the year is in every value here.
 
 GDAL's COG driver (rasterio wheels ship GDAL >= 3.1) lays out tiles, overviews and the header
 in the order the COG specification asks for; we pass the region grid (EPSG:4326) unchanged.
@@ -14,7 +20,7 @@ from numpy.typing import NDArray
 
 from banet_ops import __version__
 from banet_ops.errors import StorageError
-from banet_ops.product import NO_BURN, Product
+from banet_ops.product import NO_BURN, UNOBSERVED, Product
 from banet_ops.regions import Region
 
 BLOCKSIZE = 512
@@ -76,28 +82,27 @@ def _common_tags(product: Product) -> dict[str, str]:
 
 
 def write_confidence_cog(path: Path, product: Product) -> None:
-    """Confidence in [0, 1] for every cell, NaN where the model had no data."""
-    data = np.ascontiguousarray(product.confidence, dtype=np.float32)
-    tags = _common_tags(product) | {"UNITS": "1", "DESCRIPTION": "BA-Net confidence that the cell burned in the window"}
+    """Confidence in [0, 1] for every observed cell, NaN (NoData) where the window saw nothing."""
+    data = np.where(product.observed_mask, product.confidence, np.nan).astype(np.float32)
+    tags = _common_tags(product) | {
+        "UNITS": "1",
+        "DESCRIPTION": "BA-Net confidence that the cell burned in the window; NoData (NaN) = no valid observation in the window",
+    }
     write_cog(path, data, product.region, nodata=float("nan"), resampling="average", tags=tags, description="confidence")
 
 
 def write_burn_date_cog(path: Path, product: Product) -> None:
-    """Burn day of year (1..366) of burned cells, 0 elsewhere.
-
-    A window is shorter than a year, so the year is implied: a day of year up to that of the
-    window's last day is in that day's year, a greater one in the year before (tag ``YEAR_RULE``).
-    """
-    end = product.window_end
+    """Burn date as ``YYYYDDD`` (int32), 0 where observed and unburned, -1 (NoData) where not observed."""
     first, last = _first_last(product)
     tags = _common_tags(product) | {
-        "UNITS": "day of year",
-        "DESCRIPTION": f"day of year of the burn; {NO_BURN} = not burned",
-        "YEAR_RULE": f"day of year <= {end.timetuple().tm_yday}: {end.year}; greater: {end.year - 1}",
+        "UNITS": "YYYYDDD (year * 1000 + day of year)",
+        "DESCRIPTION": f"burn date as year * 1000 + day of year (2024204 = 2024-07-22); {NO_BURN} = observed, not burned; "
+        f"{UNOBSERVED} (NoData) = no valid observation in the window",
+        "ENCODING": "YYYYDDD",
         "FIRST_BURN_DATE": first,
         "LAST_BURN_DATE": last,
     }
-    write_cog(path, product.burn_doy, product.region, nodata=NO_BURN, resampling="nearest", tags=tags, description="burn_doy")
+    write_cog(path, product.burn_yyyyddd, product.region, nodata=UNOBSERVED, resampling="nearest", tags=tags, description="burn_date_yyyyddd")
 
 
 def _first_last(product: Product) -> tuple[str, str]:

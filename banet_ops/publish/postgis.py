@@ -15,9 +15,9 @@ After the scope's publisher lock, :func:`apply_cells` reads the scope's current 
 
 The whole product then equals the scope, whatever it was before.  Foreign keys of
 ``banet.burned_cell`` are checked once per statement by triggers (migration 0005), and the new
-BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  Fire events of the
-same (region, product, window) scope are replaced the same way, matched by anchor cell, so an
-event keeps its id across re-publishing (:func:`replace_events`).  Callers own the transaction
+BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  The fire events
+around the window are then recomputed from the stored cells, keeping their ids
+(:mod:`banet_ops.publish.event_db`).  Callers own the transaction
 (:func:`write_product` never commits), so a failure anywhere leaves the previous state.
 """
 
@@ -28,15 +28,15 @@ import io
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish.events import FireEvent
+from banet_ops.publish import event_db
 from banet_ops.regions import Region, grid_lines, parse_region
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ _STAGE_DTYPE = np.dtype(
         ("l_col", ">i4"), ("col", ">i4"),
         ("l_conf", ">i4"), ("conf", ">f4"),
         ("l_area", ">i4"), ("area", ">f8"),
+        ("l_event", ">i4"), ("event", ">i8"),
     ]
 )  # fmt: skip
 _SCOPE_DTYPE = np.dtype(
@@ -78,14 +79,17 @@ _SCOPE_DTYPE = np.dtype(
         ("l_conf", ">i4"), ("conf", ">f4"),
         ("l_run", ">i4"), ("run", ">i8"),
         ("l_area", ">i4"), ("area", ">f8"),
+        ("l_event", ">i4"), ("event", ">i8"),
     ]
 )  # fmt: skip
 _EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
 _EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
 _CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
+_CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2, event_id)'
 
 
-def _cell_dtype(region: bytes, product: bytes) -> np.dtype:
+def _cell_dtype(region: bytes, product: bytes, with_event: bool = False) -> np.dtype:
+    event = [("l_event", ">i4"), ("event", ">i8")] if with_event else []
     return np.dtype(
         [
             ("nfields", ">i2"),
@@ -99,6 +103,7 @@ def _cell_dtype(region: bytes, product: bytes) -> np.dtype:
             ("l_conf", ">i4"), ("conf", ">f4"),
             ("l_run", ">i4"), ("run", ">i8"),
             ("l_area", ">i4"), ("area", ">f8"),
+            *event,
         ]
     )  # fmt: skip
 
@@ -112,6 +117,7 @@ class CellRows:
     burn_date: np.ndarray  # datetime64[D]
     confidence: np.ndarray  # float32
     area_km2: np.ndarray  # float64
+    event_id: np.ndarray | None = None  # int64: the cells' fire events (None: not assigned)
 
     @property
     def n(self) -> int:
@@ -123,7 +129,8 @@ class CellRows:
         return (self.burn_date - PG_EPOCH).astype(np.int32)
 
     def take(self, idx: np.ndarray) -> CellRows:
-        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx])
+        ev = None if self.event_id is None else self.event_id[idx]
+        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx], ev)
 
 
 def cell_keys(days: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -176,14 +183,18 @@ def _copy_records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
 
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
-    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB.
+    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
+    (with ``event_id`` when the cells have events: columns :data:`_CELL_COLUMNS_EVENT`).
 
     The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
     gives them, at the exact decimal grid coordinates (:func:`grid_lines`).
     """
     name, mode = region.name.encode(), product.encode()
-    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode))
-    rec["nfields"] = 9
+    with_event = cells.event_id is not None
+    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode, with_event))
+    rec["nfields"] = 10 if with_event else 9
+    if with_event:
+        rec["l_event"], rec["event"] = 8, cells.event_id
     rec["l_region"], rec["region"] = len(name), name
     rec["l_product"], rec["product"] = len(mode), mode
     rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
@@ -209,11 +220,12 @@ def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int)
 
 
 def stage_copy_buffer(cells: CellRows) -> bytearray:
-    """The cells as (burn_date, row, col, confidence, area_km2) tuples in binary COPY format."""
+    """The cells as (burn_date, row, col, confidence, area_km2, event_id) tuples in binary COPY format (event 0: none)."""
     buf, rec = _copy_records(cells.n, _STAGE_DTYPE)
-    rec["nfields"] = 5
+    rec["nfields"] = 6
     rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
-    rec["l_area"] = 8
+    rec["l_area"] = rec["l_event"] = 8
+    rec["event"] = 0 if cells.event_id is None else cells.event_id
     rec["date"] = cells.days
     rec["row"] = cells.row
     rec["col"] = cells.col
@@ -224,12 +236,13 @@ def stage_copy_buffer(cells: CellRows) -> bytearray:
 
 @dataclass(frozen=True)
 class ScopeRows:
-    """The rows of a scope as read from the database: keys (sorted), confidence, run, area."""
+    """The rows of a scope as read from the database: keys (sorted), confidence, run, area, event (0: none)."""
 
     keys: np.ndarray  # int64, see cell_keys
     confidence: np.ndarray
     run_id: np.ndarray
     area_km2: np.ndarray
+    event_id: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -237,7 +250,7 @@ class ScopeRows:
 
 
 def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
-    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2 …) TO STDOUT``."""
+    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
     view = memoryview(data)
     if bytes(view[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE or len(view) < len(_COPY_HEADER) + len(_COPY_TRAILER):
         raise DatabaseError(f"reading the published cells: expected a binary COPY stream, found {bytes(view[:16])!r}")
@@ -247,9 +260,9 @@ def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
     if len(body) % _SCOPE_DTYPE.itemsize:
         raise DatabaseError(f"reading the published cells: expected tuples of {_SCOPE_DTYPE.itemsize} bytes, found a {len(body)}-byte body")
     rec = np.frombuffer(body, dtype=_SCOPE_DTYPE)
-    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"])
-    if rec.size and not (np.all(rec["nfields"] == 6) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8), strict=True))):
-        raise DatabaseError("reading the published cells: expected 6 non-null fields of fixed width per tuple, found others")
+    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"], rec["l_event"])
+    if rec.size and not (np.all(rec["nfields"] == 7) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8, 8), strict=True))):
+        raise DatabaseError("reading the published cells: expected 7 non-null fields of fixed width per tuple, found others")
     keys = cell_keys(rec["date"], rec["row"], rec["col"])
     order = np.argsort(keys, kind="stable")
     return ScopeRows(
@@ -257,6 +270,7 @@ def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
         confidence=rec["conf"][order].astype(np.float32),
         run_id=rec["run"][order].astype(np.int64),
         area_km2=rec["area"][order].astype(np.float64),
+        event_id=rec["event"][order].astype(np.int64),
     )
 
 
@@ -281,6 +295,8 @@ def plan_cells(new: CellRows, old: ScopeRows, run_id: int) -> CellPlan:
     found[inside] = old.keys[pos[inside]] == keys[inside]
     p = pos[found]
     same = (old.confidence[p] == new.confidence[found]) & (old.run_id[p] == run_id) & (old.area_km2[p] == new.area_km2[found])
+    if new.event_id is not None and old.event_id is not None:
+        same &= old.event_id[p] == new.event_id[found]
     changed = np.zeros(keys.size, dtype=bool)
     changed[np.nonzero(found)[0][~same]] = True
     gone = np.ones(old.n, dtype=bool)
@@ -434,7 +450,7 @@ def fetch_scope(cur: Any, product: Product) -> ScopeRows:
     cur.copy_expert(
         cur.mogrify(
             """
-            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2 FROM banet.burned_cell
+            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
                   WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
             """,
             (product.region.name, product.mode, first, last),
@@ -446,7 +462,7 @@ def fetch_scope(cur: Any, product: Product) -> ScopeRows:
 
 def _partition(cur: Any, year: int) -> str:
     """The yearly partition of ``banet.burned_cell`` for ``year`` (made by ensure_burned_cell_partitions)."""
-    name = f"banet.burned_cell_y{year:04d}"
+    name = f"banet_internal.burned_cell_y{year:04d}"
     cur.execute("SELECT to_regclass(%s)", (name,))
     if cur.fetchone()[0] is None:
         raise SchemaError(f"expected the partition {name} of banet.burned_cell, found none", hint="run `banet-ops db upgrade`")
@@ -457,7 +473,7 @@ def _stage(cur: Any, table: str, cells: CellRows) -> None:
     cur.execute(
         f"""
         CREATE TEMP TABLE {table} (burn_date date NOT NULL, "row" integer NOT NULL, col integer NOT NULL,
-                                   confidence real NOT NULL, area_km2 double precision NOT NULL) ON COMMIT DROP
+                                   confidence real NOT NULL, area_km2 double precision NOT NULL, event_id bigint NOT NULL) ON COMMIT DROP
         """
     )
     cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", _BufferReader(stage_copy_buffer(cells)), size=_COPY_CHUNK)
@@ -473,10 +489,18 @@ def _check_count(what: str, expected: int, found: int) -> None:
         )
 
 
-def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, float] | None = None) -> dict[str, int]:
+def apply_cells(
+    cur: Any,
+    product: Product,
+    run_id: int,
+    timings: dict[str, float] | None = None,
+    events: Callable[[CellRows, ScopeRows], np.ndarray] | None = None,
+) -> dict[str, int]:
     """Make the scope's rows equal the product's cells; counts of deleted, updated, inserted and unchanged rows.
 
-    ``timings`` (if given) receives the seconds of each step: ``db_read`` (scope rows and plan),
+    ``events`` (if given) maps the new cells and the scope's stored rows to each new cell's fire
+    event id, written with the cells (a cell whose event changed is rewritten).  ``timings`` (if
+    given) receives the seconds of each step: ``db_read`` (scope rows and plan, events included),
     ``db_delete``, ``db_update`` and ``db_insert``.
     """
     timings = {} if timings is None else timings
@@ -498,7 +522,10 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
             f"{first}..{last}, found {cells.burn_date[0]}..{cells.burn_date[-1]}",
             hint="apply the window rules (NRT: first day discarded; monthly: the month only) before publishing",
         )
-    plan = plan_cells(cells, fetch_scope(cur, product), run_id)
+    scope = fetch_scope(cur, product)
+    if events is not None:
+        cells = replace(cells, event_id=events(cells, scope))
+    plan = plan_cells(cells, scope, run_id)
     timings["db_read"] = time.perf_counter() - t
     t = time.perf_counter()
     where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
@@ -516,7 +543,8 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
         _stage(cur, "banet_stage_cell", plan.update)
         cur.execute(
             f"""
-            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2
+            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2,
+                   event_id = {"NULLIF(s.event_id, 0)" if events is not None else "b.event_id"}
             FROM banet_stage_cell s
             WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
             """,
@@ -534,7 +562,8 @@ def apply_cells(cur: Any, product: Product, run_id: int, timings: dict[str, floa
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
             part = _partition(cur, int(years[lo]))
             buf = cell_copy_buffer(plan.insert.take(np.arange(lo, hi)), r, product.mode, run_id)
-            cur.copy_expert(f"COPY {part} {_CELL_COLUMNS} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
+            columns = _CELL_COLUMNS if plan.insert.event_id is None else _CELL_COLUMNS_EVENT
+            cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
     timings["db_insert"] = time.perf_counter() - t
     return {"deleted": plan.delete.n, "updated": plan.update.n, "inserted": plan.insert.n, "unchanged": plan.n_unchanged}
 
@@ -563,85 +592,6 @@ def summarize_cells(conn: Any, product: Product) -> float:
     return time.perf_counter() - t
 
 
-def replace_events(cur: Any, product: Product, run_id: int, events: Sequence[FireEvent]) -> dict[str, int]:
-    """Make the fire events of the (region, product, window) scope those of ``events``, from this run.
-
-    Events are matched to the scope's stored ones by anchor cell (migration 0006): a match keeps
-    its id and is rewritten only when something changed; stored events without a match go, new
-    ones are inserted.  Counts of ``updated``, ``unchanged``, ``inserted`` and ``deleted`` events.
-    """
-    scope = {"region": product.region.name, "product": product.mode, "ws": product.window_start, "we": product.window_end,
-             "run_id": run_id}
-    cur.execute(
-        """
-        CREATE TEMP TABLE banet_stage_event (
-            anchor_row integer, anchor_col integer, first_burn_date date, last_burn_date date, area_km2 double precision,
-            n_cells integer, mean_confidence real, geojson text
-        ) ON COMMIT DROP
-        """
-    )
-    buf = io.StringIO()
-    for e in events:
-        buf.write(f"{e.anchor_row}\t{e.anchor_col}\t{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t"
-                  f"{e.mean_confidence!r}\t{e.geojson}\n")
-    buf.seek(0)
-    cur.copy_expert("COPY banet_stage_event FROM STDIN", buf)
-    # the scope's stored events; one per anchor is matched (rows without an anchor predate 0006)
-    cur.execute(
-        """
-        CREATE TEMP TABLE banet_scope_event ON COMMIT DROP AS
-        SELECT e.id, e.anchor_row, e.anchor_col,
-               row_number() OVER (PARTITION BY e.anchor_row, e.anchor_col ORDER BY e.id) = 1 AND e.anchor_row IS NOT NULL AS matchable
-        FROM banet.fire_event e JOIN banet.run r ON r.id = e.run_id
-        WHERE r.region = %(region)s AND r.product = %(product)s AND r.window_start = %(ws)s AND r.window_end = %(we)s
-        """,
-        scope,
-    )
-    cur.execute(
-        """
-        DELETE FROM banet.fire_event e USING banet_scope_event o
-        WHERE e.id = o.id AND NOT (o.matchable AND EXISTS (
-            SELECT 1 FROM banet_stage_event s WHERE s.anchor_row = o.anchor_row AND s.anchor_col = o.anchor_col))
-        """
-    )
-    deleted = cur.rowcount
-    cur.execute(
-        """
-        WITH incoming AS (
-            SELECT o.id, s.first_burn_date, s.last_burn_date, s.area_km2, s.n_cells, s.mean_confidence,
-                   ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(s.geojson), 4326)) AS geom
-            FROM banet_stage_event s JOIN banet_scope_event o
-              ON o.matchable AND o.anchor_row = s.anchor_row AND o.anchor_col = s.anchor_col
-        )
-        UPDATE banet.fire_event e
-        SET run_id = %(run_id)s, first_burn_date = i.first_burn_date, last_burn_date = i.last_burn_date, area_km2 = i.area_km2,
-            n_cells = i.n_cells, mean_confidence = i.mean_confidence, geom = i.geom
-        FROM incoming i
-        WHERE e.id = i.id
-          AND ((e.run_id, e.first_burn_date, e.last_burn_date, e.area_km2, e.n_cells, e.mean_confidence)
-               IS DISTINCT FROM (%(run_id)s::bigint, i.first_burn_date, i.last_burn_date, i.area_km2, i.n_cells, i.mean_confidence)
-               OR NOT ST_OrderingEquals(e.geom, i.geom))
-        """,
-        scope,
-    )
-    updated = cur.rowcount
-    cur.execute(
-        """
-        INSERT INTO banet.fire_event (run_id, region, product, geom, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence,
-                                      anchor_row, anchor_col)
-        SELECT %(run_id)s, %(region)s, %(product)s, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(s.geojson), 4326)),
-               s.first_burn_date, s.last_burn_date, s.area_km2, s.n_cells, s.mean_confidence, s.anchor_row, s.anchor_col
-        FROM banet_stage_event s
-        WHERE NOT EXISTS (SELECT 1 FROM banet_scope_event o
-                          WHERE o.matchable AND o.anchor_row = s.anchor_row AND o.anchor_col = s.anchor_col)
-        ORDER BY s.anchor_row, s.anchor_col
-        """,
-        scope,
-    )
-    inserted = cur.rowcount
-    return {"updated": updated, "unchanged": len(events) - updated - inserted, "inserted": inserted, "deleted": deleted}
-
-
 @dataclass
 class DbWrite:
     """What :func:`write_product` did."""
@@ -655,9 +605,10 @@ class DbWrite:
     n_inserted: int = 0
     n_unchanged: int = 0
     event_counts: dict[str, int] = field(default_factory=dict)
+    n_events: int = 0
 
 
-def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, started_at: dt.datetime) -> DbWrite:
+def write_product(cur: Any, product: Product, *, started_at: dt.datetime, max_gap_days: int = 5) -> DbWrite:
     """Region row, run row ('running'), cells and events of ``product``; the caller commits.
 
     Call :func:`finish_run` afterwards (still inside the transaction) to mark the run succeeded.
@@ -670,12 +621,20 @@ def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, st
     timings["db_run"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    counts = apply_cells(cur, product, run_id, timings)
-    timings["db_cells"] = time.perf_counter() - t
+    planned: list[event_db.EventPlan] = []
+
+    def assign_events(cells: CellRows, scope: ScopeRows) -> np.ndarray:
+        t_plan = time.perf_counter()
+        planned.append(event_db.plan_events(cur, product.region, product.mode, effective_window(product), max_gap_days, cells, scope))
+        timings["db_events_plan"] = time.perf_counter() - t_plan
+        return planned[0].new_cell_ids
+
+    counts = apply_cells(cur, product, run_id, timings, events=assign_events)
+    timings["db_cells"] = time.perf_counter() - t - timings["db_events_plan"]
 
     t = time.perf_counter()
-    event_counts = replace_events(cur, product, run_id, events)
-    timings["db_events"] = time.perf_counter() - t
+    events = event_db.write_events(cur, planned[0], run_id)
+    timings["db_events"] = time.perf_counter() - t + timings["db_events_plan"]
     burned = product.burned
     return DbWrite(
         run_id=run_id,
@@ -686,5 +645,6 @@ def write_product(cur: Any, product: Product, events: Sequence[FireEvent], *, st
         n_updated=counts["updated"],
         n_inserted=counts["inserted"],
         n_unchanged=counts["unchanged"],
-        event_counts=event_counts,
+        event_counts=events.changes,
+        n_events=events.n_events,
     )

@@ -39,7 +39,7 @@ import numpy as np
 from banet_ops import __version__
 from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish import cog, events, postgis, quicklook, stac
+from banet_ops.publish import cog, postgis, quicklook, stac
 from banet_ops.publish import storage as files_journal
 from banet_ops.publish.storage import FileTransaction, LocalStore, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
@@ -108,6 +108,8 @@ def validate_product(product: Product) -> None:
     conf = product.confidence[burned]
     if not np.all(np.isfinite(conf) & (conf >= 0) & (conf <= 1)):
         raise ValidationError(f"{name}: expected burned cells to have a confidence in [0, 1], found {int((~((conf >= 0) & (conf <= 1))).sum())} outside")
+    if not product.observed_mask[burned].all():
+        raise ValidationError(f"{name}: expected burned cells to be observed, found {int((~product.observed_mask[burned]).sum())} without an observation")
     dates = product.burn_date[burned].astype("datetime64[D]")
     if np.isnat(dates).any():
         raise ValidationError(f"{name}: expected every burned cell to have a burn date, found {int(np.isnat(dates).sum())} without")
@@ -120,7 +122,7 @@ def validate_product(product: Product) -> None:
         )
 
 
-def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> tuple[dict[str, Path], list[events.FireEvent]]:
+def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> dict[str, Path]:
     files = {name: folder / Path(key).name for name, key in keys.items()}
     t = time.perf_counter()
     cog.write_confidence_cog(files["confidence"], product)
@@ -129,16 +131,15 @@ def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[
     t = time.perf_counter()
     quicklook.render_quicklook(files["quicklook"], product)
     timings["quicklook"] = time.perf_counter() - t
-    t = time.perf_counter()
-    found = events.fire_events(product)
-    timings["events"] = time.perf_counter() - t
-    return files, found
+    return files
 
 
 def _asset_refs(store: ObjectStore, keys: dict[str, str]) -> dict[str, stac.AssetRef]:
     return {
         "confidence": stac.AssetRef("confidence", store.url(keys["confidence"]), stac.COG_MEDIA_TYPE, ("data",), "BA-Net confidence (0-1)"),
-        "burn_date": stac.AssetRef("burn_date", store.url(keys["burn_date"]), stac.COG_MEDIA_TYPE, ("data",), "Burn date (day of year, 0 = unburned)"),
+        "burn_date": stac.AssetRef(
+            "burn_date", store.url(keys["burn_date"]), stac.COG_MEDIA_TYPE, ("data",), "Burn date YYYYDDD (0 = not burned, -1 = not observed)"
+        ),
         "quicklook": stac.AssetRef("quicklook", store.url(keys["quicklook"]), stac.PNG_MEDIA_TYPE, ("overview", "visual"), "Quicklook"),
     }
 
@@ -163,12 +164,12 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
     engine = get_engine(settings.resolved_database_url())
     recover_publishes(store, engine)
     with tempfile.TemporaryDirectory(prefix="banet-publish-") as tmp:
-        files, found = _render(product, Path(tmp), keys, timings)
+        files = _render(product, Path(tmp), keys, timings)
         files_tx = FileTransaction(store, scope=postgis.scope_name(product))
         raw = engine.raw_connection()
         committing = False
         try:
-            db = _write_all(raw, product, found, store, keys, files, files_tx, timings, started_at, t_total)
+            db = _write_all(raw, product, store, keys, files, files_tx, timings, started_at, t_total, settings.event_max_gap_days)
             committing = True
             raw.commit()
         except BaseException as exc:
@@ -191,7 +192,7 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
         outputs={name: store.url(key) for name, key in keys.items()},
         n_burned_cells=db.n_burned_cells,
         burned_area_km2=db.burned_area_km2,
-        n_events=len(found),
+        n_events=db.n_events,
         n_deleted_cells=db.n_deleted,
         timings=timings,
         event_changes=db.event_counts,
@@ -207,7 +208,6 @@ def publish_product(product: Product, *, settings: Settings | None = None) -> Pu
 def _write_all(
     raw: Any,
     product: Product,
-    found: list[events.FireEvent],
     store: ObjectStore,
     keys: dict[str, str],
     files: dict[str, Path],
@@ -215,14 +215,15 @@ def _write_all(
     timings: dict[str, float],
     started_at: dt.datetime,
     t_total: float,
+    max_gap_days: int,
 ) -> postgis.DbWrite:
     """Inside the open transaction: rows, then the STAC item, then the files; the caller commits."""
     outputs = {name: store.url(key) for name, key in keys.items()}
     cur = raw.cursor()
     try:
-        db = postgis.write_product(cur, product, found, started_at=started_at)
+        db = postgis.write_product(cur, product, started_at=started_at, max_gap_days=max_gap_days)
         timings.update(db.timings)
-        counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": len(found)}
+        counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": db.n_events}
 
         t = time.perf_counter()
         refs = _asset_refs(store, keys)
@@ -235,6 +236,7 @@ def _write_all(
             self_href=outputs["stac_item"],
             run_id=db.run_id,
             stats=counts,
+            relative=isinstance(store, LocalStore),
         )
         files["stac_item"].write_text(json.dumps(item, indent=2, sort_keys=True))
         timings["stac"] = time.perf_counter() - t

@@ -1,16 +1,16 @@
 -- Burned area per region per month.
 --
--- Reads the view banet.v_burned_area_monthly (burned cells grouped by month of burn date) for
--- a range of months, with each region's share of its own area (the bbox measured on the ellipsoid,
--- its edges along parallels).
+-- Reads the view banet.v_burned_area_monthly (current burned cells grouped by month of burn
+-- date) for a range of months, with each region's share of its own area (the bbox measured on
+-- the ellipsoid, its edges along parallels).
 --
 -- Parameters (psql variables; defaults in brackets):
 --   first_month  first month (any day of it, YYYY-MM-DD)   [2012-01-01]
 --   last_month   last month (any day of it)                [2099-12-01]
---   product      nrt | monthly                             [monthly]
+--   product      nrt | monthly                             [the product of the latest run]
 --
 -- Example:
---   psql "$DATABASE" -v first_month=2023-01-01 -v last_month=2023-12-01 -f sql/queries/burned_area_per_region_month.sql
+--   psql "$DATABASE" -v first_month=2024-01-01 -v last_month=2024-12-01 -f sql/queries/burned_area_per_region_month.sql
 \if :{?first_month}
 \else
 \set first_month 2012-01-01
@@ -21,7 +21,7 @@
 \endif
 \if :{?product}
 \else
-\set product monthly
+SELECT coalesce((SELECT product FROM banet.run WHERE status = 'succeeded' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1), 'nrt') AS product \gset
 \endif
 
 SELECT m.region,

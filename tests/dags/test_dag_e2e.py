@@ -182,7 +182,7 @@ def test_nrt_dag_maps_the_window_and_publishes(world: dict[str, Any]) -> None:
         assert src.shape == REGION.shape and src.tags()["BANET_CUBE_SNAPSHOT"] == run.cube_snapshot
     with rasterio.open(run.outputs["confidence"]) as src:
         confidence = src.read(1)
-    burned = doy != NO_BURN
+    burned = doy > NO_BURN  # YYYYDDD; 0 = not burned, -1 = not observed
     n_burned = int(burned.sum())
     assert 0 < n_burned < REGION.shape[0] * REGION.shape[1], "the initialised model maps some cells at this threshold"
     assert np.all(confidence[burned] >= THRESHOLD)  # (a cell above it may still be unburned: burn date on the first day)
@@ -191,12 +191,12 @@ def test_nrt_dag_maps_the_window_and_publishes(world: dict[str, Any]) -> None:
     cells = _rows(world["db_url"], 'SELECT "row", "col", burn_date FROM banet.burned_cell WHERE run_id = :id', id=run.id)
     assert len(cells) == n_burned
     for cell in cells:
-        assert burned[cell.row, cell.col] and doy[cell.row, cell.col] == cell.burn_date.timetuple().tm_yday
+        assert burned[cell.row, cell.col] and doy[cell.row, cell.col] == cell.burn_date.year * 1000 + cell.burn_date.timetuple().tm_yday
         assert run.window_start < cell.burn_date <= TARGET  # never on the window's first day
 
-    _labels, n_events = ndimage.label(burned, structure=np.ones((3, 3), bool))
+    _labels, n_patches = ndimage.label(burned, structure=np.ones((3, 3), bool))
     events = _rows(world["db_url"], "SELECT n_cells, first_burn_date, last_burn_date FROM banet.fire_event WHERE run_id = :id", id=run.id)
-    assert len(events) == n_events == run.n_events
+    assert len(events) == run.n_events >= n_patches  # events in space and time: a patch may hold fires days apart
     assert sum(e.n_cells for e in events) == n_burned
     assert all(e.first_burn_date <= e.last_burn_date for e in events)
 

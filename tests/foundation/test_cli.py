@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from banet_ops import __version__
 from banet_ops.cli import main
+from banet_ops.db.engine import safe_url
 from banet_ops.db.migrate import migration_ids
 from banet_ops.settings import get_settings
 
@@ -139,8 +141,8 @@ def test_stack_starts_in_a_home_postgres_cannot_reach(stack_home: Path, capsys: 
     code, out, err = cli(capsys, "stack", "start")
     assert code == 0, err
     url = out.strip().splitlines()[-1]
-    assert url.startswith("postgresql+psycopg2://banet@127.0.0.1:")
-    assert (stack_home / "pg" / "url").read_text().strip() == url
+    assert url.startswith("postgresql+psycopg2://banet:***@127.0.0.1:")
+    assert safe_url((stack_home / "pg" / "url").read_text().strip()) == url
     pg = LocalPostgres(stack_home / "pg")
     assert pg.server_dir != (stack_home / "pg").resolve()
     assert pg.server_dir.stat().st_uid == pwd.getpwnam("postgres").pw_uid
@@ -156,8 +158,12 @@ def test_stack_start_status_stop_and_the_demo_steps(stack_home: Path, capsys: py
     assert cli(capsys, "stack", "status")[0] == 3
     code, out, _ = cli(capsys, "stack", "start")
     url = out.strip()
-    assert code == 0 and url.startswith("postgresql+psycopg2://banet@127.0.0.1:")
-    assert (stack_home / "pg" / "url").read_text().strip() == url
+    assert code == 0 and url.startswith("postgresql+psycopg2://banet:***@127.0.0.1:")
+    full = (stack_home / "pg" / "url").read_text().strip()
+    password = (stack_home / "pg" / "password").read_text().strip()
+    assert safe_url(full) == url and f"banet:{password}@" in full and len(password) >= 24
+    for name in ("url", "password"):  # the secret is readable by its owner only
+        assert stat.S_IMODE((stack_home / "pg" / name).stat().st_mode) == 0o600, name
     assert cli(capsys, "stack", "start")[1].strip() == url  # idempotent
     code, out, _ = cli(capsys, "stack", "status")
     assert code == 0 and out.startswith(f"running {url}")

@@ -17,15 +17,17 @@ from banet_ops.errors import SchemaError
 from .seed import PT, insert_cell, insert_event, insert_region, insert_run, seed
 
 CONTRACT_COLUMNS = {
-    "region": {"name", "bbox", "pixel_size", "n_rows", "n_cols", "definition"},
+    "region": {"id", "name", "bbox", "pixel_size", "n_rows", "n_cols", "definition"},
     "granule": {"id", "file_name", "product", "day", "size_bytes", "checksum", "source_url", "status", "message", "updated_at"},
     "cube_day": {"region", "day", "snapshot_id", "granules", "valid_fraction", "status", "committed_at"},
     "model": {"id", "name", "sha256", "weights_uri", "status", "config", "data_window", "metrics", "created_at", "promoted_at", "promotion_reason"},
     "run": {"id", "region", "product", "target_date", "window_start", "window_end", "model_key", "model_ids", "cube_snapshot", "status",
             "started_at", "finished_at", "timings", "n_burned_cells", "burned_area_km2", "n_events", "software_version", "outputs"},
-    "burned_cell": {"region", "product", "burn_date", "row", "col", "geom", "confidence", "run_id", "area_km2"},
+    "burned_cell": {"region", "product", "burn_date", "row", "col", "geom", "confidence", "run_id", "area_km2", "event_id"},
     "fire_event": {"id", "run_id", "region", "product", "geom", "first_burn_date", "last_burn_date", "area_km2", "n_cells", "mean_confidence",
-                   "anchor_row", "anchor_col"},
+                   "duration_days", "daily_area_km2", "first_run_id", "updated_at"},
+    "fire_event_version": {"id", "event_id", "run_id", "change", "merged_into", "region", "product", "geom", "first_burn_date", "last_burn_date",
+                           "area_km2", "n_cells", "mean_confidence", "daily_area_km2", "recorded_at"},
 }
 PRIMARY_KEYS = {
     "region": ["name"],
@@ -35,6 +37,7 @@ PRIMARY_KEYS = {
     "run": ["id"],
     "burned_cell": ["region", "product", "burn_date", "row", "col"],
     "fire_event": ["id"],
+    "fire_event_version": ["id"],
 }
 # burned_cell's keys (region -> region, run_id -> run) are enforced by statement-level triggers
 # since migration 0005 (one set-based check per statement instead of one query per row).
@@ -43,6 +46,7 @@ FOREIGN_KEYS = {
     ("cube_day", "region", "region"),
     ("fire_event", "run_id", "run"),
     ("fire_event", "region", "region"),
+    ("fire_event_version", "run_id", "run"),
 }
 
 
@@ -65,7 +69,8 @@ def test_fresh_database_lifecycle(make_database: Callable[[], str]) -> None:
     assert pending_ids(url) == migration_ids()
 
     assert upgrade(url) == migration_ids() == ["0001_base_schema", "0002_burned_cell_partitions", "0003_views", "0004_roles",
-                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0008_publish_locks_and_journal"]
+                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0008_publish_locks_and_journal",
+                                                   "0009_fire_events_space_time"]
     assert upgrade(url) == []
     require_schema(engine)
 
@@ -160,8 +165,8 @@ def test_burned_cell_is_partitioned_by_year_with_a_default(conn: sa.Connection) 
     assert strategy == "r"
     parts = dict(conn.execute(sa.text(
         "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'banet.burned_cell'::regclass"
-    )).all())
+        "WHERE i.inhparent = 'banet.burned_cell'::regclass AND c.relnamespace = 'banet_internal'::regnamespace"
+    )).all())  # partitions live apart from the analyst's layers (0009)
     assert parts["burned_cell_default"] == "DEFAULT"
     assert parts["burned_cell_y2023"] == "FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
 
@@ -316,9 +321,11 @@ def test_roles_are_nologin(conn: sa.Connection) -> None:
 
 def test_reader_can_select_but_not_write(conn: sa.Connection, base: int) -> None:
     insert_cell(conn, base, 3, 3, date(2023, 8, 3))
-    for table in ("region", "granule", "cube_day", "model", "run", "burned_cell", "fire_event", "v_burned_area_monthly", "v_latest_fire_events"):
+    for table in ("region", "granule", "cube_day", "model", "run", "burned_cell", "fire_event", "v_burned_area_monthly", "v_latest_fire_events",
+                  "fire_event_version", "fire_event_growth", "v_burned_cell"):
         assert _as(conn, "banet_reader", f"SELECT count(*) FROM banet.{table}") is None, table
     denied = [
+        "SELECT count(*) FROM banet_internal.burned_cell_y2023",  # partitions are internals: query banet.burned_cell
         "INSERT INTO banet.region (name, bbox, pixel_size, n_rows, n_cols, definition) VALUES ('ZZ', ST_MakeEnvelope(0,0,1,1,4326), 0.01, 100, 100, '{}')",
         "UPDATE banet.run SET status = 'failed'",
         "DELETE FROM banet.burned_cell",
@@ -359,7 +366,9 @@ def test_views(conn: sa.Connection) -> None:
     expected = 3 * PT.row_cell_area_km2()[100] + PT.row_cell_area_km2()[200] + 2 * PT.row_cell_area_km2()[300]
     assert monthly[0][2] == pytest.approx(expected, rel=1e-9)
     latest = conn.execute(sa.text(
-        "SELECT product, run_id, id FROM banet.v_latest_fire_events WHERE region = 'PT' ORDER BY product, id"
+        "SELECT product, run_id, id, target_date FROM banet.v_latest_fire_events WHERE region = 'PT' ORDER BY product, id"
     )).all()
-    # monthly: the September run (the failed October run and the older August run are excluded); nrt: its only run
-    assert [tuple(r) for r in latest] == [("monthly", s.runs["sep"], s.events["e4"]), ("nrt", s.runs["nrt"], s.events["e6"])]
+    # since 0009 banet.fire_event holds the current events (one row per fire); the view adds the target date of their last run
+    assert [tuple(r[:3]) for r in latest] == [("monthly", s.runs[r], s.events[e]) for r, e in
+                                              (("aug", "e1"), ("aug", "e2"), ("aug", "e3"), ("sep", "e4"), ("oct_failed", "e5"))] + [
+                                                 ("nrt", s.runs["nrt"], s.events["e6"])]

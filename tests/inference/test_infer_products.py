@@ -125,3 +125,19 @@ def test_bad_inputs_are_validation_errors() -> None:
         nrt_product(REGION, dt.date(2022, 7, 3), np.zeros((63, 2, 4), np.float32))
     with pytest.raises(ValidationError, match="threshold"):
         nrt_product(REGION, dt.date(2022, 7, 3), _cube(), threshold=0)
+
+
+def test_cells_never_observed_in_the_window_are_not_burned_and_marked() -> None:
+    day = dt.date(2024, 1, 10)  # the window crosses the new year
+    p = _cube()
+    p[[30, 31], 0, :] = 0.4  # every cell of row 0 reaches 0.8, burned on day 30 = 2023-12-08
+    builder = ProductBuilder(REGION, "nrt", day, threshold=0.5)
+    builder.add(slice(0, 2), p)
+    builder.add_observed(slice(0, 1), np.array([[True, True, False, True]]))  # (0, 2): no valid input all window
+    builder.add_observed(slice(1, 2), np.ones((1, 4), dtype=bool))
+    prod = builder.build(models=[REF], cube_snapshot="s")
+    assert prod.burned[0].tolist() == [True, True, False, True]
+    assert prod.observed is not None and not prod.observed[0, 2]
+    codes = prod.burn_yyyyddd
+    assert codes[0].tolist() == [2023342, 2023342, -1, 2023342] and codes[1].tolist() == [0, 0, 0, 0]
+    assert nrt_product(REGION, day, p).observed is None  # no observation mask given: everything counts as observed

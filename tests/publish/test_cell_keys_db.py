@@ -80,7 +80,7 @@ def _fails(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> psycopg2.Error:
     raise AssertionError(f"accepted: {sql} {params}")
 
 
-@pytest.mark.parametrize("table", ["banet.burned_cell", "banet.burned_cell_y2023", "banet.burned_cell_default"])
+@pytest.mark.parametrize("table", ["banet.burned_cell", "banet_internal.burned_cell_y2023", "banet_internal.burned_cell_default"])
 def test_rows_need_their_region_and_run(conn: Any, table: str) -> None:
     cur = conn.cursor()
     region = _region(cur)
@@ -105,11 +105,11 @@ def test_new_partitions_get_the_key_triggers(conn: Any) -> None:
     region = _region(cur)
     run = _run(cur, region)
     cur.execute("SELECT banet.ensure_burned_cell_partitions('2071-01-01', '2071-12-31')")
-    cur.execute("SELECT reloptions FROM pg_class WHERE oid = 'banet.burned_cell_y2071'::regclass")
+    cur.execute("SELECT reloptions FROM pg_class WHERE oid = 'banet_internal.burned_cell_y2071'::regclass")
     assert cur.fetchone()[0] == ["fillfactor=50"]
-    err = _fails(conn, CELL_SQL.format(table="banet.burned_cell_y2071"), (region, dt.date(2071, 5, 1), 1, run + 10_000))
+    err = _fails(conn, CELL_SQL.format(table="banet_internal.burned_cell_y2071"), (region, dt.date(2071, 5, 1), 1, run + 10_000))
     assert isinstance(err, pgerr.ForeignKeyViolation)
-    _cells(cur, region, run, table="banet.burned_cell_y2071", day=dt.date(2071, 5, 1))
+    _cells(cur, region, run, table="banet_internal.burned_cell_y2071", day=dt.date(2071, 5, 1))
 
 
 def test_deleting_a_run_cascades_to_its_cells_only(conn: Any) -> None:
@@ -156,12 +156,12 @@ def test_truncating_runs_or_regions_needs_the_cells_too(conn: Any) -> None:
     region = _region(cur)
     _cells(cur, region, _run(cur, region))
     cur.execute("SET LOCAL lock_timeout = '5s'")
-    err = _fails(conn, "TRUNCATE banet.run, banet.fire_event")
+    err = _fails(conn, "TRUNCATE banet.run, banet.fire_event, banet.fire_event_version")
     assert 'cannot truncate table "run"' in str(err)
-    err = _fails(conn, "TRUNCATE banet.region, banet.run, banet.fire_event, banet.cube_day")
+    err = _fails(conn, "TRUNCATE banet.region, banet.run, banet.fire_event, banet.fire_event_version, banet.cube_day")
     assert "cannot truncate table" in str(err)
     cur.execute("SAVEPOINT t")
-    cur.execute("TRUNCATE banet.region, banet.run, banet.fire_event, banet.cube_day, banet.burned_cell")
+    cur.execute("TRUNCATE banet.region, banet.run, banet.fire_event, banet.fire_event_version, banet.cube_day, banet.burned_cell")
     cur.execute("ROLLBACK TO SAVEPOINT t")  # the fixture rolls back the rest
 
 

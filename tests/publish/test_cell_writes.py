@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -106,17 +107,18 @@ def test_stage_copy_buffer_layout():
     cells = _cells([("2021-08-01", 7, 9)], [0.75])
     buf = bytes(stage_copy_buffer(cells))
     assert buf.startswith(HEADER) and buf.endswith(b"\xff\xff")
-    fields = struct.unpack(">hiiiiiiifid", buf[len(HEADER) : -2])
-    assert fields[0] == 5
+    fields = struct.unpack(">hiiiiiiifidiq", buf[len(HEADER) : -2])
+    assert fields[0] == 6 and fields[11:] == (8, 0)  # no events assigned: 0
     assert fields[2] == (np.datetime64("2021-08-01") - PG_EPOCH).astype(int) and fields[4] == 7 and fields[6] == 9
     assert (fields[8], fields[10]) == (0.75, 1.2)
 
 
-def _scope_stream(rows: list[tuple[str, int, int, float, int, float]]) -> bytes:
+def _scope_stream(rows: list[tuple]) -> bytes:
+    """Scope rows (date, row, col, confidence, run, area[, event]) as the binary COPY of fetch_scope."""
     out = bytearray(HEADER)
-    for d, r, c, conf, run, area in rows:
+    for d, r, c, conf, run, area, *event in rows:
         days = int((np.datetime64(d) - PG_EPOCH).astype(int))
-        out += struct.pack(">hiiiiiiifiqid", 6, 4, days, 4, r, 4, c, 4, conf, 8, run, 8, area)
+        out += struct.pack(">hiiiiiiifiqidiq", 7, 4, days, 4, r, 4, c, 4, conf, 8, run, 8, area, 8, event[0] if event else 0)
     return bytes(out + b"\xff\xff")
 
 
@@ -160,6 +162,11 @@ def test_plan_cells_inserts_updates_deletes_and_skips_identical_rows():
     again = parse_scope_copy(_scope_stream([(d, r, c, 0.5, 7, 1.2) for d, r, c in key(new)]))
     same = plan_cells(_cells(key(new)), again, run_id=7)
     assert (same.insert.n, same.update.n, same.delete.n, same.n_unchanged) == (0, 0, 0, 5)
+    # ... unless a cell's fire event changed: that cell is rewritten, with its new event
+    with_events = parse_scope_copy(_scope_stream([(d, r, c, 0.5, 7, 1.2, 40 + i) for i, (d, r, c) in enumerate(key(new))]))
+    cells = replace(_cells(key(new)), event_id=np.array([40, 41, 99, 43, 44], dtype=np.int64))
+    moved = plan_cells(cells, with_events, run_id=7)
+    assert key(moved.update) == [("2021-08-02", 3, 3)] and list(moved.update.event_id) == [99] and moved.n_unchanged == 4
 
 
 def test_plan_cells_refuses_unsorted_cells():
@@ -167,3 +174,15 @@ def test_plan_cells_refuses_unsorted_cells():
     empty = ScopeRows(np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.int64), np.empty(0))
     with pytest.raises(DatabaseError, match="sorted"):
         plan_cells(cells, empty, run_id=1)
+
+
+def test_cell_copy_buffer_carries_the_event_ids():
+    region = new_region(rows=4, cols=4)
+    product = build_product(region, _dates(region, {(1, 2): "2000-01-03", (3, 0): "1999-12-31"}), target=dt.date(2000, 1, 20))
+    rows = replace(cell_rows(product), event_id=np.array([7, 9], dtype=np.int64))
+    plain, with_events = bytes(cell_copy_buffer(replace(rows, event_id=None), region, "nrt", 42)), bytes(cell_copy_buffer(rows, region, "nrt", 42))
+    size = (len(plain) - len(HEADER) - 2) // 2
+    assert len(with_events) == len(plain) + 2 * 12
+    for i, event in enumerate((7, 9)):
+        t = with_events[len(HEADER) + i * (size + 12) : len(HEADER) + (i + 1) * (size + 12)]
+        assert struct.unpack(">h", t[:2])[0] == 10 and struct.unpack(">iq", t[-12:]) == (8, event)

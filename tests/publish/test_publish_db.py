@@ -49,13 +49,16 @@ def events_of(url: str, region: str, product: str = "nrt") -> list[tuple]:
 
 
 def event_ids(url: str, region: str, product: str = "nrt") -> dict[tuple[int, int], tuple[int, str, int, int]]:
-    """(id, xmin, run_id, n_cells) of each stored event by anchor cell."""
+    """(id, xmin, run_id, n_cells) of each stored event by its first cell in raster order."""
     with get_engine(url).connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT anchor_row, anchor_col, id, xmin::text, run_id, n_cells FROM banet.fire_event WHERE region = :r AND product = :p"),
+            sa.text(
+                'SELECT (SELECT min(array["row", col]) FROM banet.burned_cell c WHERE c.region = e.region AND c.product = e.product '
+                "AND c.event_id = e.id), e.id, e.xmin::text, e.run_id, e.n_cells FROM banet.fire_event e WHERE region = :r AND product = :p"
+            ),
             {"r": region, "p": product},
         ).all()
-    return {(ar, ac): (i, x, run, n) for ar, ac, i, x, run, n in rows}
+    return {(a[0], a[1]): (i, x, run, n) for a, i, x, run, n in rows}
 
 
 def row_versions(url: str, region: str) -> dict[tuple[int, int, dt.date], tuple[str, str]]:
@@ -87,7 +90,7 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
         assert cog_validate(result.outputs[name])[0], name
     with rasterio.open(result.outputs["burn_date"]) as ds:
         doy = ds.read(1)
-        assert ds.crs.to_epsg() == 4326 and ds.dtypes[0] == "uint16" and ds.nodata == 0
+        assert ds.crs.to_epsg() == 4326 and ds.dtypes[0] == "int32" and ds.nodata == -1
         assert tuple(ds.transform)[:6] == pytest.approx(region.transform)
     with rasterio.open(result.outputs["confidence"]) as ds:
         conf = ds.read(1)
@@ -95,10 +98,10 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
 
     cells = cells_of(db_url, region.name)
     assert len(cells) == result.n_burned_cells == product.n_burned > 0
-    db_doy = np.zeros(region.shape, dtype=np.uint16)
+    db_doy = np.zeros(region.shape, dtype=np.int32)
     db_conf = np.full(region.shape, np.nan, dtype=np.float32)
     for (r, c, d), (cf, run, _area) in cells.items():
-        db_doy[r, c] = d.timetuple().tm_yday
+        db_doy[r, c] = d.year * 1000 + d.timetuple().tm_yday
         db_conf[r, c] = cf
         assert run == result.run_id
     np.testing.assert_array_equal(db_doy, doy)  # every cell, burned or not
@@ -124,14 +127,14 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
     assert run["model_ids"] == [f"m-{SHA_A[:6]}", f"m-{SHA_B[:6]}"]
     assert (run["n_burned_cells"], run["n_events"]) == (product.n_burned, result.n_events)
     assert run["outputs"] == result.outputs and run["software_version"]
-    assert {"publish_db_cells", "publish_db_insert", "publish_events", "infer_predict"} <= set(run["timings"])
+    assert {"publish_db_cells", "publish_db_insert", "publish_db_events", "infer_predict"} <= set(run["timings"])
 
     item = json.loads((root / keys["stac_item"]).read_text())
     validate_item(item)
     assert item["properties"]["banet:run_id"] == result.run_id
     assert item["bbox"] == list(region.bbox)
-    for asset in item["assets"].values():
-        assert Path(asset["href"]).is_file(), asset["href"]
+    for asset in item["assets"].values():  # relative to the item: the folder can move as a whole
+        assert asset["href"].startswith("./") and (root / keys["stac_item"]).parent.joinpath(asset["href"]).is_file(), asset["href"]
     from PIL import Image
 
     from banet_ops.publish.quicklook import quicklook_size
@@ -154,7 +157,7 @@ def test_rerun_is_idempotent(db_url, make_settings):
     second = publish_product(product, settings=settings)
     assert second.run_id == first.run_id
     assert event_ids(db_url, region.name) == ids  # same ids, rows not even rewritten
-    assert second.event_changes == {"updated": 0, "unchanged": first.n_events, "inserted": 0, "deleted": 0}
+    assert second.event_changes == {"updated": 0, "unchanged": first.n_events, "created": 0, "retired": 0}
     assert cells_of(db_url, region.name) == cells
     assert row_versions(db_url, region.name) == versions  # identical rows are not rewritten
     assert events_of(db_url, region.name) == events and len(events) == first.n_events > 0
@@ -178,7 +181,7 @@ def test_crash_after_cells_upsert_keeps_previous_state(db_url, make_settings, mo
     def boom(*args, **kwargs):
         raise RuntimeError("injected failure after the cells upsert")
 
-    monkeypatch.setattr(pg, "replace_events", boom)
+    monkeypatch.setattr(pg.event_db, "write_events", boom)
     new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
     with pytest.raises(RuntimeError, match="injected"):
         publish_product(new, settings=settings)
@@ -194,21 +197,21 @@ def test_crash_after_events_were_matched_keeps_ids_and_rows(db_url, make_setting
     settings = make_settings(db_url)
     publish_product(build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET, snapshot="s-old"), settings=settings)
     before, ids = _state(db_url, settings, region), event_ids(db_url, region.name)
-    real = pg.replace_events
+    real = pg.event_db.write_events
 
     def replace_then_fail(*args, **kwargs):
-        changes = real(*args, **kwargs)
-        assert sum(changes.values()) > 0
+        written = real(*args, **kwargs)
+        assert written.changes["created"] + written.changes["updated"] + written.changes["retired"] > 0
         raise RuntimeError("injected failure after the events were replaced")
 
-    monkeypatch.setattr(pg, "replace_events", replace_then_fail)
+    monkeypatch.setattr(pg.event_db, "write_events", replace_then_fail)
     new = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s-new")
     with pytest.raises(RuntimeError, match="injected"):
         publish_product(new, settings=settings)
     assert _state(db_url, settings, region) == before
     assert event_ids(db_url, region.name) == ids
     # and the retry publishes normally on top of the old state
-    monkeypatch.setattr(pg, "replace_events", real)
+    monkeypatch.setattr(pg.event_db, "write_events", real)
     assert publish_product(new, settings=settings).n_events == len(event_ids(db_url, region.name))
 
 
@@ -327,7 +330,7 @@ def test_fire_events_in_postgis(db_url, make_settings):
 
 
 def test_event_ids_survive_republishing_the_window(db_url, make_settings):
-    """A new cube snapshot re-publishes the same window: events keep their ids by anchor cell."""
+    """A new cube snapshot re-publishes the same window: events keep their ids, history records the changes."""
     region = new_region(rows=30, cols=40)
     settings = make_settings(db_url)
     nat = np.datetime64("NaT")
@@ -337,7 +340,7 @@ def test_event_ids_survive_republishing_the_window(db_url, make_settings):
     a[25, 35] = np.datetime64("2017-10-07")  # vanishes
     first = publish_product(build_product(region, a, target=TARGET, seed=1), settings=settings)
     before = event_ids(db_url, region.name)
-    assert set(before) == {(2, 2), (10, 20), (25, 35)} and first.event_changes["inserted"] == 3
+    assert set(before) == {(2, 2), (10, 20), (25, 35)} and first.event_changes["created"] == 3
 
     b = a.copy()
     b[12, 20:24] = np.datetime64("2017-10-06")
@@ -348,31 +351,28 @@ def test_event_ids_survive_republishing_the_window(db_url, make_settings):
     assert second.run_id != first.run_id
     after = event_ids(db_url, region.name)
     assert set(after) == {(2, 2), (10, 20), (15, 1)}
-    assert after[(2, 2)][0] == before[(2, 2)][0] and after[(2, 2)][2] == second.run_id  # same id, now of the new run
-    assert after[(10, 20)][0] == before[(10, 20)][0] and after[(10, 20)][3] == 8  # same id, grown
+    assert after[(2, 2)] == before[(2, 2)]  # unchanged: not even rewritten
+    assert after[(10, 20)][0] == before[(10, 20)][0] and after[(10, 20)][2:] == (second.run_id, 8)  # same id, grown
     assert after[(15, 1)][0] > max(i for i, *_ in before.values())
-    assert second.event_changes == {"updated": 2, "unchanged": 0, "inserted": 1, "deleted": 1}
+    assert second.event_changes == {"updated": 1, "unchanged": 1, "created": 1, "retired": 1}
+    with get_engine(db_url).connect() as conn:
+        history = conn.execute(
+            sa.text("SELECT event_id, run_id, change, n_cells FROM banet.fire_event_version WHERE region = :r ORDER BY run_id, event_id"),
+            {"r": region.name},
+        ).all()
+    ids = {k: v[0] for k, v in before.items()}
+    assert history == [
+        (ids[(2, 2)], first.run_id, "created", 12),
+        (ids[(10, 20)], first.run_id, "created", 4),
+        (ids[(25, 35)], first.run_id, "created", 1),
+        (ids[(10, 20)], second.run_id, "updated", 8),
+        (ids[(25, 35)], second.run_id, "gone", 1),
+        (after[(15, 1)][0], second.run_id, "created", 1),
+    ]
     # the stored events are exactly the new product's (as a fresh publish would write them)
     with get_engine(db_url).connect() as conn:
         n = conn.execute(sa.text("SELECT count(*) FROM banet.fire_event WHERE region = :r"), {"r": region.name}).scalar_one()
     assert n == 3 and second.n_events == 3
-
-
-def test_events_stored_before_anchors_are_replaced_once(db_url, make_settings):
-    region = new_region(rows=20, cols=20)
-    settings = make_settings(db_url)
-    dates = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
-    dates[3:6, 3:6] = np.datetime64("2017-10-01")
-    first = publish_product(build_product(region, dates, target=TARGET), settings=settings)
-    with get_engine(db_url).begin() as conn:  # as rows written before migration 0006 look
-        conn.execute(sa.text("UPDATE banet.fire_event SET anchor_row = NULL, anchor_col = NULL WHERE run_id = :i"), {"i": first.run_id})
-    old = event_ids(db_url, region.name)
-    second = publish_product(build_product(region, dates, target=TARGET), settings=settings)
-    assert second.event_changes == {"updated": 0, "unchanged": 0, "inserted": 1, "deleted": 1}
-    new = event_ids(db_url, region.name)
-    assert list(new) == [(3, 3)] and new[(3, 3)][0] not in {i for i, *_ in old.values()}
-    third = publish_product(build_product(region, dates, target=TARGET), settings=settings)
-    assert event_ids(db_url, region.name) == new and third.event_changes["unchanged"] == 1
 
 
 def test_region_row_is_inserted_and_a_different_grid_is_refused(db_url, make_settings):
@@ -409,7 +409,8 @@ def test_publish_to_s3(db_url, make_settings, s3_bucket, tmp_path):
     local.write_bytes(store.get_bytes(keys["burn_date"]))
     assert cog_validate(str(local))[0]
     with rasterio.open(local) as ds:
-        np.testing.assert_array_equal(ds.read(1), product.burn_doy)
+        np.testing.assert_array_equal(ds.read(1), product.burn_yyyyddd)
+    assert [lk["href"] for lk in item["links"] if lk["rel"] == "self"] == [result.outputs["stac_item"]]
     head = store.client.head_object(Bucket=s3_bucket, Key=f"products/{keys['confidence']}")
     assert head["ContentType"].startswith("image/tiff")
 
@@ -459,7 +460,7 @@ def test_next_run_updates_in_place_and_a_concurrent_change_is_retryable(db_url, 
 
     def read_then_lose_a_row(cur, product):
         rows = real(cur, product)
-        cur.execute("DELETE FROM banet.burned_cell WHERE ctid = (SELECT ctid FROM banet.burned_cell_y2017 WHERE region = %s LIMIT 1)", (region.name,))
+        cur.execute("DELETE FROM banet.burned_cell WHERE ctid = (SELECT ctid FROM banet_internal.burned_cell_y2017 WHERE region = %s LIMIT 1)", (region.name,))
         return rows
 
     monkeypatch.setattr(pg, "fetch_scope", read_then_lose_a_row)
