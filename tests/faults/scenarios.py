@@ -119,10 +119,11 @@ def publish_inconsistencies(db_url: str, store: ObjectStore, region: Region) -> 
         problems.append(f"cells/events: STAC {stac_counts}, run {n_cells}/{n_events}, rows {len(state['cells'])}/{len(state['events'])}")
     if {r[4] for r in state["cells"]} - {_id}:
         problems.append("cells of another run in the scope")
-    doy = np.zeros_like(_raster(next(v for k, v in state["files"].items() if k.endswith("_burndate.tif"))))
+    raster = _raster(next(v for k, v in state["files"].items() if k.endswith("_burndate.tif")))
+    expected = np.minimum(raster, 0)  # YYYYDDD where burned; 0 observed, -1 unobserved elsewhere (docs/analysts.md)
     for r, c, d, _conf, _run in state["cells"]:
-        doy[r, c] = d.timetuple().tm_yday
-    if not np.array_equal(doy, _raster(next(v for k, v in state["files"].items() if k.endswith("_burndate.tif")))):
+        expected[r, c] = d.year * 1000 + d.timetuple().tm_yday
+    if not np.array_equal(expected, raster):
         problems.append("burn-date COG differs from the cells in PostGIS")
     conf = _raster(next(v for k, v in state["files"].items() if k.endswith("_confidence.tif")))
     if any(abs(conf[r, c] - cf) > 1e-6 for r, c, _d, cf, _run in state["cells"]):
