@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     k8s_secret_name: str = Field("banet-secrets", description="Kubernetes Secret with the BANET_* secrets, mounted as env in pods.")
     monthly_lag_days: int = Field(10, ge=0, le=60, description="Days after a month ends before its monthly product runs.")
+    # map (banet-ops serve, the Airflow "Burned areas" page)
+    web_database_url: SecretStr | None = Field(
+        None, description="URL of a read-only (banet_reader) login for the map and OGC API. Unset: BANET_DATABASE_URL, restricted by `web_db_role`."
+    )
+    web_db_role: str = Field("banet_reader", description="Role the map's database sessions switch to (read-only); empty: the login's own role.")
+    web_airflow_url: str = Field("http://127.0.0.1:8080", description="Airflow UI the standalone map links DAG runs to.")
 
     @field_validator("cube_root", "products_root")
     @classmethod

@@ -1,0 +1,132 @@
+"""The web app's database side: a read-only asyncpg pool and tipg's collection catalog.
+
+Every connection logs in with the configured (reader) login, switches to ``role`` (default
+``banet_reader``, SELECT only) from the first packet on, and runs read-only transactions by
+default; tipg's catalog functions are created in ``pg_temp`` with the connection still
+writable for that one statement.  The pool is opened on the first request, so the app (and the
+Airflow api-server that mounts it) starts even while the database is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from banet_ops.errors import DatabaseUnavailableError
+from banet_ops.web.layers import LAYERS, Layer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DbConfig:
+    """Where and as whom the web app reads."""
+
+    url: str  # a libpq/SQLAlchemy URL; the ``+driver`` suffix is dropped
+    role: str | None = "banet_reader"
+    min_size: int = 1
+    max_size: int = 5
+
+
+def asyncpg_url(url: str) -> str:
+    """``postgresql+psycopg2://…`` → ``postgresql://…`` (asyncpg takes plain libpq URLs)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
+
+
+class _ReaderInit:
+    """asyncpg ``init``: tipg's per-connection setup, done writable once; read-only afterwards."""
+
+    def __init__(self) -> None:
+        from tipg.database import connection_factory
+
+        self._tipg = connection_factory(schemas=sorted({lay.relation.split(".", 1)[0] for lay in LAYERS}), tipg_schema="pg_temp")
+
+    async def __call__(self, conn: Any) -> None:
+        await conn.execute("SET default_transaction_read_only = off")
+        await self._tipg(conn)
+        await conn.execute("RESET default_transaction_read_only")
+
+
+async def open_pool(config: DbConfig) -> Any:
+    """A pool whose sessions run as ``config.role`` in read-only transactions."""
+    import asyncpg
+
+    settings = {"default_transaction_read_only": "on", "application_name": "banet-ops-web"}
+    if config.role:
+        settings["role"] = config.role
+    try:
+        return await asyncpg.create_pool(
+            asyncpg_url(config.url), min_size=config.min_size, max_size=config.max_size, init=_ReaderInit(), server_settings=settings
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = " ".join(str(exc).split())
+        raise DatabaseUnavailableError(f"web app: could not connect to the database as a reader: {reason}", hint="check BANET_WEB_DATABASE_URL") from exc
+
+
+async def load_catalog(pool: Any, layers: tuple[Layer, ...] = LAYERS) -> dict[str, Any]:
+    """tipg's catalog of ``layers``, keyed by layer id; a relation the reader cannot see is skipped."""
+    from tipg.collections import pg_get_collection_index
+    from tipg.settings import DatabaseSettings
+
+    settings = DatabaseSettings(
+        schemas=sorted({lay.relation.split(".", 1)[0] for lay in layers}),
+        tables=[lay.relation for lay in layers],
+        only_spatial_tables=False,
+        spatial_extent=True,
+        datetime_extent=True,
+    )
+    async with pool.acquire() as conn:
+        found = {c.id: c for c in await pg_get_collection_index(conn, settings=settings)}
+    collections: dict[str, Any] = {}
+    for lay in layers:
+        coll = found.get(lay.relation)
+        if coll is None:
+            log.warning("web app: layer %s: relation %s not visible to the reader; not served", lay.id, lay.relation)
+            continue
+        collections[lay.id] = _renamed(coll, lay)
+    return {"collections": collections, "last_updated": dt.datetime.now()}
+
+
+def _renamed(coll: Any, lay: Layer) -> Any:
+    """The collection under the layer's id, title and chosen id/datetime columns."""
+    by_name = {c.name: c for c in coll.table_columns}
+    update: dict[str, Any] = {"id": lay.id, "title": lay.title, "description": lay.description}
+    if lay.id_column and lay.id_column in by_name:
+        update["id_column"] = by_name[lay.id_column]
+    if lay.datetime_column and lay.datetime_column in by_name:
+        update["datetime_column"] = by_name[lay.datetime_column]
+    return coll.model_copy(update=update)
+
+
+class Database:
+    """The pool and catalog of one app, opened on first use (concurrent first requests wait once)."""
+
+    def __init__(self, config: DbConfig) -> None:
+        self.config = config
+        self.pool: Any = None
+        self.catalog: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> None:
+        if self.catalog is not None:
+            return
+        async with self._lock:
+            if self.pool is None:
+                self.pool = await open_pool(self.config)
+            if self.catalog is None:
+                self.catalog = await load_catalog(self.pool)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        await self.ready()
+        async with self.pool.acquire() as conn:
+            return list(await conn.fetch(sql, *args))
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+            self.catalog = None
