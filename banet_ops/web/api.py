@@ -24,6 +24,7 @@ STATIC_FILES = {
     "map.css": "text/css",
     "maplibre-gl.js": "text/javascript",
     "maplibre-gl.css": "text/css",
+    "icon.svg": "image/svg+xml",
 }
 
 pages = APIRouter()  # the page and its files: no database needed

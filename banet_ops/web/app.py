@@ -47,12 +47,13 @@ def create_app(
     """The app; ``auth`` (a FastAPI dependency) guards every route when given."""
     from tipg.errors import DEFAULT_STATUS_CODES, add_exception_handlers
     from tipg.factory import Endpoints
+    from titiler.core.errors import DEFAULT_STATUS_CODES as TILER_STATUS_CODES
+    from titiler.core.errors import add_exception_handlers as add_tiler_exception_handlers
 
     from banet_ops.web import api, stac
     from banet_ops.web.tiles import tiler_router
 
-    settings = settings or get_settings()
-    database = Database(config or db_config(settings))
+    database = Database(config or (lambda: db_config(settings or get_settings())))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +63,7 @@ def create_app(
     guard = [Depends(auth)] if auth is not None else []
     app = FastAPI(title="banet-ops map", version=__version__, lifespan=lifespan, dependencies=guard, docs_url="/docs", openapi_url="/openapi.json")
     app.state.db = database
-    app.state.airflow_url = settings.web_airflow_url.rstrip("/") if not in_airflow else ""
+    app.state.airflow_url = "" if in_airflow else (settings or get_settings()).web_airflow_url.rstrip("/")
     app.state.in_airflow = in_airflow
     ready = [Depends(_ready)]
     ogc = Endpoints(title="banet-ops burned areas (OGC API)", router_prefix=OGC_PREFIX, collection_dependency=_collection, with_tiles_viewer=False)
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(api.router, dependencies=ready)
     app.include_router(api.pages)
     add_exception_handlers(app, DEFAULT_STATUS_CODES)
+    add_tiler_exception_handlers(app, TILER_STATUS_CODES)  # e.g. a tile outside the COG: 404
 
     @app.exception_handler(BanetError)
     async def _banet_error(_: Request, exc: BanetError) -> JSONResponse:
@@ -84,7 +86,7 @@ def create_app(
     return app
 
 
-def _collection(request: Request, collectionId: str) -> Any:  # noqa: N803 - tipg's path parameter name
+def _collection(request: Request, collectionId: str) -> Any:
     """The served layer ``collectionId`` (plain ids such as ``fire_events``)."""
     from fastapi import HTTPException
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.web.layers import LAYERS, Layer
 
 log = logging.getLogger(__name__)
+CATALOG_TTL_S = 300.0  # collection extents (new regions, new dates) are re-read this often
 
 
 @dataclass(frozen=True)
@@ -103,22 +106,32 @@ def _renamed(coll: Any, lay: Layer) -> Any:
 
 
 class Database:
-    """The pool and catalog of one app, opened on first use (concurrent first requests wait once)."""
+    """The pool and catalog of one app, opened on first use (concurrent first requests wait once).
 
-    def __init__(self, config: DbConfig) -> None:
-        self.config = config
+    ``config`` may be a function: it is then called on first use, so a missing database setting
+    is a 503 on the map's routes rather than an import error in the process that mounts the app.
+    """
+
+    def __init__(self, config: DbConfig | Callable[[], DbConfig]) -> None:
+        self._config = config
         self.pool: Any = None
         self.catalog: dict[str, Any] | None = None
+        self._loaded_at = 0.0
         self._lock = asyncio.Lock()
 
+    def _fresh(self) -> bool:
+        return self.catalog is not None and time.monotonic() - self._loaded_at < CATALOG_TTL_S
+
     async def ready(self) -> None:
-        if self.catalog is not None:
+        if self._fresh():
             return
         async with self._lock:
             if self.pool is None:
-                self.pool = await open_pool(self.config)
-            if self.catalog is None:
+                config = self._config() if callable(self._config) else self._config
+                self.pool = await open_pool(config)
+            if not self._fresh():
                 self.catalog = await load_catalog(self.pool)
+                self._loaded_at = time.monotonic()
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         await self.ready()

@@ -22,8 +22,8 @@ from banet_ops.settings import Settings
 
 START = dt.date(2024, 6, 1)
 TARGETS = (dt.date(2024, 8, 10), dt.date(2024, 8, 14), dt.date(2024, 8, 18))
-# (row, col, ignition day offset from START + 40, radius in cells at the last target)
-FIRES = ((14, 16, 0, 7.0), (44, 40, 9, 9.0), (50, 10, 20, 4.0))
+# (row, col, ignition day offset from START + 40, final radius in cells)
+FIRES = ((14, 16, 0, 8.0), (44, 40, 9, 11.0), (50, 12, 20, 5.0), (22, 50, 28, 3.0))
 MISSING_DAY = dt.date(2024, 7, 3)
 PARTIAL_DAY = dt.date(2024, 7, 4)
 
@@ -35,14 +35,14 @@ class Scene:
 
 
 def burn_dates(region: Region, target: dt.date) -> np.ndarray:
-    """Cells burned by ``target``: each fire spreads one cell every two days from its ignition."""
+    """Cells burned by ``target``: each fire spreads one cell every three days up to its radius."""
     out = np.full(region.shape, np.datetime64("NaT"), dtype="datetime64[D]")
     yy, xx = np.mgrid[0 : region.shape[0], 0 : region.shape[1]]
-    for row, col, offset, _ in FIRES:
+    for row, col, offset, radius in FIRES:
         ignition = START + dt.timedelta(days=40 + offset)
         d = np.hypot(yy - row, xx - col)
-        day = np.datetime64(ignition) + (d * 2).astype("timedelta64[D]")
-        burned = day <= np.datetime64(target)
+        day = np.datetime64(ignition) + (d * 3).astype("timedelta64[D]")
+        burned = (day <= np.datetime64(target)) & (d <= radius)
         out[burned] = day[burned]
     return out
 
