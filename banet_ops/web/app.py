@@ -37,6 +37,23 @@ async def _ready(request: Request) -> None:
     request.app.state.collection_catalog = db.catalog
 
 
+class MountedAt:
+    """ASGI middleware: links built by tipg/titiler/STAC keep the mount path (e.g. ``/banet-map``).
+
+    Under a parent app's ``Mount``, Starlette builds ``request.base_url`` from the top-level root
+    and resolves ``url_for`` on the parent's router; this app's links are its own, so both are
+    re-rooted at the mount point.  Standalone (no root path) nothing changes.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and scope.get("root_path"):
+            scope = {k: v for k, v in scope.items() if k != "router"} | {"app_root_path": scope["root_path"]}
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -72,6 +89,7 @@ def create_app(
     app.include_router(stac.router, dependencies=ready)
     app.include_router(api.router, dependencies=ready)
     app.include_router(api.pages)
+    app.add_middleware(MountedAt)
     add_exception_handlers(app, DEFAULT_STATUS_CODES)
     add_tiler_exception_handlers(app, TILER_STATUS_CODES)  # e.g. a tile outside the COG: 404
 
