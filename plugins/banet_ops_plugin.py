@@ -65,5 +65,12 @@ class BanetOpsPlugin(AirflowPlugin):
     listeners = [BanetFailureListener()]  # noqa: RUF012 - AirflowPlugin declares class attributes
     fastapi_apps = [{"app": _map_app(), "url_prefix": MAP_PREFIX, "name": "banet-ops map"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
-        {"name": "Burned areas", "href": f"{MAP_PREFIX}/", "destination": "nav", "url_route": "burned-areas", "nav_top_level": True, "icon": f"{MAP_PREFIX}/static/icon.svg"},
+        {
+            "name": "Burned areas",
+            "href": f"{MAP_PREFIX}/",
+            "destination": "nav",
+            "url_route": "burned-areas",
+            "nav_top_level": True,
+            "icon": f"{MAP_PREFIX}/static/icon.svg",
+        },
     ]

@@ -67,7 +67,8 @@ def test_property_bbox_and_datetime_filters(client, db_url, web_scene):
     cells = items(client, "burned_cells", datetime=f"{week[0]}T00:00:00Z/{week[1]}T23:59:59Z", region=web_scene.region.name, limit=5000)
     dates = {f["properties"]["burn_date"] for f in cells["features"]}
     assert dates and all(week[0].isoformat() <= d <= week[1].isoformat() for d in dates)
-    count = sql(db_url, "SELECT count(*) FROM banet.burned_cell WHERE region = :g AND burn_date BETWEEN :a AND :b", g=web_scene.region.name, a=week[0], b=week[1])
+    query = "SELECT count(*) FROM banet.burned_cell WHERE region = :g AND burn_date BETWEEN :a AND :b"
+    count = sql(db_url, query, g=web_scene.region.name, a=week[0], b=week[1])
     assert cells["numberMatched"] == count[0][0] == len(cells["features"])
 
 

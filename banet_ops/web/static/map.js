@@ -103,7 +103,7 @@
 
   function countDrawn() {
     const drawn = new Set(map.queryRenderedFeatures({ layers: ["events-fill"] }).map((f) => f.id));
-    $("event-count").textContent = `${drawn.size} drawn of ${state.events.length}`;
+    $("event-count").textContent = `(${drawn.size} of ${state.events.length} on the map)`;
     $("event-count").dataset.count = String(drawn.size);
     window.banetMap.ready = true;
   }

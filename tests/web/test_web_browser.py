@@ -1,0 +1,77 @@
+"""The map page in a real browser (Debian's headless chromium + chromedriver, through selenium)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .scene import TARGETS
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("chromium and chromium-driver are not installed (scripts/install.sh installs them as root)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    # software WebGL (SwiftShader): MapLibre draws without a GPU
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        opts.add_argument(arg)
+    opts.add_argument("--use-angle=swiftshader")
+    opts.add_argument("--enable-unsafe-swiftshader")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, script: str, timeout_s: float = 60) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.25)
+    status = driver.execute_script("return document.getElementById('status').textContent")
+    raise AssertionError(f"page never satisfied: {script} (status: {status!r})")
+
+
+def test_map_page_draws_the_events_and_their_details(browser, live_url, web_scene, tmp_path: Path):
+    driver = browser
+    driver.get(f"{live_url}/")
+    wait_for(driver, "return window.banetMap && window.banetMap.ready")
+    driver.execute_script(f"const r = document.getElementById('region'); r.value = '{web_scene.region.name}'; r.dispatchEvent(new Event('change'));")
+    wait_for(driver, f"return document.getElementById('date-label').textContent === '{TARGETS[-1]}' && document.querySelectorAll('#events li').length === 4")
+    wait_for(driver, "return document.getElementById('event-count').textContent === '(4 of 4 on the map)'")
+    drawn = int(wait_for(driver, "const n = Number(document.getElementById('event-count').dataset.count); return n > 0 ? String(n) : null"))
+    assert drawn == 4  # every event polygon of the latest product is rendered on the map
+    rendered = driver.execute_script("return window.banetMap.map.queryRenderedFeatures({layers: ['events-fill']}).length")
+    assert rendered >= 4
+    assert driver.execute_script("return window.banetMap.map.getLayer('raster-burn_date') !== undefined")
+    # click the first (earliest) event in the list: dates, area, run and daily growth appear
+    driver.execute_script("document.querySelector('#events li:first-child').click()")
+    wait_for(driver, "return document.querySelectorAll('#growth span').length > 3")
+    details = driver.find_element("id", "event-details").text
+    assert "Burn dates" in details and "km²" in details and f"{web_scene.run_ids[-1]}" in details
+    # the coverage calendar: a missing and a partial day, every other day complete
+    assert driver.execute_script("return document.querySelector('#calendar [data-day=\"2024-07-03\"]').classList.contains('missing')")
+    assert driver.execute_script("return document.querySelector('#calendar [data-day=\"2024-07-04\"]').classList.contains('partial')")
+    assert driver.execute_script("return document.querySelectorAll('#calendar .complete').length") == 78
+    shot = tmp_path / "burned-areas.png"
+    driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    # the date slider goes back to the first product: fewer, smaller events
+    driver.execute_script("const s = document.getElementById('date'); s.value = 0; s.dispatchEvent(new Event('input'));")
+    wait_for(driver, f"return document.getElementById('date-label').textContent === '{TARGETS[0]}'")
+    wait_for(driver, "return document.getElementById('summary').textContent.includes('run ')")
+    assert driver.execute_script("return document.getElementById('summary').textContent").startswith(f"nrt {TARGETS[0]}")
