@@ -152,3 +152,39 @@ def test_ogrinfo_opens_the_ogc_api(live_url, web_scene):
         ["ogrinfo", "-ro", "-so", "-where", where, f"OAPIF:{live_url}/ogc", "fire_events"], capture_output=True, text=True, timeout=120, check=True
     ).stdout
     assert "Feature Count: 4" in detail and "Multi Polygon" in detail and "last_burn_date: Date" in detail
+
+
+def test_vector_tiles_of_the_events(client, web_scene):
+    import morecantile
+
+    tile = morecantile.tms.get("WebMercatorQuad").tile(-8.30 + 0.405, 40.40 - 0.445, 10)
+    path = f"/ogc/collections/fire_events/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}"
+    resp = client.get(path, params={"region": web_scene.region.name})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert len(resp.content) > 100
+    empty = client.get(path, params={"region": "NOWHERE"})
+    assert empty.status_code in (200, 204) and len(empty.content) < len(resp.content)
+
+
+def test_cql2_filter_and_property_selection(client, web_scene):
+    fc = items(client, "fire_events", region=web_scene.region.name, filter="area_km2 > 100", properties="area_km2,first_burn_date")
+    assert fc["numberMatched"] == 2
+    assert all(set(f["properties"]) == {"area_km2", "first_burn_date"} and f["properties"]["area_km2"] > 100 for f in fc["features"])
+
+
+def test_database_down_is_a_one_line_503_and_the_page_still_loads():
+    from fastapi.testclient import TestClient
+
+    from banet_ops.settings import Settings
+    from banet_ops.web.app import create_app
+    from banet_ops.web.db import DbConfig
+
+    from .conftest import _free_port
+
+    app = create_app(Settings(), config=DbConfig(url=f"postgresql://nobody@127.0.0.1:{_free_port()}/banet"))
+    with TestClient(app) as down:
+        resp = down.get("/api/products")
+        assert resp.status_code == 503
+        assert "could not connect to the database as a reader" in resp.json()["detail"] and "\n" not in resp.json()["detail"]
+        assert down.get("/ogc/collections").status_code == 503
+        assert down.get("/").status_code == 200
