@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from banet_ops.web.layers import CUBE_DAYS_SQL, EVENT_GROWTH_SQL, PRODUCTS_SQL, REGIONS_SQL
+from banet_ops.web.db import Database
+from banet_ops.web.layers import CUBE_DAYS_SQL, PRODUCTS_SQL, REGIONS_SQL
 from banet_ops.web.tiles import DEFAULT_COLORMAPS
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -60,12 +61,14 @@ async def regions(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/api/products")
 async def products(request: Request, region: str | None = None) -> list[dict[str, Any]]:
-    """Succeeded products (oldest first per region and product) with their tiles' colour scales."""
-    rows = await request.app.state.db.fetch(PRODUCTS_SQL, region)
+    """Succeeded products (oldest first per region and product) with their burn-date colour scale."""
+    db: Database = request.app.state.db
+    schema = await db.current_schema()
+    rows = await db.fetch(PRODUCTS_SQL, region)
     out = []
     for r in rows:
         start, end = r["window_start"], r["window_end"]
-        doy0, doy1 = start.timetuple().tm_yday, end.timetuple().tm_yday
+        first, last = schema.encode_day(start), schema.encode_day(end)
         out.append(
             {
                 "run_id": r["run_id"],
@@ -76,17 +79,43 @@ async def products(request: Request, region: str | None = None) -> list[dict[str
                 "n_events": r["n_events"],
                 "burned_area_km2": r["burned_area_km2"],
                 "assets": sorted(k for k in (r["outputs"] or {}) if k in DEFAULT_COLORMAPS),
-                # burn-date COGs hold the day of year: colour the window's days (all days when it spans new year)
-                "burn_date_rescale": [doy0, doy1] if doy0 <= doy1 else [1, 366],
+                # rescale for colormap banet_burn: the day before the window maps to its transparent index 0
+                # (a day-of-year window across new year colours the whole year)
+                "burn_date_rescale": [first - 1, last] if first <= last else [0, 366],
             }
         )
     return out
 
 
+@router.get("/api/products/{run_id}/events")
+async def product_events(request: Request, run_id: int) -> dict[str, Any]:
+    """The fire events of one product as it saw them (GeoJSON FeatureCollection)."""
+    db: Database = request.app.state.db
+    rows = await db.fetch((await db.current_schema()).run_events_sql, run_id)
+    features = [
+        {
+            "type": "Feature",
+            "id": r["id"],
+            "geometry": r["geometry"],
+            "properties": {
+                "run_id": r["run_id"],
+                "first_burn_date": _day(r["first_burn_date"]),
+                "last_burn_date": _day(r["last_burn_date"]),
+                "area_km2": float(r["area_km2"]),
+                "n_cells": r["n_cells"],
+                "mean_confidence": None if r["mean_confidence"] is None else round(float(r["mean_confidence"]), 4),
+            },
+        }
+        for r in rows
+    ]
+    return {"type": "FeatureCollection", "features": features}
+
+
 @router.get("/api/events/{event_id}/growth")
 async def growth(request: Request, event_id: int) -> list[dict[str, Any]]:
-    """Daily growth of one event: cells and km2 per burn date, with the running total."""
-    rows = await request.app.state.db.fetch(EVENT_GROWTH_SQL, event_id)
+    """Daily growth of one event: km2 (and cells, when known) per burn date, with the running total."""
+    db: Database = request.app.state.db
+    rows = await db.fetch((await db.current_schema()).growth_sql, event_id)
     total = 0.0
     out = []
     for r in rows:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from banet_ops.errors import DatabaseUnavailableError
-from banet_ops.web.layers import LAYERS, Layer
+from banet_ops.web.layers import ANALYST_MARKER, PICK_SCHEMA_SQL, Layer, Schema, pick_schema
 
 log = logging.getLogger(__name__)
 CATALOG_TTL_S = 300.0  # collection extents (new regions, new dates) are re-read this often
@@ -46,7 +46,7 @@ class _ReaderInit:
     def __init__(self) -> None:
         from tipg.database import connection_factory
 
-        self._tipg = connection_factory(schemas=sorted({lay.relation.split(".", 1)[0] for lay in LAYERS}), tipg_schema="pg_temp")
+        self._tipg = connection_factory(schemas=["banet"], tipg_schema="pg_temp")
 
     async def __call__(self, conn: Any) -> None:
         await conn.execute("SET default_transaction_read_only = off")
@@ -70,7 +70,7 @@ async def open_pool(config: DbConfig) -> Any:
         raise DatabaseUnavailableError(f"web app: could not connect to the database as a reader: {reason}", hint="check BANET_WEB_DATABASE_URL") from exc
 
 
-async def load_catalog(pool: Any, layers: tuple[Layer, ...] = LAYERS) -> dict[str, Any]:
+async def load_catalog(pool: Any, layers: tuple[Layer, ...]) -> dict[str, Any]:
     """tipg's catalog of ``layers``, keyed by layer id; a relation the reader cannot see is skipped."""
     from tipg.collections import pg_get_collection_index
     from tipg.settings import DatabaseSettings
@@ -115,6 +115,7 @@ class Database:
     def __init__(self, config: DbConfig | Callable[[], DbConfig]) -> None:
         self._config = config
         self.pool: Any = None
+        self.schema: Schema | None = None
         self.catalog: dict[str, Any] | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
@@ -130,8 +131,17 @@ class Database:
                 config = self._config() if callable(self._config) else self._config
                 self.pool = await open_pool(config)
             if not self._fresh():
-                self.catalog = await load_catalog(self.pool)
+                async with self.pool.acquire() as conn:
+                    self.schema = pick_schema(bool(await conn.fetchval(PICK_SCHEMA_SQL, ANALYST_MARKER)))
+                self.catalog = await load_catalog(self.pool, self.schema.layers)
                 self._loaded_at = time.monotonic()
+
+    async def current_schema(self) -> Schema:
+        """The schema served (picked when the catalog was loaded)."""
+        await self.ready()
+        if self.schema is None:
+            raise DatabaseUnavailableError("web app: the database schema is not loaded yet", hint="retry")
+        return self.schema
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         await self.ready()
@@ -143,3 +153,4 @@ class Database:
             await self.pool.close()
             self.pool = None
             self.catalog = None
+            self.schema = None

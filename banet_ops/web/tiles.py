@@ -7,15 +7,27 @@ comes back transparent; ``colormap_name`` and ``rescale`` colour the single band
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import HTTPException, Query, Request
 
 from banet_ops.web.layers import PRODUCT_OUTPUTS_SQL
 
 ASSETS = ("confidence", "burn_date")
-# The page's defaults, also documented in docs/map.md: confidence 0..1, burn dates over the window.
-DEFAULT_COLORMAPS = {"confidence": "viridis", "burn_date": "plasma"}
+# The page's colour maps (docs/map.md): confidence 0..1 in viridis; burn dates over the product
+# window in ``banet_burn``, plasma whose index 0 is transparent: with ``rescale=A-1,B`` (A, B the
+# window's first and last day as the COG encodes them) cells below the window, i.e. 0 = observed
+# and not burned, are transparent as well as NoData.
+DEFAULT_COLORMAPS = {"confidence": "viridis", "burn_date": "banet_burn"}
+
+
+def banet_colormaps() -> Any:
+    """rio-tiler's colour maps plus ``banet_burn``."""
+    from rio_tiler.colormap import cmap
+
+    burn = dict(cast(dict[int, tuple[int, int, int, int]], cmap.get("plasma")))
+    burn[0] = (0, 0, 0, 0)
+    return cmap.register({"banet_burn": burn}, overwrite=True)
 
 
 async def product_asset(
@@ -34,7 +46,14 @@ async def product_asset(
 
 def tiler_router(prefix: str = "/tiles") -> Any:
     """titiler's COG endpoints (tiles, tilejson, info, point, preview) over :func:`product_asset`."""
+    from titiler.core.dependencies import create_colormap_dependency
     from titiler.core.factory import TilerFactory
 
-    factory = TilerFactory(path_dependency=product_asset, router_prefix=prefix, add_viewer=False, add_part=False)
+    factory = TilerFactory(
+        path_dependency=product_asset,
+        colormap_dependency=create_colormap_dependency(banet_colormaps()),
+        router_prefix=prefix,
+        add_viewer=False,
+        add_part=False,
+    )
     return factory.router

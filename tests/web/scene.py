@@ -23,7 +23,7 @@ from banet_ops.settings import Settings
 START = dt.date(2024, 6, 1)
 TARGETS = (dt.date(2024, 8, 10), dt.date(2024, 8, 14), dt.date(2024, 8, 18))
 # (row, col, ignition day offset from START + 40, final radius in cells)
-FIRES = ((14, 16, 0, 8.0), (44, 40, 9, 11.0), (50, 12, 20, 5.0), (22, 50, 28, 3.0))
+FIRES = ((14, 16, 0, 8.0), (44, 40, 9, 11.0), (50, 12, 20, 5.0), (22, 50, 31, 3.0))
 MISSING_DAY = dt.date(2024, 7, 3)
 PARTIAL_DAY = dt.date(2024, 7, 4)
 

@@ -62,7 +62,8 @@ def test_map_page_draws_the_events_and_their_details(browser, live_url, web_scen
     driver.execute_script("document.querySelector('#events li:first-child').click()")
     wait_for(driver, "return document.querySelectorAll('#growth span').length > 3")
     details = driver.find_element("id", "event-details").text
-    assert "Burn dates" in details and "km²" in details and f"{web_scene.run_ids[-1]}" in details
+    assert "Burn dates" in details and "km²" in details and f"nrt {TARGETS[-1]}" in details and "undefined" not in details
+    assert driver.execute_script("return document.querySelector('#events li:first-child').classList.contains('selected')")
     # the coverage calendar: a missing and a partial day, every other day complete
     assert driver.execute_script("return document.querySelector('#calendar [data-day=\"2024-07-03\"]').classList.contains('missing')")
     assert driver.execute_script("return document.querySelector('#calendar [data-day=\"2024-07-04\"]').classList.contains('partial')")
@@ -73,5 +74,5 @@ def test_map_page_draws_the_events_and_their_details(browser, live_url, web_scen
     # the date slider goes back to the first product: fewer, smaller events
     driver.execute_script("const s = document.getElementById('date'); s.value = 0; s.dispatchEvent(new Event('input'));")
     wait_for(driver, f"return document.getElementById('date-label').textContent === '{TARGETS[0]}'")
-    wait_for(driver, "return document.getElementById('summary').textContent.includes('run ')")
-    assert driver.execute_script("return document.getElementById('summary').textContent").startswith(f"nrt {TARGETS[0]}")
+    wait_for(driver, f"return document.getElementById('summary').textContent.startsWith('nrt {TARGETS[0]}')")
+    wait_for(driver, "return document.getElementById('event-count').textContent === '(3 of 3 on the map)'")

@@ -30,9 +30,12 @@ def pixel_lons(tile: morecantile.Tile, width: int) -> np.ndarray:
 
 
 def test_burn_date_tile_uses_the_colour_map_and_unburned_is_transparent(client, web_scene):
+    # as the page asks: the product's window as colour scale, colour map banet_burn
+    product = client.get("/api/products", params={"region": web_scene.region.name}).json()[-1]
+    rescale = ",".join(map(str, product["burn_date_rescale"]))
     # fire 2 (row 44, col 40 of the grid from -8.30, 40.40) and unburned land around it
     tile = TMS.tile(-8.30 + 0.405, 40.40 - 0.445, 11)
-    img = png(client, tile, run_id=web_scene.run_ids[-1], asset="burn_date", colormap_name="plasma", rescale="160,232")
+    img = png(client, tile, run_id=product["run_id"], asset="burn_date", colormap_name="banet_burn", rescale=rescale)
     alpha = img[..., 3]
     assert set(np.unique(alpha)) == {0, 255}
     opaque = img[alpha == 255][:, :3]

@@ -9,7 +9,7 @@
   const url = (path) => new URL(path, base).toString();
   const airflowRoot = config.in_airflow ? new URL("..", base).toString().replace(/\/$/, "") : (config.airflow_url || "");
   const RAMPS = {
-    burn_date: { name: "plasma", css: "#0d0887,#7e03a8,#cc4778,#f89540,#f0f921" },
+    burn_date: { name: "banet_burn", css: "#0d0887,#7e03a8,#cc4778,#f89540,#f0f921" },
     confidence: { name: "viridis", css: "#440154,#3b528b,#21918c,#5ec962,#fde725" },
   };
   const $ = (id) => document.getElementById(id);
@@ -61,7 +61,7 @@
     const outlines = await getJSON(url("ogc/collections/regions/items?limit=1000&f=geojson"));
     map.addSource("regions", { type: "geojson", data: outlines });
     map.addLayer({ id: "regions-line", type: "line", source: "regions", paint: { "line-color": "#1f2937", "line-width": 1.5, "line-dasharray": [3, 2] } });
-    map.addSource("events", { type: "geojson", data: { type: "FeatureCollection", features: [] }, promoteId: "id" });
+    map.addSource("events", { type: "geojson", data: { type: "FeatureCollection", features: [] } });  // numeric feature ids: feature-state works
     map.addLayer({ id: "events-fill", type: "fill", source: "events", paint: { "fill-color": "#dc2626", "fill-opacity": ["case", ["boolean", ["feature-state", "selected"], false], 0.55, 0.15] } });
     map.addLayer({ id: "events-line", type: "line", source: "events", paint: { "line-color": "#991b1b", "line-width": ["case", ["boolean", ["feature-state", "selected"], false], 3, 1.5] } });
     state.regions = await getJSON(url("api/regions"));
@@ -92,8 +92,7 @@
     setRaster("burn_date", p, $("show-burn").checked);
     legend(p);
     $("event-details").hidden = true;
-    const fc = p ? await getJSON(url(`ogc/collections/fire_events_by_run/items?run_id=${p.run_id}&limit=1000&sortby=first_burn_date&f=geojson`))
-                 : { type: "FeatureCollection", features: [] };
+    const fc = p ? await getJSON(url(`api/products/${p.run_id}/events`)) : { type: "FeatureCollection", features: [] };
     state.events = fc.features;
     map.getSource("events").setData(fc);
     $("summary").textContent = p ? `${p.product} ${p.target_date}: window ${p.window[0]} … ${p.window[1]}, ${fc.features.length} events, ${(p.burned_area_km2 || 0).toFixed(1)} km² burned (run ${p.run_id})` : "";
@@ -124,7 +123,7 @@
       <tr><td>Burn dates</td><td>${q.first_burn_date} → ${q.last_burn_date} (${days} d)</td></tr>
       <tr><td>Area</td><td>${q.area_km2.toFixed(2)} km² (${q.n_cells} cells)</td></tr>
       <tr><td>Confidence</td><td>${q.mean_confidence == null ? "–" : q.mean_confidence.toFixed(2)}</td></tr>
-      <tr><td>Run</td><td>${q.run_id} (${q.product} ${state.current ? state.current.target_date : ""})</td></tr></table>
+      <tr><td>Run</td><td>${q.run_id}${q.run_id === (state.current && state.current.run_id) ? "" : " (last changed it)"}; shown: ${state.current ? `${state.current.product} ${state.current.target_date}` : ""}</td></tr></table>
       <div class="muted">Daily growth</div><div class="growth" id="growth"></div><div class="muted" id="growth-text"></div>`;
     const growth = await getJSON(url(`api/events/${f.id}/growth`));
     const top = Math.max(...growth.map((g) => g.area_km2), 1e-9);
