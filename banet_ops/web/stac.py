@@ -68,7 +68,13 @@ async def item(request: Request, run_id: int) -> JSONResponse:
         body = json.loads(await asyncio.to_thread(read_url, outputs["stac_item"]))
     except (OSError, ValueError) as exc:
         raise HTTPException(status_code=502, detail=f"STAC item of run {run_id} unreadable: {' '.join(str(exc).split())}") from exc
-    keep = [link for link in body.get("links", []) if link.get("rel") not in {"self", "root", "parent", "collection"}]
+    # this server's own links replace the stored ones; other links stay when absolute (a relative
+    # one pointed next to the stored file, which is not where this copy is served from)
+    keep = [
+        link
+        for link in body.get("links", [])
+        if link.get("rel") not in {"self", "root", "parent", "collection"} and "://" in str(link.get("href", ""))
+    ]
     body["links"] = [
         {"rel": "self", "href": _url(request, "stac_item", run_id=run_id), "type": "application/geo+json"},
         {"rel": "root", "href": _url(request, "stac_catalog"), "type": "application/json"},
