@@ -20,6 +20,7 @@ from banet_ops.settings import Settings
 from banet_ops.web.app import create_app
 from banet_ops.web.db import DbConfig
 
+from .browser import chromium
 from .scene import Scene, publish_scene
 
 
@@ -74,3 +75,9 @@ def live_url(reader_url: str, web_scene: Scene) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """A headless chromium (skips when chromium or chromedriver is not installed)."""
+    yield from chromium()

@@ -2,48 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+from .browser import wait_for
 from .scene import TARGETS
-
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("chromium and chromium-driver are not installed (scripts/install.sh installs them as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    # software WebGL (SwiftShader): MapLibre draws without a GPU
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
-        opts.add_argument(arg)
-    opts.add_argument("--use-angle=swiftshader")
-    opts.add_argument("--enable-unsafe-swiftshader")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver, script: str, timeout_s: float = 60) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = driver.execute_script(script)
-        if value:
-            return value
-        time.sleep(0.25)
-    status = driver.execute_script("return document.getElementById('status').textContent")
-    raise AssertionError(f"page never satisfied: {script} (status: {status!r})")
 
 
 def test_map_page_draws_the_events_and_their_details(browser, live_url, web_scene, tmp_path: Path):
