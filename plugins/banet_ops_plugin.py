@@ -58,12 +58,19 @@ def _map_app() -> Any:
     return create_app(auth=get_user, in_airflow=True)
 
 
+def _lazy_map_app() -> Any:
+    """Built on the first request: processes that only load the plugin skip the map's imports."""
+    from banet_ops.web.app import LazyApp
+
+    return LazyApp(_map_app)
+
+
 class BanetOpsPlugin(AirflowPlugin):
     """Registers :class:`BanetFailureListener`, the map app and its navigation entry."""
 
     name = "banet_ops"
     listeners = [BanetFailureListener()]  # noqa: RUF012 - AirflowPlugin declares class attributes
-    fastapi_apps = [{"app": _map_app(), "url_prefix": MAP_PREFIX, "name": "banet-ops map"}]  # noqa: RUF012
+    fastapi_apps = [{"app": _lazy_map_app(), "url_prefix": MAP_PREFIX, "name": "banet-ops map"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
         {
             "name": "Burned areas",

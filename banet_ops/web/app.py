@@ -54,6 +54,24 @@ class MountedAt:
         await self.app(scope, receive, send)
 
 
+class LazyApp:
+    """An ASGI app that builds the real one on its first request.
+
+    Airflow imports plugins in every process (scheduler, workers, dag-processor); only the
+    api-server serves the map, so the heavy imports (tipg, titiler, rasterio, Airflow's security
+    module) happen there, once, when someone opens the page.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = self._factory()
+        await self._app(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
