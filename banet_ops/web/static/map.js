@@ -62,7 +62,7 @@
     map.addSource("regions", { type: "geojson", data: outlines });
     map.addLayer({ id: "regions-line", type: "line", source: "regions", paint: { "line-color": "#1f2937", "line-width": 1.5, "line-dasharray": [3, 2] } });
     map.addSource("events", { type: "geojson", data: { type: "FeatureCollection", features: [] } });  // numeric feature ids: feature-state works
-    map.addLayer({ id: "events-fill", type: "fill", source: "events", paint: { "fill-color": "#dc2626", "fill-opacity": ["case", ["boolean", ["feature-state", "selected"], false], 0.55, 0.15] } });
+    map.addLayer({ id: "events-fill", type: "fill", source: "events", paint: { "fill-color": "#dc2626", "fill-opacity": ["case", ["boolean", ["feature-state", "selected"], false], 0.3, 0.1] } });
     map.addLayer({ id: "events-line", type: "line", source: "events", paint: { "line-color": "#991b1b", "line-width": ["case", ["boolean", ["feature-state", "selected"], false], 3, 1.5] } });
     state.regions = await getJSON(url("api/regions"));
     $("region").innerHTML = state.regions.map((r) => `<option>${r.name}</option>`).join("");
@@ -128,7 +128,9 @@
     const growth = await getJSON(url(`api/events/${f.id}/growth`));
     const top = Math.max(...growth.map((g) => g.area_km2), 1e-9);
     $("growth").innerHTML = growth.map((g) => `<span title="${g.date}: +${g.area_km2.toFixed(2)} km² (total ${g.total_km2.toFixed(1)})" style="height:${(100 * g.area_km2 / top).toFixed(0)}%"></span>`).join("");
-    $("growth-text").textContent = growth.length ? `${growth.length} burn days; largest +${top.toFixed(1)} km²/day` : "no cells";
+    $("growth-text").textContent = growth.length
+      ? `${growth[0].date} … ${growth[growth.length - 1].date}: ${growth.length} burn days, largest +${top.toFixed(1)} km²/day`
+      : "no cells";
   }
 
   function runLink(dag, runsByDay, day) {
