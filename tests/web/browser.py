@@ -40,3 +40,9 @@ def wait_for(driver, script: str, timeout_s: float = 60) -> object:
         time.sleep(0.25)
     status = driver.execute_script("return document.getElementById('status').textContent")
     raise AssertionError(f"page never satisfied: {script} (status: {status!r})")
+
+
+def choose_region(driver, name: str) -> None:
+    """Pick ``name`` in the page's region list (a no-op when it is already shown)."""
+    script = "const r = document.getElementById('region'); if (r.value !== arguments[0]) { r.value = arguments[0]; r.dispatchEvent(new Event('change')); }"
+    driver.execute_script(script, name)

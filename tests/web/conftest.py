@@ -37,10 +37,10 @@ def reader_url(db_url: str) -> str:
     """A login that is only a member of ``banet_reader`` (what an analyst or the map gets)."""
     password = secrets.token_hex(8)
     with get_engine(db_url).begin() as conn:
-        conn.execute(sa.text("DROP ROLE IF EXISTS banet_map_test"))
-        conn.execute(sa.text(f"CREATE ROLE banet_map_test LOGIN PASSWORD '{password}' IN ROLE banet_reader"))
+        conn.execute(sa.text("DROP ROLE IF EXISTS map_reader_test"))
+        conn.execute(sa.text(f"CREATE ROLE map_reader_test LOGIN PASSWORD '{password}' IN ROLE banet_reader"))
     parts = urlsplit(db_url)
-    netloc = f"banet_map_test:{password}@{parts.hostname}:{parts.port}"
+    netloc = f"map_reader_test:{password}@{parts.hostname}:{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 

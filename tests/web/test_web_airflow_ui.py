@@ -11,7 +11,7 @@ import pytest
 
 from banet_ops.localstack.airflow import LocalAirflow, free_port, start
 
-from .browser import wait_for
+from .browser import choose_region, wait_for
 from .scene import TARGETS
 
 
@@ -39,7 +39,7 @@ def test_operator_clicks_burned_areas_and_sees_the_fires(browser, api_server, we
     frame = wait_for(driver, "return document.querySelector('iframe[src$=\"/banet-map/\"]')")
     driver.switch_to.frame(frame)
     wait_for(driver, "return window.banetMap && window.banetMap.ready", timeout_s=90)
-    driver.execute_script(f"const r = document.getElementById('region'); r.value = '{web_scene.region.name}'; r.dispatchEvent(new Event('change'));")
+    choose_region(driver, web_scene.region.name)
     wait_for(driver, f"return document.getElementById('date-label').textContent === '{TARGETS[-1]}'")
     wait_for(driver, "return document.getElementById('event-count').textContent === '(4 of 4 on the map)'")
     driver.execute_script("document.querySelector('#events li:nth-child(2)').click()")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .browser import wait_for
+from .browser import choose_region, wait_for
 from .scene import TARGETS
 
 
@@ -12,7 +12,7 @@ def test_map_page_draws_the_events_and_their_details(browser, live_url, web_scen
     driver = browser
     driver.get(f"{live_url}/")
     wait_for(driver, "return window.banetMap && window.banetMap.ready")
-    driver.execute_script(f"const r = document.getElementById('region'); r.value = '{web_scene.region.name}'; r.dispatchEvent(new Event('change'));")
+    choose_region(driver, web_scene.region.name)
     wait_for(driver, f"return document.getElementById('date-label').textContent === '{TARGETS[-1]}' && document.querySelectorAll('#events li').length === 4")
     wait_for(driver, "return document.getElementById('event-count').textContent === '(4 of 4 on the map)'")
     drawn = int(wait_for(driver, "const n = Number(document.getElementById('event-count').dataset.count); return n > 0 ? String(n) : null"))

@@ -68,12 +68,15 @@
     $("region").innerHTML = state.regions.map((r) => `<option>${r.name}</option>`).join("");
   }
 
+  let regionRequest = 0;
   async function selectRegion() {
     const name = $("region").value;
     const region = state.regions.find((r) => r.name === name);
     if (!region) return;
     map.fitBounds([[region.bbox[0], region.bbox[1]], [region.bbox[2], region.bbox[3]]], { padding: 30, duration: 0 });
+    const ticket = ++regionRequest;
     const all = await getJSON(url(`api/products?region=${encodeURIComponent(name)}`));
+    if (ticket !== regionRequest) return;
     state.products = all.filter((p) => p.product === $("product").value);
     const slider = $("date");
     slider.max = Math.max(0, state.products.length - 1);
@@ -84,7 +87,9 @@
     calendar(name).catch((e) => setStatus(`calendar: ${e.message}`));
   }
 
+  let productRequest = 0;  // a newer choice wins over an older request still in flight
   async function selectProduct() {
+    const ticket = ++productRequest;
     const p = state.products[Number($("date").value)] || null;
     state.current = p;
     $("date-label").textContent = p ? p.target_date : "–";
@@ -93,6 +98,7 @@
     legend(p);
     $("event-details").hidden = true;
     const fc = p ? await getJSON(url(`api/products/${p.run_id}/events`)) : { type: "FeatureCollection", features: [] };
+    if (ticket !== productRequest) return;
     state.events = fc.features;
     map.getSource("events").setData(fc);
     $("summary").textContent = p ? `${p.product} ${p.target_date}: window ${p.window[0]} … ${p.window[1]}, ${fc.features.length} events, ${(p.burned_area_km2 || 0).toFixed(1)} km² burned (run ${p.run_id})` : "";
