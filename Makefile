@@ -30,10 +30,15 @@ demo: install  ## the end-to-end demo (`banet-ops demo` when available; else `ma
 	else \
 		$(MAKE) --no-print-directory demo-regions; \
 	fi
+	@echo "Map: \`make airflow\` -> http://127.0.0.1:8080/plugin/burned-areas (\"Burned areas\"); \`make serve\` -> http://127.0.0.1:8090/"
 
 demo-regions: stack  ## local stack + migrations + the seven shared regions, listed from the DB
 	@$(BIN)/banet-ops regions add $(REGION_FILES)
 	@$(BIN)/banet-ops regions list
+
+.PHONY: serve
+serve: install  ## the map, OGC API Features/Tiles and STAC on http://127.0.0.1:8090 (`banet-ops serve`, read-only)
+	@$(BIN)/banet-ops serve
 
 .PHONY: airflow
 airflow: install  ## local Airflow (api-server, scheduler, dag-processor) on http://127.0.0.1:8080 over BANET_HOME/airflow; Ctrl-C stops

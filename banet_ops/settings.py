@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     event_max_gap_days: int = Field(
         5, ge=0, le=60, description="Fire events: 8-neighbour burned cells whose burn dates differ by at most this many days join one event (docs/analysts.md)."
     )
+    # map (banet-ops serve, the Airflow "Burned areas" page)
+    web_database_url: SecretStr | None = Field(
+        None, description="URL of a read-only (banet_reader) login for the map and OGC API. Unset: BANET_DATABASE_URL, restricted by `web_db_role`."
+    )
+    web_db_role: str = Field("banet_reader", description="Role the map's database sessions switch to (read-only); empty: the login's own role.")
+    web_airflow_url: str = Field("http://127.0.0.1:8080", description="Airflow UI the standalone map links DAG runs to.")
 
     @field_validator("cube_root", "products_root")
     @classmethod

@@ -32,6 +32,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# --- tools of the map's tests: ogrinfo (gdal-bin) and a headless browser (chromium + driver) ---
+tools=()
+command -v ogrinfo >/dev/null || tools+=(gdal-bin)
+command -v chromium >/dev/null || tools+=(chromium)
+command -v chromedriver >/dev/null || tools+=(chromium-driver)
+if [ ${#tools[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${tools[*]} with apt-get (the map's OGC API and browser tests use them)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}" \
+            || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}"; }
+    else
+        say "WARNING: ${tools[*]} missing and not root: the map's ogrinfo/browser tests will skip or fail."
+        say "         run as root: apt-get install -y ${tools[*]}"
+    fi
+fi
+
 # --- virtual environment -----------------------------------------------------------------------
 stamp="$VENV/.banet-install-stamp"
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
