@@ -90,7 +90,7 @@ def test_strict_load_refuses_weights_of_another_config(tmp_path: Path) -> None:
     obj = torch.load(path, weights_only=True)
     obj["config"] = {**obj["config"], "width": 5}
     torch.save(obj, path)
-    with pytest.raises(ModelError, match="not segnet weights of the recorded config: .*shape mismatch"):
+    with pytest.raises(ModelError, match=r"not segnet weights of the recorded config: .*shape mismatch"):
         load_weights(path)
     obj["config"] = {"width": 4, "colour": "red"}
     torch.save(obj, path)
