@@ -43,6 +43,7 @@ from banet_ops.orchestration import retrain_tasks as rt
         "eval_tile": Param(512, type="integer", minimum=32),
         "metric": Param("dice", type="string"),
         "margin": Param(0.01, type="number", minimum=0, description="Required improvement over production"),
+        "architectures": Param(["banet"], type="array", items={"type": "string"}, description="Architectures to train, register, gate"),
     },
     deadline=ds.late_product_deadline(hours=36, what="monthly retraining"),
     tags=["banet", "retrain"],
@@ -64,7 +65,7 @@ def banet_retrain() -> None:
 
     @task
     def train_target(the_plan: dict, the_dataset: dict) -> list[dict]:
-        return [rt.train_target(the_plan, the_dataset)]
+        return rt.train_targets(the_plan, the_dataset)
 
     @task
     def trained(the_plan: dict) -> dict:

@@ -87,6 +87,7 @@ class TrainArgs(BaseModel):
     workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
     config: Path | None = None
+    architecture: str = "banet"
 
     @model_validator(mode="after")
     def _data(self) -> TrainArgs:
@@ -145,6 +146,7 @@ def _train(ns: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every,
         "num_workers": args.workers,
         "threads": args.threads,
+        **({"architecture": args.architecture} if args.architecture != "banet" else {}),  # banet runs keep their run folder
         **file_cfg.get("train", {}),
     }
     shaping = {k: v for k, v in tc.items() if k not in ("resume", "num_workers", "threads")}
@@ -317,6 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--threads", type=int)
     p.add_argument("--config", type=Path, help='JSON {"dataset": {...}, "train": {...}} overriding the flags')
+    p.add_argument("--architecture", default="banet", help="model architecture (see `banet-ops models archs`; its config via --config train.arch_config)")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("evaluate", help="compare a model with MCD64A1 on region-months (Dice, omission, commission, bias, dates)")
