@@ -92,12 +92,12 @@ def time_tile(model: torch.nn.Module, tile: int = 128, days: int = 64) -> float:
 def _train_one(cfg: BakeoffConfig, arch: str) -> tuple[Any, float]:
     from banet_ops.training.train import TrainConfig, train
 
-    options: dict[str, Any] = {"init": "scratch", **cfg.train_options.get(arch, {})}
-    tc = TrainConfig(
-        manifest=cfg.manifest, run_dir=cfg.out_dir / arch / "run", steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps, seed=cfg.seed, device="cpu", threads=cfg.threads, architecture=arch,
-        arch_config=cfg.arch_configs.get(arch, {}), **options,
-    )  # fmt: skip
+    fields: dict[str, Any] = {
+        "manifest": cfg.manifest, "run_dir": cfg.out_dir / arch / "run", "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+        "warmup_steps": cfg.warmup_steps, "seed": cfg.seed, "device": "cpu", "threads": cfg.threads, "architecture": arch,
+        "arch_config": cfg.arch_configs.get(arch, {}), "init": "scratch",
+    }  # fmt: skip
+    tc = TrainConfig.model_validate({**fields, **cfg.train_options.get(arch, {})})
     t0 = time.perf_counter()
     return train(tc), time.perf_counter() - t0
 

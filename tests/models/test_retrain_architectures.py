@@ -35,7 +35,7 @@ def test_one_train_target_and_run_folder_per_architecture(tmp_path: Path, monkey
     banet_args, seg_args = (t["arguments"] for t in targets)
     assert "--architecture" not in banet_args and banet_args[banet_args.index("--run-dir") + 1].endswith("/work/run")  # unchanged for BA-Net
     assert seg_args[seg_args.index("--architecture") + 1] == "segnet" and seg_args[seg_args.index("--run-dir") + 1].endswith("/work/run-segnet")
-    with pytest.raises(PermanentError, match="run/result.json"):
+    with pytest.raises(PermanentError, match=r"run/result\.json"):
         rt.trained(plan)
     for arch in ("banet", "segnet"):
         folder = rt.run_dir(plan, arch)
