@@ -9,10 +9,11 @@ from pathlib import Path
 
 def _bakeoff(ns: argparse.Namespace) -> int:
     archs = ns.arch or None
+    extra = json.loads(ns.config.read_text()) if ns.config else {}
     if ns.synthetic:
         from banet_ops.retrain.synthetic_bakeoff import synthetic_bakeoff
 
-        report = synthetic_bakeoff(ns.out, architectures=archs, steps=ns.steps, threads=ns.threads, register=not ns.no_register)
+        report = synthetic_bakeoff(ns.out, architectures=archs, steps=ns.steps, threads=ns.threads, register=not ns.no_register, overrides=extra)
     else:
         from banet_ops.errors import ValidationError
         from banet_ops.retrain.bakeoff import BakeoffConfig, run_bakeoff
@@ -20,7 +21,6 @@ def _bakeoff(ns: argparse.Namespace) -> int:
 
         if ns.manifest is None or not ns.val:
             raise ValidationError("bakeoff: expected --manifest and --val R:YYYY-MM (or --synthetic), found neither", hint="see banet-ops bakeoff -h")
-        extra = json.loads(ns.config.read_text()) if ns.config else {}
         cfg = BakeoffConfig.model_validate(
             {
                 "manifest": ns.manifest,

@@ -51,24 +51,31 @@ def _world(root: Path) -> dict[str, str]:
 
 
 def synthetic_bakeoff(
-    out_dir: str | Path, *, architectures: list[str] | None = None, steps: int = 60, threads: int | None = None, register: bool = True
+    out_dir: str | Path,
+    *,
+    architectures: list[str] | None = None,
+    steps: int = 60,
+    threads: int | None = None,
+    register: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build (or reuse) the synthetic world under ``out_dir`` and run the bake-off there; returns the report."""
+    """Build (or reuse) the synthetic world under ``out_dir`` and run the bake-off there (``overrides``: BakeoffConfig fields); returns the report."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with environment(_world(out)):
         manifest = build_dataset(
             DatasetConfig(region_months=[TRAIN], val_region_months=[HELD_OUT], tile=32, days=32, stride=16, min_burned_cells=5, out_dir=out / "dataset")
         )
-        cfg = BakeoffConfig(
-            architectures=architectures or BakeoffConfig.model_fields["architectures"].get_default(call_default_factory=True),
-            arch_configs=SMALL,
-            train_options={"banet": {"init": str(DEMO_WEIGHTS), "lr": 5e-4}},
-            manifest=manifest.path,
-            eval=EvalConfig(region_months=[HELD_OUT], days=32, device="cpu", tile=96),
-            out_dir=out / "report",
-            steps=steps,
-            threads=threads,
-            register_models=register,
-        )
-        return run_bakeoff(cfg)
+        fields: dict[str, Any] = {
+            "arch_configs": SMALL,
+            "train_options": {"banet": {"init": str(DEMO_WEIGHTS), "lr": 5e-4}},
+            "manifest": manifest.path,
+            "eval": EvalConfig(region_months=[HELD_OUT], days=32, device="cpu", tile=96),
+            "out_dir": out / "report",
+            "steps": steps,
+            "threads": threads,
+            "register_models": register,
+            **({"architectures": architectures} if architectures else {}),
+            **(overrides or {}),
+        }
+        return run_bakeoff(BakeoffConfig.model_validate(fields))
