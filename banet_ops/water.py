@@ -12,7 +12,8 @@ soil and burn scars reflect more at 1.6 µm than in the red (WI < 0).  Clouds an
 give WI > 0 but are bright in the NIR, so a cell-day is **water** when ``WI > 0`` and NIR (M7)
 < 0.15 (Xu 2006, Fig. 3; a burn scar's NIR stays above it on a bright M10).
 
-**Masks** over a sequence of days (observed cell-days only):
+**Masks** over a sequence of days, counting clear cell-days only (observed, and red M5 < 0.2: a
+brighter red is cloud or snow, which would hide the water under it):
 * ``permanent``: water on at least ``permanent_share`` (default 90 %) of its observed days — such
   cells never burn (product mask, and burned targets there are dropped);
 * ``shoreline``: water on some days but not on most (between ``min_share`` and
@@ -29,6 +30,7 @@ from numpy.typing import NDArray
 
 WATER_INDEX_MIN = 0.0
 NIR_MAX = 0.15
+BRIGHT_RED_MIN = 0.2  # cloud or snow: the day says nothing about the water below
 
 
 def water_index(red: NDArray[np.floating], m10: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -78,7 +80,8 @@ def water_mask(
     """The :class:`WaterMask` of ``(time, y, x)`` bands; cells observed on fewer than ``min_observed`` days are land."""
     if not 0 < min_share < permanent_share <= 1:
         raise ValueError(f"expected 0 < min_share < permanent_share <= 1, found {min_share}, {permanent_share}")
-    observed = np.isfinite(red) & np.isfinite(nir) & np.isfinite(m10)
+    with np.errstate(invalid="ignore"):
+        observed = np.isfinite(red) & np.isfinite(nir) & np.isfinite(m10) & ~(np.asarray(red) >= BRIGHT_RED_MIN)
     n_obs = observed.sum(axis=0)
     wet = (is_water(red, nir, m10) & observed).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):

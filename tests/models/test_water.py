@@ -42,6 +42,7 @@ def test_lake_shoreline_burn_scar_and_clouds() -> None:
     _paint(b, CLOUD, (slice(0, 6), slice(None), 7))  # clouds over column 7 early on
     for k in b:
         b[k][3::4, 0:3, 0:3] = np.nan  # the lake is unobserved one day in four
+    _paint(b, CLOUD, (slice(0, 4), 0, slice(0, 3)))  # and under clouds on the first days: still permanent water
     m = water_mask(b["red"], b["nir"], b["m10"])
     assert m.permanent[0:3, 0:3].all() and m.permanent.sum() == 9
     assert m.shoreline[0:3, 4].all() and m.shoreline.sum() == 3 and not (m.permanent & m.shoreline).any()
