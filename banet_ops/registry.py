@@ -50,6 +50,8 @@ class ModelRecord:
     created_at: dt.datetime
     promoted_at: dt.datetime | None
     promotion_reason: str | None
+    architecture: str = "banet"
+    arch_config: dict[str, Any] | None = None
 
     def validation_metrics(self, val_set_id: str) -> dict[str, Any] | None:
         return ((self.metrics or {}).get("validation") or {}).get(val_set_id)
@@ -61,7 +63,7 @@ class ModelRecord:
         return d
 
 
-_COLUMNS = "id, name, sha256, weights_uri, status, config, data_window, metrics, created_at, promoted_at, promotion_reason"
+_COLUMNS = "id, name, sha256, weights_uri, status, config, data_window, metrics, created_at, promoted_at, promotion_reason, architecture, arch_config"
 
 
 def _record(row: Any) -> ModelRecord:
@@ -170,16 +172,19 @@ def register_candidate(
     if not p.is_file():
         raise ModelError(f"expected a weight file at {p}, found nothing", hint="train a model first")
     from banet_ops.models.weights import load_weights
+    from banet_ops.models.zoo import architecture_of
 
-    load_weights(p, "cpu")  # refuse files that are not BA-Net weights before they enter the registry
+    # refuse files that do not load strictly into their recorded architecture before they enter the registry
+    arch, arch_config = architecture_of(load_weights(p, "cpu")[0])
     sha = sha256_file(p)
     uri = store_weights(p, sha, settings)
     model_id = f"{name}-{sha[:12]}"
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO banet.model (id, name, sha256, weights_uri, status, config, data_window, metrics) "
-                "VALUES (:id, :name, :sha, :uri, 'candidate', CAST(:config AS jsonb), CAST(:window AS jsonb), CAST(:metrics AS jsonb)) "
+                "INSERT INTO banet.model (id, name, sha256, weights_uri, status, config, data_window, metrics, architecture, arch_config) "
+                "VALUES (:id, :name, :sha, :uri, 'candidate', CAST(:config AS jsonb), CAST(:window AS jsonb), CAST(:metrics AS jsonb), "
+                ":arch, CAST(:arch_config AS jsonb)) "
                 "ON CONFLICT (sha256) DO NOTHING"
             ),
             {
@@ -190,6 +195,8 @@ def register_candidate(
                 "config": json.dumps(config or {}),
                 "window": json.dumps(data_window) if data_window is not None else None,
                 "metrics": json.dumps(metrics) if metrics is not None else None,
+                "arch": arch,
+                "arch_config": json.dumps(arch_config),
             },
         )
         row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM banet.model WHERE sha256 = :sha"), {"sha": sha}).one()

@@ -47,7 +47,7 @@ def banet_retrain() -> None:
 
     @task
     def train_target(the_plan: dict, the_dataset: dict) -> list[dict]:
-        return [rt.train_target(the_plan, the_dataset)]
+        return rt.train_targets(the_plan, the_dataset)
 
     @task
     def trained(the_plan: dict) -> dict:

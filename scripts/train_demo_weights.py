@@ -386,6 +386,8 @@ def main() -> int:
         "parameters": int(sum(t.numel() for t in model.parameters())),
         "dtype": "float32",
         "format": "torch.save(state_dict) of banet_ops.models.banet.BANet(4, 1, 64); loads with banet_ops.models.weights.load_weights (strict)",
+        "architecture": "banet",
+        "arch_config": {"in_channels": 4, "sequence_len": 64},
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "script": "scripts/train_demo_weights.py",
         "command": " ".join(sys.argv[1:]),

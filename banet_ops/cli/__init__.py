@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "retrain",
     "demo",
     "serve",
+    "bakeoff",
 )
 
 

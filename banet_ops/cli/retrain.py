@@ -80,6 +80,7 @@ class TrainArgs(TrainingParams):
     checkpoint_every: int = Field(50, ge=1, description="Steps between checkpoints.")
     workers: int = Field(0, ge=0, description="DataLoader worker processes.")
     config: Path | None = Field(None, description='JSON {"dataset": {...}, "train": {...}} overriding the flags.')
+    architecture: str = Field("banet", description="Model architecture (`banet-ops models archs`); its config via --config train.arch_config.")
 
     @model_validator(mode="after")
     def _data(self) -> TrainArgs:
@@ -138,6 +139,7 @@ def _train(ns: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every,
         "num_workers": args.workers,
         "threads": args.threads,
+        **({"architecture": args.architecture} if args.architecture != "banet" else {}),  # banet runs keep their run folder
         **file_cfg.get("train", {}),
     }
     shaping = {k: v for k, v in tc.items() if k not in ("resume", "num_workers", "threads")}
@@ -260,11 +262,11 @@ def _models_list(ns: argparse.Namespace) -> int:
     if not records:
         print("no registered models")
         return 0
-    print(f"{'id':<28} {'status':<10} {'created':<20} {'dice':>6}  weights")
+    print(f"{'id':<28} {'status':<10} {'architecture':<16} {'created':<20} {'dice':>6}  weights")
     for r in records:
         dices = [m.get("dice") for m in ((r.metrics or {}).get("validation") or {}).values() if isinstance(m, dict)]
         dice = next((d for d in dices if d is not None), None)
-        print(f"{r.id:<28} {r.status:<10} {r.created_at:%Y-%m-%d %H:%M:%S}  {'-' if dice is None else f'{dice:.3f}':>6}  {r.weights_uri}")
+        print(f"{r.id:<28} {r.status:<10} {r.architecture:<16} {r.created_at:%Y-%m-%d %H:%M:%S}  {'-' if dice is None else f'{dice:.3f}':>6}  {r.weights_uri}")
     return 0
 
 
@@ -315,3 +317,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("model_id")
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=_models_promote)
+    from banet_ops.cli.zoo import add_archs
+
+    add_archs(msub)

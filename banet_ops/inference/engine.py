@@ -137,7 +137,10 @@ class _Accumulator:
 
 
 def _set_format(model: nn.Module, fmt: torch.memory_format) -> None:
-    model.to(memory_format=fmt)  # type: ignore[call-overload]
+    # only the 3-D convolutions: zoo models (banet_ops.models.zoo) also hold 2-D layers, whose 4-D weights refuse channels_last_3d
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d | nn.ConvTranspose3d):
+            m.to(memory_format=fmt)  # type: ignore[call-overload]
 
 
 def _read_rows(source: WindowSource, rows: slice) -> NDArray[np.float32]:

@@ -198,6 +198,11 @@ def run_inference(
         win = cube.read_window(reg, builder.days[0], builder.days[-1], rows=rows, snapshot=snap, variables=("NIR",), settings=settings)
         builder.add_observed(rows, np.asarray(np.isfinite(np.asarray(win.data, dtype=np.float32)[:, 0]).any(axis=0), dtype=bool))
     product = builder.build(models=refs, cube_snapshot=snap, timings=timings)
+    if settings.water_mask:
+        from banet_ops.water import mask_product, water_mask
+
+        wv = np.asarray(cube.read_window(reg, first, last, snapshot=snap, variables=("Red", "NIR", "M10"), settings=settings).data, dtype=np.float32)
+        log.info("%s %s %s: water mask unburned %d cells", reg.name, mode, day, mask_product(product, water_mask(wv[:, 0], wv[:, 1], wv[:, 2])))
     timings["product"] = time.perf_counter() - t0
 
     result_publish = None

@@ -1,21 +1,29 @@
-"""Load, save and initialise BA-Net weight files (``.pth``: a state_dict or ``{"model": state_dict}``)."""
+"""Load, save and initialise model weight files (``.pth``: a state_dict or ``{"model": state_dict}``).
+
+A file records its architecture (:mod:`banet_ops.models.zoo`): zoo models are saved as
+``{"architecture": name, "config": {...}, "model": state_dict}`` and get a JSON sidecar
+(``<file>.json``, keys ``architecture`` and ``arch_config``); a plain state_dict with no sidecar
+saying otherwise is BA-Net — the published weight files load unchanged, strictly.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS, SEQUENCE_DAYS
-from banet_ops.errors import ModelError
-from banet_ops.models.banet import BANet
+from banet_ops.bands import BANET_MEAN, BANET_STD, SEQUENCE_DAYS
+from banet_ops.errors import ModelError, ValidationError
+from banet_ops.models import zoo
 from banet_ops.product import ModelRef
 
 _SHOW = 5  # how many offending keys an error message lists
@@ -60,7 +68,7 @@ def _extract_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str, arch: str = "banet") -> None:
     """Raise :class:`ModelError` listing missing/unexpected keys and shape mismatches."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in sd]
@@ -75,16 +83,48 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: s
         parts.append(f"{len(unexpected)} unexpected key(s) e.g. {unexpected[:_SHOW]}")
     if shapes:
         parts.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[:_SHOW]}")
-    raise ModelError(
-        f"{source}: not BA-Net(4 bands, 1 class, 64 days) weights: " + "; ".join(parts),
-        hint="use a weight file of the published BA-Net architecture (banet_ops.models.banet.BANet)",
-    )
+    if arch == "banet":
+        raise ModelError(
+            f"{source}: not BA-Net(4 bands, 1 class, 64 days) weights: " + "; ".join(parts),
+            hint="use a weight file of the published BA-Net architecture (banet_ops.models.banet.BANet)",
+        )
+    raise ModelError(f"{source}: not {arch} weights of the recorded config: " + "; ".join(parts), hint="re-save them with models.weights.save_weights")
 
 
-def load_weights(path: str | Path, device: str | torch.device = "cpu", *, model_id: str | None = None) -> tuple[BANet, ModelRef]:
-    """Load a weight file into a fresh :class:`BANet` in eval mode on ``device``; returns it and its :class:`ModelRef`.
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of a weight file (``x.pth`` → ``x.json``)."""
+    return Path(path).with_suffix(".json")
 
-    Strict: every key and shape must match.  The sha256 is of the file's bytes.
+
+def _file_architecture(obj: object, path: Path) -> tuple[str, dict[str, Any]]:
+    """Architecture recorded in the loaded file, else in its sidecar, else ``banet``."""
+    if isinstance(obj, Mapping) and "architecture" in obj:
+        name, cfg = obj["architecture"], obj.get("config") or {}
+        where = str(path)
+    else:
+        side = sidecar_path(path)
+        meta: Any = {}
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text())
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{side}: expected a JSON sidecar, found unreadable content ({exc})") from None
+        if not isinstance(meta, Mapping) or "architecture" not in meta:
+            return zoo.DEFAULT_ARCH, {}
+        name, cfg = meta["architecture"], meta.get("arch_config") or {}
+        where = str(side)
+    if not isinstance(name, str) or not isinstance(cfg, Mapping):
+        raise ModelError(f"{where}: expected field 'architecture' a name and 'config' a mapping, found {name!r}, {type(cfg).__name__}")
+    return name, dict(cfg)
+
+
+def load_weights(
+    path: str | Path, device: str | torch.device = "cpu", *, model_id: str | None = None, architecture: str | None = None
+) -> tuple[nn.Module, ModelRef]:
+    """Load a weight file into a fresh model of its recorded architecture, in eval mode on ``device``.
+
+    Strict: every key and shape must match.  ``architecture`` (e.g. from the registry row) must
+    agree with what the file records.  The sha256 is of the file's bytes.
     """
     p = Path(path)
     dev = resolve_device(device)
@@ -102,24 +142,25 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu", *, model_
             f"weight file {p} is corrupt or not a PyTorch file ({type(exc).__name__}: {str(exc)[:160]})",
             hint="re-download or re-export the weights",
         ) from exc
+    arch, cfg = _file_architecture(obj, p)
+    if architecture is not None and architecture != arch:
+        raise ModelError(f"{p}: expected architecture {architecture!r} (registry), found {arch!r} recorded with the weights")
     sd = _extract_state_dict(obj, p)
-    model = BANet(len(MODEL_BANDS), 1, SEQUENCE_DAYS)
-    check_state_dict(model, sd, str(p))
+    try:
+        model = zoo.build_model(arch, cfg)
+    except ValidationError as exc:
+        raise ModelError(f"{p}: {exc}") from None
+    check_state_dict(model, sd, str(p), arch)
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"{p}: weights do not load into BA-Net: {str(exc)[:300]}") from exc
+        raise ModelError(f"{p}: weights do not load into {arch}: {str(exc)[:300]}") from exc
     model.to(dev).eval()
     return model, ModelRef(sha256=digest, path=str(p), model_id=model_id)
 
 
-def save_weights(model: nn.Module, path: str | Path) -> str:
-    """Write ``model.state_dict()`` to ``path`` atomically (temp file then rename); returns its sha256."""
-    p = Path(path)
+def _atomic_write(p: Path, data: bytes) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    data = buf.getvalue()
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -130,6 +171,38 @@ def save_weights(model: nn.Module, path: str | Path) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_sidecar(path: str | Path, architecture: str, config: Mapping[str, Any]) -> Path:
+    """Record ``architecture`` and ``arch_config`` in the weight file's JSON sidecar (other keys kept)."""
+    side = sidecar_path(path)
+    meta: dict[str, Any] = {}
+    if side.is_file():
+        try:
+            loaded = json.loads(side.read_text())
+            meta = dict(loaded) if isinstance(loaded, Mapping) else {}
+        except (OSError, ValueError):
+            meta = {}
+    meta.update({"file": Path(path).name, "architecture": architecture, "arch_config": dict(config)})
+    _atomic_write(side, (json.dumps(meta, indent=1) + "\n").encode())
+    return side
+
+
+def save_weights(model: nn.Module, path: str | Path) -> str:
+    """Write ``model``'s weights to ``path`` atomically (temp file then rename); returns the file's sha256.
+
+    BA-Net is saved as a plain state_dict (the published format); other architectures as
+    ``{"architecture", "config", "model"}`` plus a JSON sidecar recording the same.
+    """
+    p = Path(path)
+    arch, cfg = zoo.architecture_of(model)
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(sd if arch == "banet" else {"architecture": arch, "config": cfg, "model": sd}, buf)
+    data = buf.getvalue()
+    _atomic_write(p, data)
+    if arch != "banet":
+        write_sidecar(p, arch, cfg)
     return sha256_bytes(data)
 
 
@@ -149,41 +222,41 @@ def calibration_input(seed: int, size: int = 32, batch: int = 1) -> torch.Tensor
     return (raw - mean) / std
 
 
-def initialise_model(seed: int = 0, *, prior: float = 0.005) -> BANet:
-    """A freshly initialised BA-Net whose norm statistics are calibrated on :func:`calibration_input`.
+def initialise_model(seed: int = 0, *, prior: float = 0.005, architecture: str = "banet", config: Mapping[str, Any] | None = None) -> nn.Module:
+    """A freshly initialised model whose norm statistics are calibrated on :func:`calibration_input`.
 
     PyTorch's default init with unit running statistics shrinks activations level after level,
     so an uncalibrated model outputs an almost constant map.  One forward pass in training mode
-    (cumulative statistics, dropout off) sets the statistics; the final bias is then set so the
+    (cumulative statistics, dropout off) sets the statistics; the output bias is then set so the
     mean daily probability is ``prior`` (burns are rare), as is usual before training.
     """
     if not 0 < prior < 1:
         raise ModelError(f"expected 0 < prior < 1, found {prior}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = BANet(len(MODEL_BANDS), 1, SEQUENCE_DAYS)
+        model = zoo.build_model(architecture, config)
     x = calibration_input(seed)
     model.train()
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None  # cumulative average of the calibration batch
-            module.reset_running_stats()
         if isinstance(module, nn.Dropout3d):
             module.eval()
+    for norm in norms:
+        norm.momentum = None  # cumulative average of the calibration batch
+        norm.reset_running_stats()
     with torch.no_grad():
         model(x)
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = 0.1
+        for norm in norms:
+            norm.momentum = 0.1
         model.eval()
         logits = model(x)
-        bias = model.final_conv.bias
+        bias = zoo.output_layer(model).bias
         if bias is not None:
             bias.add_(math.log(prior / (1 - prior)) - float(logits.mean()))
     return model
 
 
-def init_weights(path: str | Path, seed: int = 0, *, prior: float = 0.005) -> ModelRef:
+def init_weights(path: str | Path, seed: int = 0, *, prior: float = 0.005, architecture: str = "banet", config: Mapping[str, Any] | None = None) -> ModelRef:
     """Write the weights of :func:`initialise_model` to ``path`` (for the demo and tests)."""
-    sha = save_weights(initialise_model(seed, prior=prior), path)
+    sha = save_weights(initialise_model(seed, prior=prior, architecture=architecture, config=config), path)
     return ModelRef(sha256=sha, path=str(path), model_id=None)

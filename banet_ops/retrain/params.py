@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 REGION_MONTH = r"^[A-Za-z0-9_]{1,32}:\d{4}-(0[1-9]|1[0-2])$"
@@ -48,3 +48,17 @@ class RetrainParams(TrainingParams):
     eval_tile: int = Field(512, ge=32, description="Tile side of the evaluation's inference, cells.")
     metric: str = Field("dice", pattern=r"^[a-z_]+$", description="Metric the gate compares.")
     margin: float = Field(0.01, ge=0, description="The candidate must beat production by this much on the metric.")
+    architectures: list[str] = Field(
+        default_factory=lambda: ["banet"], min_length=1, description="Architectures to train (`banet-ops models archs`); each is registered and gated."
+    )
+
+    @field_validator("architectures")
+    @classmethod
+    def _architectures(cls, value: list[str]) -> list[str]:
+        from banet_ops.models.zoo import get_spec
+
+        for name in value:
+            get_spec(name)
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected distinct architectures, found {value}")
+        return value

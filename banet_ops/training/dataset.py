@@ -105,6 +105,7 @@ class DatasetConfig(BaseModel):
     min_burned_cells: int = Field(20, ge=0, description="Keep a tile only when at least this many cells burned in its window.")
     max_samples_per_region_month: int | None = Field(None, ge=1, description="Cap on tiles kept per region-month (the most burned first).")
     seed: int = 0
+    water_mask: bool = Field(False, description="Mask water from the cube (banet_ops.water): no burn on permanent water, shorelines left out.")
     out_dir: Path = Field(description="Folder receiving the sample files and manifest.json.")
 
     @field_validator("region_months", "val_region_months")
@@ -264,13 +265,32 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_sample(path: Path, x: NDArray[np.float32], target: NDArray[np.float32], valid: NDArray[np.bool_]) -> None:
-    """One sample as a compressed ``.npz`` (atomic)."""
+def save_sample(path: Path, x: NDArray[np.float32], target: NDArray[np.float32], valid: NDArray[np.bool_], water: NDArray[np.uint8] | None = None) -> None:
+    """One sample as a compressed ``.npz`` (atomic); ``water`` is the optional mask layer (y, x) of :meth:`WaterMask.layer`."""
     import io
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, x=x.astype(np.float32), target=target.astype(np.float32), valid=valid.astype(bool))
+    arrays: dict[str, Any] = {"x": x.astype(np.float32), "target": target.astype(np.float32), "valid": valid.astype(bool)}
+    if water is not None:
+        arrays["water"] = water.astype(np.uint8)
+    np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def mask_water(
+    bands: NDArray[np.float32], target: NDArray[np.float32], valid: NDArray[np.bool_]
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], NDArray[np.uint8]]:
+    """Apply the water mask of ``bands`` (time, Red/NIR/MIR/FRP/M10, y, x) to a sample's labels.
+
+    Permanent water gets a zero target (it never burns); inconsistent shorelines are left out of
+    the loss.  Returns the four model bands, target, valid and the mask layer.
+    """
+    from banet_ops.water import water_mask
+
+    m = water_mask(bands[:, 0], bands[:, 1], bands[:, 4])
+    target = np.where(m.permanent[None], 0.0, target).astype(np.float32)
+    valid = valid & ~m.shoreline[None]
+    return np.ascontiguousarray(bands[:, :4]), target, valid, m.layer()
 
 
 def load_sample(path: str | Path) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
@@ -337,11 +357,15 @@ def build_dataset(cfg: DatasetConfig, *, settings: Settings | None = None, regio
                     dropped += 1
                     continue
                 rows, cols = slice(r0, r0 + cfg.tile), slice(c0, c0 + cfg.tile)
-                window = read_window(region, first, last, rows=rows, cols=cols, variables=MODEL_BANDS, settings=s)
+                variables = (*MODEL_BANDS, "M10") if cfg.water_mask else MODEL_BANDS
+                window = read_window(region, first, last, rows=rows, cols=cols, variables=variables, settings=s)
                 labels = read_labels(region, first, last, rows, cols, settings=s)
                 valid = labels.valid()
                 target = np.where(valid, labels.bafrac, 0).astype(np.float32)
-                save_sample(out / ref.file, np.asarray(window.data, dtype=np.float32), target, valid)
+                data, water = np.asarray(window.data, dtype=np.float32), None
+                if cfg.water_mask:
+                    data, target, valid, water = mask_water(data, target, valid)
+                save_sample(out / ref.file, data, target, valid, water)
                 samples.append(ref)
     if not any(x.split == "train" for x in samples):
         raise InsufficientDataError(

@@ -49,6 +49,7 @@ class EvalConfig(BaseModel):
     batch: int = Field(4, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     report_dir: Path | None = Field(None, description="Where report.json and the PNG maps go (none: no files).")
+    water_mask: bool = Field(False, description="Leave permanent water and inconsistent shorelines (banet_ops.water, from M5/M7/M10) out.")
 
     @field_validator("region_months")
     @classmethod
@@ -152,6 +153,7 @@ class EvalReport:
     overall: dict[str, Any]
     per_region_month: dict[str, dict[str, Any]]
     files: list[str] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list, repr=False)  # the maps (not serialised)
 
     def as_dict(self) -> dict[str, Any]:
         return {"val_set_id": self.val_set_id, "weights": self.weights, "overall": self.overall, "per_region_month": self.per_region_month, "files": self.files}
@@ -242,7 +244,13 @@ def evaluate(weights: Sequence[str | Path], cfg: EvalConfig, *, settings: Settin
         data = np.asarray(window.data, dtype=np.float32)
         probs = predict_probabilities(data, models, tile=tile, overlap=min(cfg.overlap, tile // 2), batch=cfg.batch, device=device)
         labels = read_labels(region, first, last, settings=s)
-        c = compare(probs, labels.days, labels.bafrac, labels.valid(), rm, region.row_cell_area_km2(), threshold=cfg.threshold, ref_threshold=cfg.ref_threshold)
+        label_valid = labels.valid()
+        if cfg.water_mask:
+            from banet_ops.water import water_mask
+
+            wv = np.asarray(read_window(region, first, last, variables=("Red", "NIR", "M10"), settings=s).data, dtype=np.float32)
+            label_valid = label_valid & ~water_mask(wv[:, 0], wv[:, 1], wv[:, 2]).excluded[None]
+        c = compare(probs, labels.days, labels.bafrac, label_valid, rm, region.row_cell_area_km2(), threshold=cfg.threshold, ref_threshold=cfg.ref_threshold)
         log.info("evaluate %s: dice %s, date MAE %s", rm, c.metrics["dice"], c.metrics["mean_abs_date_error"])
         comparisons.append(c)
     report = EvalReport(
@@ -250,6 +258,7 @@ def evaluate(weights: Sequence[str | Path], cfg: EvalConfig, *, settings: Settin
         weights=[str(w) for w in weights],
         overall=pooled(comparisons),
         per_region_month={c.region_month: c.metrics for c in comparisons},
+        comparisons=comparisons,
     )
     if cfg.report_dir is not None:
         folder = Path(cfg.report_dir)

@@ -27,13 +27,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from banet_ops.errors import ConfigError, InsufficientDataError, ModelError, ValidationError
 from banet_ops.training.augment import AugmentConfig, augment
 from banet_ops.training.dataset import Manifest, SampleRef, atomic_write_bytes, load_sample, prepare_input
 from banet_ops.training.loss import auto_pos_weight, masked_bce_loss
+from banet_ops.training.options import day_subset, model_loss, observed_cells
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,23 @@ class TrainConfig(BaseModel):
     num_workers: int = Field(0, ge=0, le=32, description="DataLoader worker processes.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
     resume: bool = Field(True, description="Continue from run_dir/checkpoint.pt when present.")
+    architecture: str = Field("banet", description="Model architecture (banet_ops.models.zoo; `banet-ops models archs`).")
+    arch_config: dict[str, Any] = Field(default_factory=dict, description="The architecture's config (validated by its pydantic model).")
+    day_subset: int | None = Field(None, ge=2, description="Train on a fresh random subset of this many days of each sample per draw.")
+    ignore_nodata: bool = Field(False, description="Cells never observed in a sample weigh 0 in the loss (incomplete tiles are kept).")
+    pretrain_2d_steps: int = Field(0, ge=0, description="unet_convlstm: first steps train the 2-D FCN on single days (no ConvLSTM).")
+
+    @model_validator(mode="after")
+    def _architecture(self) -> TrainConfig:
+        from banet_ops.models.zoo import arch_config, get_spec
+
+        spec = get_spec(self.architecture)
+        arch_config(self.architecture, self.arch_config)
+        if self.day_subset is not None and self.day_subset % spec.time_multiple:
+            raise ValueError(f"day_subset: expected a multiple of {spec.time_multiple} for {self.architecture}, found {self.day_subset}")
+        if self.pretrain_2d_steps and self.architecture != "unet_convlstm":
+            raise ValueError(f"pretrain_2d_steps: expected architecture unet_convlstm (a 2-D FCN inside), found {self.architecture}")
+        return self
 
     def fingerprint(self) -> str:
         """Hash of the settings that shape the loss curve (a checkpoint only resumes the same run)."""
@@ -114,10 +132,12 @@ def _mix(*parts: int) -> int:
 class SampleSet(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Samples of a manifest split; item keys are ``(index, augmentation seed or -1)``."""
 
-    def __init__(self, manifest: Manifest, refs: list[SampleRef], aug: AugmentConfig | None) -> None:
+    def __init__(self, manifest: Manifest, refs: list[SampleRef], aug: AugmentConfig | None, *, days: int | None = None, ignore_nodata: bool = False) -> None:
         self.folder = manifest.folder
         self.refs = refs
         self.aug = aug
+        self.days = days
+        self.ignore_nodata = ignore_nodata
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -126,8 +146,12 @@ class SampleSet(torch.utils.data.Dataset):  # type: ignore[type-arg]
         idx, aug_seed = key
         raw, target, valid = load_sample(self.folder / self.refs[idx].file)
         x = prepare_input(raw)
+        if self.ignore_nodata:
+            valid = valid & observed_cells(raw)[None]
         if self.aug is not None and aug_seed >= 0:
             x, target, valid = augment(x, target, valid, np.random.default_rng(aug_seed), self.aug)
+        if self.days is not None and aug_seed >= 0:
+            x, target, valid = day_subset(x, target, valid, self.days, np.random.default_rng([aug_seed, 1]))
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(target))[None], torch.from_numpy(np.ascontiguousarray(valid))[None]
 
 
@@ -155,7 +179,11 @@ class StepBatches(torch.utils.data.Sampler):  # type: ignore[type-arg]
 
 
 def _initial_model(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, str]:
-    from banet_ops.models.weights import initialise_model, load_weights
+    from banet_ops.models.weights import initialise_model as _init
+    from banet_ops.models.weights import load_weights
+
+    def initialise_model(seed: int) -> nn.Module:
+        return _init(seed, architecture=cfg.architecture, config=cfg.arch_config)
 
     init = cfg.init
     if init in ("auto", "production"):
@@ -171,13 +199,20 @@ def _initial_model(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, s
             log.info("train: no registry configured (%s); starting from scratch", exc)
         if paths:
             model, ref = load_weights(paths[0], device)
-            return model, f"production:{ref.sha256[:12]}"
+            from banet_ops.models.zoo import arch_config, architecture_of
+
+            if architecture_of(model) == (cfg.architecture, arch_config(cfg.architecture, cfg.arch_config).model_dump(mode="json")):
+                return model, f"production:{ref.sha256[:12]}"
+            if init == "production":
+                raise ModelError(f"init 'production': expected a {cfg.architecture} production model, found {architecture_of(model)[0]}")
+            log.info("train: production model is another architecture; %s starts from scratch", cfg.architecture)
+            return initialise_model(cfg.seed).to(device), "scratch"
         if init == "production":
             raise ModelError("init 'production': expected a production model in the registry, found none", hint="use --init scratch or promote a model")
         return initialise_model(cfg.seed).to(device), "scratch"
     if init == "scratch":
         return initialise_model(cfg.seed).to(device), "scratch"
-    model, ref = load_weights(init, device)
+    model, ref = load_weights(init, device, architecture=cfg.architecture)
     return model, f"file:{ref.sha256[:12]}"
 
 
@@ -227,7 +262,7 @@ def _training_data(cfg: TrainConfig) -> tuple[Manifest, list[SampleRef], list[Sa
     if not train_refs:
         raise InsufficientDataError(f"{cfg.manifest}: expected training samples, found none", hint="rebuild the dataset with more region-months")
     tile, days = int(manifest.config.get("tile", 128)), int(manifest.config.get("days", 64))
-    if cfg.batch_size * (days // 16) * (tile // 32) ** 2 < 2:
+    if cfg.architecture == "banet" and cfg.batch_size * ((cfg.day_subset or days) // 16) * (tile // 32) ** 2 < 2:
         # BA-Net's deepest level sees (days/16) x (tile/32)^2 values per channel and sample; batch norm needs more than one
         raise ValidationError(
             f"expected batch_size x days/16 x (tile/32)^2 >= 2 for batch norm, found {cfg.batch_size} x {days // 16} x {(tile // 32) ** 2}",
@@ -276,9 +311,9 @@ def _start_run(cfg: TrainConfig, manifest: Manifest, train_refs: list[SampleRef]
                state: dict[str, Any] | None, fingerprint: str) -> _Run:
     """A fresh run (initial model, positive weight) or the checkpointed one in ``state``."""
     if state is not None:
-        from banet_ops.models.banet import BANet
+        from banet_ops.models.zoo import build_model
 
-        model: nn.Module = BANet().to(device)
+        model: nn.Module = build_model(cfg.architecture, cfg.arch_config).to(device)
         model.load_state_dict(state["model"])
         init_name, pos_weight = str(state["init"]), float(state["pos_weight"])
     else:
@@ -310,8 +345,7 @@ def _step(run: _Run, batch: tuple[torch.Tensor, ...], step: int, cfg: TrainConfi
     run.model.train()
     x, y, v = (t.to(device, non_blocking=True) for t in batch)
     with torch.autocast(device_type=device.type, dtype=amp or torch.float16, enabled=amp is not None):
-        logits = run.model(x)
-    loss = masked_bce_loss(logits, y, v, run.pos_weight)
+        loss = model_loss(run.model, x, y, v, run.pos_weight, temporal=step >= cfg.pretrain_2d_steps)
     if not torch.isfinite(loss):
         raise ModelError(f"train: loss became {float(loss)} at step {step}", hint="lower --lr or check the dataset")
     run.optimizer.zero_grad(set_to_none=True)
@@ -347,8 +381,8 @@ def train(cfg: TrainConfig, *, progress: bool = False) -> TrainResult:
     run = _start_run(cfg, manifest, train_refs, device, amp == torch.float16, _checkpoint_state(cfg, ckpt_path, fingerprint), fingerprint)
     start = run.start
 
-    train_ds = SampleSet(manifest, train_refs, cfg.augment)
-    val_ds = SampleSet(manifest, val_refs, None)
+    train_ds = SampleSet(manifest, train_refs, cfg.augment, days=cfg.day_subset, ignore_nodata=cfg.ignore_nodata)
+    val_ds = SampleSet(manifest, val_refs, None, ignore_nodata=cfg.ignore_nodata)
     writer = SummaryWriter(log_dir=str(run_dir / "tb"), purge_step=start)
     writer.add_text("config", f"```\n{cfg.model_dump_json(indent=1)}\n```", start)
     bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not progress)

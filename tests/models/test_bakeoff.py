@@ -1,0 +1,52 @@
+"""`banet-ops bakeoff`: config, report table, tile timing; the synthetic end-to-end run is marked slow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from banet_ops.models import zoo
+from banet_ops.retrain.bakeoff import BakeoffConfig, markdown_table, time_tile
+from banet_ops.training.evaluate import EvalConfig
+
+
+def test_config_refuses_unknown_or_repeated_architectures(tmp_path: Path) -> None:
+    base = {"manifest": tmp_path / "m.json", "eval": EvalConfig(region_months=["A:2020-08"]), "out_dir": tmp_path}
+    assert BakeoffConfig.model_validate(base).architectures == list(zoo.ARCHS)
+    with pytest.raises(ValueError, match="expected an architecture in"):
+        BakeoffConfig.model_validate({**base, "architectures": ["resnet"]})
+    with pytest.raises(ValueError, match="distinct"):
+        BakeoffConfig.model_validate({**base, "architectures": ["segnet", "segnet"]})
+
+
+def test_markdown_table_lists_every_architecture() -> None:
+    rows = [
+        {"architecture": "banet", "parameters": 3415361, "dice": 0.91, "omission": 0.01, "commission": 0.15, "relative_bias": 0.17,
+         "date_within_1": 0.99, "mean_abs_date_error": 0.2, "infer_s_per_tile": 12.3, "train_s": 400.0, "gate": "promoted"},
+        {"architecture": "segnet", "parameters": 585105, "dice": None, "gate": "refused"},
+    ]  # fmt: skip
+    table = markdown_table(rows).splitlines()
+    assert table[0].startswith("| architecture | parameters | Dice |") and len(table) == 4
+    assert "| banet | 3,415,361 | 0.910 |" in table[2] and "+0.170" in table[2] and table[2].endswith("| promoted |")
+    assert "| segnet | 585,105 | – |" in table[3]
+
+
+def test_time_tile_runs_the_inference_form() -> None:
+    torch.manual_seed(0)
+    model = zoo.build_model("segnet", {"width": 2, "depth": 1, "context": 0})
+    assert 0 < time_tile(model, tile=32, days=16) < 60
+
+
+@pytest.mark.slow
+def test_synthetic_bakeoff_every_architecture_maps_held_out_fires(tmp_path: Path) -> None:
+    """The whole `bakeoff --synthetic` on CPU; ``BANET_BAKEOFF_STEPS`` sets the length (benchmarks/README.md ``## bakeoff``)."""
+    from banet_ops.retrain.synthetic_bakeoff import synthetic_bakeoff
+
+    report = synthetic_bakeoff(tmp_path, steps=int(os.environ.get("BANET_BAKEOFF_STEPS", "200")), register=False)
+    assert [r["architecture"] for r in report["rows"]] == list(zoo.ARCHS)
+    for row in report["rows"]:
+        assert row["dice"] is not None and row["dice"] >= 0.7, row
+    assert all(Path(f).is_file() for f in report["files"])

@@ -1,0 +1,47 @@
+"""A zoo model registered, promoted and loaded back through the registry builds its own architecture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import torch
+
+from banet_ops import registry
+from banet_ops.models import zoo
+from banet_ops.models.weights import load_weights, save_weights
+from banet_ops.settings import get_settings
+
+
+@pytest.fixture
+def engine(db_url: str, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    from banet_ops.db.engine import get_engine
+
+    monkeypatch.setenv("BANET_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    eng = get_engine(db_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("DELETE FROM banet.model"))
+    return eng
+
+
+def test_registry_row_records_architecture_and_production_weights_load_it(engine: sa.Engine, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = zoo.build_model("unet_convlstm", {"width": 4, "depth": 1}).eval()
+    path = tmp_path / "u.pth"
+    save_weights(model, path)
+    rec = registry.register_candidate(engine, path, name="unet_convlstm", metrics={"validation": {"vs": {"dice": 0.8}}})
+    assert rec.architecture == "unet_convlstm" and rec.arch_config == zoo.arch_config("unet_convlstm", {"width": 4, "depth": 1}).model_dump(mode="json")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT architecture FROM banet.model WHERE id = :id"), {"id": rec.id}).scalar_one() == "unet_convlstm"
+    assert registry.gate(engine, rec.id, val_set_id="vs").promoted
+    (stored,) = registry.production_weights(engine) or []
+    assert not stored.with_suffix(".json").exists()  # the registry copy is the .pth alone: it carries its architecture
+    loaded, _ = load_weights(stored, "cpu", architecture=registry.production_model(engine).architecture)  # type: ignore[union-attr]
+    x = torch.randn(1, 4, 5, 11, 13)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    banet_path = tmp_path / "b.pth"
+    save_weights(zoo.build_model("banet"), banet_path)
+    assert registry.register_candidate(engine, banet_path, name="banet").architecture == "banet"
