@@ -32,7 +32,8 @@ class Product:
     ``target_date`` is day D for NRT and the first day of month M for monthly.  ``burn_date``
     holds real calendar dates as ``datetime64[D]`` (NaT where unburned); ``burned`` is
     ``confidence >= threshold`` with the window-edge rule applied.  ``nir`` is the NIR
-    reflectance of the target day's neighbourhood, for the quicklook background (optional).
+    reflectance of the target day's neighbourhood, for the quicklook background (optional);
+    ``tiling`` and ``observed_days`` are recorded in the run row, STAC item and COG tags.
     """
 
     region: Region
@@ -48,6 +49,8 @@ class Product:
     cube_snapshot: str
     timings: dict[str, float] = field(default_factory=dict)
     nir: NDArray[np.float32] | None = None
+    tiling: str = ""  # inference tiling preset (``published``, ``fast``, ``custom:…``); "" when unknown
+    observed_days: int | None = None  # ingested days of the window; None when unknown
 
     def __post_init__(self) -> None:
         shape = self.region.shape

@@ -31,7 +31,7 @@ from torch import nn
 
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
-from banet_ops.inference.tiling import TilePlan, Tiling, plan_tiles
+from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TilePlan, Tiling, plan_tiles
 from banet_ops.models.banet import BANet, fuse_for_inference
 from banet_ops.models.weights import resolve_device
 
@@ -247,7 +247,7 @@ def iter_probability_strips(
     ensemble-mean daily burn probability, final; it is reused after the next step (copy to keep).
     """
     options = options or EngineOptions()
-    tiling = tiling or Tiling()
+    tiling = tiling or PRESETS[DEFAULT_PRESET]
     stats = stats if stats is not None else EngineStats()
     n_time, height, width = shape
     if n_time % 16 or n_time <= 0:
@@ -331,10 +331,10 @@ def predict_probabilities(
 ) -> NDArray[np.float32]:
     """Daily burn probabilities ``(T, H, W)`` float32 of a raw ``(T, band, H, W)`` window.
 
-    ``tile``/``overlap`` override the defaults of :class:`Tiling` (or of ``tiling``).  The only
+    ``tiling`` defaults to the ``published`` preset; ``tile``/``overlap`` override its values.  The only
     full-size allocation is the returned array.
     """
-    base = tiling or Tiling()
+    base = tiling or PRESETS[DEFAULT_PRESET]
     if tile is not None or overlap is not None:
         base = Tiling(tile=tile or base.tile, overlap=base.overlap if overlap is None else overlap, blend=base.blend, starts=base.starts)
     if shape is None:

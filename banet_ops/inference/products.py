@@ -115,7 +115,15 @@ class ProductBuilder:
         med[~finite] = np.nan
         self.nir[rows] = med
 
-    def build(self, *, models: Sequence[ModelRef], cube_snapshot: str, timings: dict[str, float] | None = None) -> Product:
+    def build(
+        self,
+        *,
+        models: Sequence[ModelRef],
+        cube_snapshot: str,
+        timings: dict[str, float] | None = None,
+        tiling: str = "",
+        observed_days: int | None = None,
+    ) -> Product:
         if not self.covered.all():
             missing = np.flatnonzero(~self.covered)
             raise ValidationError(f"expected probabilities for all {self.region.shape[0]} rows, rows {missing[0]}..{missing[-1]} missing")
@@ -138,6 +146,8 @@ class ProductBuilder:
             cube_snapshot=cube_snapshot,
             timings=dict(timings or {}),
             nir=self.nir,
+            tiling=tiling,
+            observed_days=observed_days,
         )
 
 

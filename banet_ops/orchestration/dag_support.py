@@ -17,8 +17,9 @@ from airflow.sdk import Asset, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk.exceptions import AirflowSkipException
 
-from banet_ops.errors import PermanentError, RetryableError
+from banet_ops.errors import InsufficientDataError, PermanentError, RetryableError
 from banet_ops.regions import Region, load_regions
 from banet_ops.settings import get_settings
 
@@ -125,8 +126,11 @@ def infer_operator(region_name: str, mode: str) -> Any:
     """The partial inference task of the configured backend, to ``expand_kwargs`` over targets.
 
     Both backends run ``banet-ops infer`` with identical arguments; each target is a dict made
-    by :func:`banet_ops.orchestration.tasks.backend_kwargs`.
+    by :func:`banet_ops.orchestration.tasks.backend_kwargs`.  A window with too few ingested days
+    (``InsufficientDataError``, exit code 66) marks the task skipped with the reason.
     """
+    from banet_ops.orchestration import tasks
+
     settings = get_settings()
     if settings.infer_backend == "kubernetes":
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -137,13 +141,15 @@ def infer_operator(region_name: str, mode: str) -> Any:
         # each target passes its own labels (base labels included, and full_pod_spec carries them
         # too); a key given both to partial() and expand_kwargs() fails the task when it is unmapped
         static.pop("labels", None)
-        return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, **static)
+        # `banet-ops infer` exits 66 when the window has too few ingested days: skipped, not failed
+        return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, skip_on_exit_code=tasks.EXIT_INSUFFICIENT_DATA, **static)
 
     @task(task_id="infer", pool=GPU_POOL)
     def infer_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
-        from banet_ops.orchestration import tasks
-
-        return tasks.run_local_infer(arguments)
+        try:
+            return tasks.run_local_infer(arguments)
+        except InsufficientDataError as exc:
+            raise AirflowSkipException(f"skipped: {exc}") from exc
 
     return infer_local
 

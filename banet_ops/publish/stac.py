@@ -82,6 +82,8 @@ def build_item(
         "banet:model_key": "+".join(sorted(m.sha256 for m in product.models)),
         "banet:model_ids": sorted(m.model_id for m in product.models if m.model_id),
         "banet:cube_snapshot": product.cube_snapshot,
+        "banet:tiling": product.tiling or None,
+        "banet:observed_days": product.observed_days,
         "banet:run_id": run_id,
         "banet:software_version": __version__,
         **{f"banet:{k}": v for k, v in stats.items()},

@@ -65,7 +65,7 @@ def test_fresh_database_lifecycle(make_database: Callable[[], str]) -> None:
     assert pending_ids(url) == migration_ids()
 
     assert upgrade(url) == migration_ids() == ["0001_base_schema", "0002_burned_cell_partitions", "0003_views", "0004_roles",
-                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor"]
+                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0007_run_tiling_window"]
     assert upgrade(url) == []
     require_schema(engine)
 
