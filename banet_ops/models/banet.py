@@ -252,7 +252,10 @@ class _Level(nn.Module):
         self.lstm = lstm
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.space(x), inplace=True)
+        return self.per_pixel(F.relu(self.space(x), inplace=True))
+
+    def per_pixel(self, x: Tensor) -> Tensor:
+        """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
         if self.lstm is not None:
             n, c, t, h, w = x.shape
             seq = x.permute(0, 3, 4, 2, 1).reshape(n * h * w, t, c)
@@ -308,8 +311,13 @@ class FusedBANet(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        skips = []
-        for level in self.levels:
+        return self.forward_from_first_level(self.levels[0](x))
+
+    def forward_from_first_level(self, first: Tensor) -> Tensor:
+        """Logits from the output of encoder level 1 (the inference engine computes it once per window)."""
+        x = first
+        skips = [first]
+        for level in self.levels[1:]:
             x = level(x)
             skips.append(x)
         x = F.relu(self.bottom(x), inplace=True)
