@@ -7,7 +7,9 @@ averaged (``reference_probabilities``).  Variants, interleaved round by round in
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
   batching, encoder level 1 computed once per row of tiles);
 * ``published, level 1 per tile``: the same without the shared level 1;
-* ``fast``: 256-px tiles, cosine blending.
+* ``fast``: 256-px tiles, cosine blending;
+* ``literal, heap allocator``: the literal procedure with the engine's allocator setting
+  (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/infer.py                   # CPU, 228 x 260 x 64 window
     .venv/bin/python benchmarks/infer.py --device cuda --region-size 800x1500 --skip-literal
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 
 from banet_ops.demo.weights import PACKAGED
+from banet_ops.inference.allocator import heap_allocator
 from banet_ops.inference.engine import EngineOptions, predict_probabilities, reference_probabilities
 from banet_ops.inference.products import nrt_product
 from banet_ops.inference.tiling import PRESETS, plan_tiles
@@ -129,7 +132,13 @@ def main() -> int:
         "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),
     }
     if not args.skip_literal:
-        variants = {"literal published procedure": lambda: reference_probabilities(win, [model]), **variants}
+
+        def literal_heap() -> np.ndarray:
+            with heap_allocator():
+                return reference_probabilities(win, [model])
+
+        # the literal procedure as published (default allocator), and with the engine's allocator setting
+        variants = {"literal published procedure": lambda: reference_probabilities(win, [model]), "literal, heap allocator": literal_heap, **variants}
     timer = Timer()
     for _ in range(args.runs):
         for name, fn in variants.items():

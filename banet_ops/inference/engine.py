@@ -31,6 +31,7 @@ from torch import nn
 
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
+from banet_ops.inference.allocator import heap_allocator
 from banet_ops.inference.first_level import first_level_tiles
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
@@ -51,6 +52,7 @@ class EngineOptions:
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     share_first_level: bool = True  # CPU, fused BA-Nets: encoder level 1 once per row of tiles (exact)
+    heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
     deterministic: bool = True  # CPU: deterministic algorithms while running
@@ -242,16 +244,21 @@ def _row_chunks(boxes: Sequence[TileBox], batch: int) -> Iterator[list[TileBox]]
         yield chunk
 
 
-def _forward_shared(models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int]) -> torch.Tensor:
-    """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, level 1 computed once for the row (CPU, fused BA-Nets)."""
+def _forward_shared(
+    models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], out_size: tuple[int, int]
+) -> torch.Tensor:
+    """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, level 1 computed once for the row (CPU, fused BA-Nets).
+
+    Only the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
+    """
     pad = standardise_(torch.zeros((1, band.shape[1], 1, 1, 1), dtype=band.dtype, device=band.device))
     band = band.contiguous(memory_format=torch.channels_last_3d)
     total: torch.Tensor | None = None
     for m in models:
         net = cast(FusedBANet, m)
         _set_format(net, torch.channels_last_3d)
-        first = first_level_tiles(net.levels[0], band, offsets, tile_w, valid, pad).contiguous(memory_format=torch.channels_last_3d)
-        p = torch.sigmoid(net.forward_from_first_level(first).float())[:, 0]
+        first = first_level_tiles(net.levels[0], band, offsets, tile_w, valid, pad)
+        p = torch.sigmoid(net.forward_from_first_level(first, out_size).float())[:, 0]
         total = p if total is None else total.add_(p)
     if total is None:
         raise ModelError("expected at least one model, found none")
@@ -303,48 +310,53 @@ def iter_probability_strips(
     band_rows: tuple[int, NDArray[np.float32]] | None = None  # (tile-row, raw rows of it)
     current_row = 0
 
-    for chunk in _row_chunks(boxes, batch):
-        row = chunk[0].row
-        if band_rows is None or band_rows[0] != row:
-            rows = slice(chunk[0].y0, chunk[0].y0 + chunk[0].h)
-            band = _read_rows(source, rows)
-            if band.shape != (n_time, n_bands, chunk[0].h, width):
-                raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, chunk[0].h, width)}, found {band.shape}")
-            band_rows = (row, band)
-        x_first, span = chunk[0].x0, chunk[-1].x0 + tw - chunk[0].x0
-        valid = (chunk[0].h, min(span, width - x_first))
-        raw = np.zeros((1, n_bands, n_time, th, span), dtype=np.float32)  # raw zero past the region edge = missing data
-        raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, x_first : x_first + valid[1]].transpose(1, 0, 2, 3)
-        offsets = [box.x0 - x_first for box in chunk]
-        # the grad/determinism modes are entered per batch so that nothing leaks into the
-        # caller's code while this generator is suspended at a yield
-        with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
-            xb = torch.from_numpy(raw)
-            xb = standardise_(xb.to(dev, non_blocking=True) if dev.type == "cuda" else xb)
-            t0 = time.perf_counter()
-            if share:
-                probs_t = _forward_shared(nets, xb, offsets, tw, valid)
-            else:
-                x = torch.cat([xb[..., o : o + tw] for o in offsets])
-                if not tuned:
-                    if dev.type == "cuda":
-                        precision, channels_last = _choose_cuda_config(nets, x, dev, options)
-                    tuned = True
-                    for m in nets:
-                        _set_format(m, torch.channels_last_3d if channels_last else torch.contiguous_format)
-                x = x.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
-                probs_t = _forward(nets, x, dev, precision)
-            probs = probs_t.mul_(weight2d).cpu().numpy()
-            stats.model_seconds += time.perf_counter() - t0
-        if row != current_row:
-            released = acc.release(plan.ys[row])
-            if released is not None:
-                yield released
-            current_row = row
-        for i, box in enumerate(chunk):
-            acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
-        if progress is not None:
-            progress(len(chunk))
+    max_span = max(c[-1].x0 + tw - c[0].x0 for c in _row_chunks(boxes, batch))
+    raw_buf = np.zeros((1, n_bands, n_time, th, max_span), dtype=np.float32)  # one row of tiles, raw values
+    with heap_allocator(options.heap_allocator and dev.type == "cpu"):
+        for chunk in _row_chunks(boxes, batch):
+            row = chunk[0].row
+            if band_rows is None or band_rows[0] != row:
+                rows = slice(chunk[0].y0, chunk[0].y0 + chunk[0].h)
+                band = _read_rows(source, rows)
+                if band.shape != (n_time, n_bands, chunk[0].h, width):
+                    raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, chunk[0].h, width)}, found {band.shape}")
+                band_rows = (row, band)
+            x_first, span = chunk[0].x0, chunk[-1].x0 + tw - chunk[0].x0
+            valid = (chunk[0].h, min(span, width - x_first))
+            raw = raw_buf[..., :span]
+            raw[:] = 0.0  # raw zero past the region edge = missing data, as in training
+            raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, x_first : x_first + valid[1]].transpose(1, 0, 2, 3)
+            offsets = [box.x0 - x_first for box in chunk]
+            # the grad/determinism modes are entered per batch so that nothing leaks into the
+            # caller's code while this generator is suspended at a yield
+            with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
+                xb = torch.from_numpy(raw)
+                xb = standardise_(xb.to(dev, non_blocking=True) if dev.type == "cuda" else xb)
+                t0 = time.perf_counter()
+                if share:
+                    out_size = (chunk[0].h, max(box.w for box in chunk))
+                    probs_t = _forward_shared(nets, xb, offsets, tw, valid, out_size)
+                else:
+                    x = torch.cat([xb[..., o : o + tw] for o in offsets])
+                    if not tuned:
+                        if dev.type == "cuda":
+                            precision, channels_last = _choose_cuda_config(nets, x, dev, options)
+                        tuned = True
+                        for m in nets:
+                            _set_format(m, torch.channels_last_3d if channels_last else torch.contiguous_format)
+                    x = x.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+                    probs_t = _forward(nets, x, dev, precision)
+                probs = probs_t.mul_(weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
+                stats.model_seconds += time.perf_counter() - t0
+            if row != current_row:
+                released = acc.release(plan.ys[row])
+                if released is not None:
+                    yield released
+                current_row = row
+            for i, box in enumerate(chunk):
+                acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
+            if progress is not None:
+                progress(len(chunk))
     stats.precision = precision if precision != "off" else "fp32"
     stats.channels_last = bool(channels_last)
     final = acc.release(height)

@@ -21,6 +21,13 @@ from torch import Tensor, nn
 REACH = 3  # half the 7x7 kernel of level 1
 
 
+def computed_format(x: Tensor) -> torch.memory_format:
+    """The memory format of a 5-D tensor (``channels_last_3d`` when it is in it and not plain contiguous)."""
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
 def _level(level: nn.Module, x: Tensor) -> Tensor:
     return level.per_pixel(F.relu(level.space(x), inplace=True))  # type: ignore[operator]
 
@@ -61,10 +68,9 @@ def first_level_tiles(level: nn.Module, band: Tensor, offsets: Sequence[int], ti
     cols_o = span if cols_c == span else cols_v + REACH
     computed = _level(level, band[..., :rows_c, :cols_c])
     n_ch = computed.shape[1]
+    out = computed.new_empty((len(offsets), n_ch, n_time, th, tile_w)).contiguous(memory_format=computed_format(computed))
     if rows_o < th or cols_o < span:
-        out = _padding_value(level, pad, n_time).expand(len(offsets), n_ch, n_time, th, tile_w).contiguous()
-    else:
-        out = computed.new_empty((len(offsets), n_ch, n_time, th, tile_w))
+        out.copy_(_padding_value(level, pad, n_time).expand_as(out))
     pieces: list[tuple[int, str, Tensor]] = []
     for i, x in enumerate(offsets):
         c1 = min(x + tile_w, cols_o)
