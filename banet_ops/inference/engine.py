@@ -8,10 +8,18 @@ no later tile can touch a band of rows, that band is normalised by the accumulat
 handed on (:func:`iter_probability_strips`).  Peak memory is thus one band of tile rows (and the
 caller's outputs), whatever the region height.
 
+The default tiling is the ``published`` preset (the published BA-Net grid, see
+:mod:`banet_ops.inference.tiling`); its outputs equal the published procedure's to float rounding
+(tests/inference/test_published_equivalence.py checks it against an independent yardstick).
+Batches hold tiles of one tile-row.
+
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors (measured ~2.4x faster than the plain module, see benchmarks/README.md).  CUDA: the same,
-plus autocast; with ``amp="auto"`` the precision (bf16, fp16 or fp32) and memory format are
-chosen by timing one batch of each on the first call.
+tensors; encoder level 1 is computed once per row of tiles (:mod:`.first_level`, exact), the
+full-resolution tail only on the part of a tile inside the region, and glibc keeps freed memory
+mapped while the engine runs (:mod:`.allocator`).  All exact to float rounding; figures in
+benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
+the precision (bf16, fp16 or fp32) and memory format are chosen by timing one batch of each on
+the first call.
 """
 
 from __future__ import annotations
