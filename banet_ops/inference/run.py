@@ -107,7 +107,7 @@ def check_window_days(observed: int, minimum: int, what: str, *, hint: str | Non
     """Refuse a window with fewer than ``minimum`` (at least one) ingested days (:class:`InsufficientDataError`).
 
     The default ``BANET_MIN_WINDOW_DAYS`` = 48 (3/4 of the 64-day window): a monthly product at
-    the default 10-day lag sees 55-57 days and passes; an NRT window missing more than 16 days
+    the default 10-day lag sees 55-58 days and passes; an NRT window missing more than 16 days
     (a cube started less than 48 days ago, or a long ingest outage) is refused rather than
     published from a model input that is mostly "missing" (issue 12: 20/64 days mapped 163 cells).
     """
