@@ -36,6 +36,7 @@ class Product:
     reflectance of the target day's neighbourhood, for the quicklook background (optional).
     ``observed`` is False where the window had no valid observation at all (the model's output
     there means nothing: NoData in the files); None means every cell was observed.
+    ``tiling`` and ``observed_days`` are recorded in the run row, STAC item and COG tags.
     """
 
     region: Region
@@ -52,6 +53,8 @@ class Product:
     timings: dict[str, float] = field(default_factory=dict)
     nir: NDArray[np.float32] | None = None
     observed: NDArray[np.bool_] | None = None
+    tiling: str = ""  # inference tiling preset (``published``, ``fast``, ``custom:…``); "" when unknown
+    observed_days: int | None = None  # ingested days of the window; None when unknown
 
     def __post_init__(self) -> None:
         shape = self.region.shape

@@ -70,8 +70,14 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
     burn_threshold: float = Field(0.5, gt=0, le=1, description="Confidence at or above which a pixel is burned.")
     water_mask: bool = Field(False, description="Unburn permanent water in products (water index of the window's M5/M7/M10, banet_ops.water).")
-    tile_size: int = Field(128, ge=64, description="Inference tile size in pixels (multiple of 64).")
-    tile_overlap: int = Field(28, ge=0, description="Overlap between inference tiles, pixels.")
+    tiling: Literal["published", "fast"] = Field(
+        "published", description="Inference tiling preset: `published` (the published BA-Net grid, exact) or `fast` (256-px tiles, cosine blending)."
+    )
+    tile_size: int | None = Field(None, ge=32, description="Override of the tiling preset's tile size in pixels (multiple of 32). Unset: the preset's.")
+    tile_overlap: int | None = Field(None, ge=0, description="Override of the tiling preset's tile overlap, pixels. Unset: the preset's.")
+    min_window_days: int = Field(
+        48, ge=1, le=64, description="Fewest ingested days of the 64-day window for an NRT/monthly product; fewer: the run is refused (skipped)."
+    )
     batch_size: int = Field(8, ge=1, description="Tiles per inference batch.")
     # orchestration
     infer_backend: Literal["local", "kubernetes"] = Field(

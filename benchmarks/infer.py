@@ -1,20 +1,29 @@
-"""Benchmark of the inference engine against the published BA-Net procedure (same process, same weights).
+"""Benchmark of the inference engine's tiling presets against the literal published BA-Net procedure.
 
-Baseline = the published procedure literally: 128 x 128 tiles every 100 px, batch 1, one tile at a
-time, the plain module under ``torch.no_grad`` (no inference_mode, no fusion, contiguous tensors),
-overlaps averaged.  Engine = banet_ops.inference.engine (fused norms, channels_last_3d,
-inference_mode, batching, larger tiles with cosine blending).
+Literal = the published procedure as published: 128 x 128 tiles every 100 px, one tile at a time
+(batch 1), the plain module under ``torch.no_grad`` (no fusion, contiguous tensors), overlaps
+averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
-    .venv/bin/python benchmarks/infer.py                       # CPU, 256 x 256 x 64 window
-    .venv/bin/python benchmarks/infer.py --device cuda --region-size 800x1500 --skip-baseline
+* ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
+  batching, encoder level 1 computed once per row of tiles);
+* ``published, level 1 per tile``: the same without the shared level 1;
+* ``fast``: 256-px tiles, cosine blending;
+* ``literal, heap allocator``: the literal procedure with the engine's allocator setting
+  (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
 
-Prints, per stage, the median of ``--runs`` runs, the speed-up, GFLOP/s (~95 GFLOP per
-128 x 128 x 64 tile) and the agreement of the confidence (sum of daily probabilities, capped at 1).
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/infer.py                   # CPU, 228 x 260 x 64 window
+    .venv/bin/python benchmarks/infer.py --device cuda --region-size 800x1500 --skip-literal
+
+Prints the median wall and process-CPU seconds of ``--runs`` rounds, the speed-ups over the
+literal procedure and each variant's difference from it: max |Δ probability|, NRT decisions and
+burn dates that differ, max |Δ confidence|.  Weights: the packaged demo weights when present
+(trained, so decisions vary), else an initialised BA-Net.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
 import time
@@ -23,18 +32,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from banet_ops.inference.engine import GFLOP_PER_TILE, EngineOptions, EngineStats, predict_probabilities, reference_probabilities
-from banet_ops.inference.tiling import Tiling, plan_tiles
-from banet_ops.models.banet import fuse_for_inference
-from banet_ops.models.weights import initialise_model
+from banet_ops.demo.weights import PACKAGED
+from banet_ops.inference.allocator import heap_allocator
+from banet_ops.inference.engine import EngineOptions, predict_probabilities, reference_probabilities
+from banet_ops.inference.products import nrt_product
+from banet_ops.inference.tiling import PRESETS, plan_tiles
+from banet_ops.models.weights import initialise_model, load_weights
+from banet_ops.regions import Region
 
 TARGET_SPEEDUP = 3.0
-SAME_TILING_TOL = 1e-3  # max |Δ confidence|, engine with the baseline's tiling
-# Own tiling (other tile size and blending): the U-Net sees other context near tile borders, so
-# cells differ; allowed: mean |Δ confidence| and its 99th percentile (documented in README).  The
-# published procedure itself moves by more than this when its tile grid is shifted by 50 px.
-OWN_TILING_MEAN_TOL = 0.025
-OWN_TILING_P99_TOL = 0.1
+EXACT_TOL = 1e-5  # max |Δ probability| of the published preset against the literal procedure
 
 
 def synthetic_window(height: int, width: int, days: int = 64, seed: int = 0) -> np.ndarray:
@@ -70,138 +77,89 @@ class Timer:
     def __init__(self) -> None:
         self.wall: dict[str, list[float]] = {}
         self.cpu: dict[str, list[float]] = {}
-        self.out: dict[str, object] = {}
+        self.out: dict[str, np.ndarray] = {}
 
-    def run(self, name: str, fn: Callable[[], object]) -> None:
+    def run(self, name: str, fn: Callable[[], np.ndarray]) -> None:
         w0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.wall.setdefault(name, []).append(time.perf_counter() - w0)
         self.cpu.setdefault(name, []).append(time.process_time() - c0)
-        self.out[name] = out
+        self.out[name] = np.asarray(out)
 
     def median(self, name: str) -> tuple[float, float]:
         return statistics.median(self.wall[name]), statistics.median(self.cpu[name])
 
 
-def confidence(p: np.ndarray) -> np.ndarray:
-    return np.minimum(p.sum(axis=0, dtype=np.float64), 1.0)
-
-
-def row(name: str, seconds: float, gflop: float, note: str = "") -> None:
-    print(f"  {name:<44} {seconds:9.2f} s  {gflop / seconds:7.1f} GFLOP/s  {note}", flush=True)
+def difference(region: Region, day: dt.date, probs: np.ndarray, ref: np.ndarray) -> str:
+    """Max |Δp|, NRT decisions and burn dates that differ, max |Δ confidence| of ``probs`` against ``ref``."""
+    a, b = nrt_product(region, day, probs), nrt_product(region, day, ref)
+    both = a.burned & b.burned
+    dates = int((a.burn_date[both] != b.burn_date[both]).sum())
+    return (
+        f"max|dp| {np.abs(probs - ref).max():.1e}; decisions differ {int((a.burned != b.burned).sum())}/{a.burned.size} "
+        f"(ref burned {int(b.burned.sum())}); dates differ {dates}; max|dconf| {np.abs(a.confidence - b.confidence).max():.3f}"
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--region-size", default="256x256", help="HxW of the window (default 256x256; PI is 800x1500)")
+    ap.add_argument("--region-size", default="228x260", help="HxW of the window (default 228x260, not a multiple of the stride; PI is 800x1500)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--overlap", type=int, default=32)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--skip-baseline", action="store_true", help="time the engine only (large regions)")
-    ap.add_argument("--skip-shift", action="store_true", help="skip the shifted-grid reference of the published procedure")
-    ap.add_argument("--try-compile", action="store_true", help="also measure torch.compile (compile time and speed)")
+    ap.add_argument("--skip-literal", action="store_true", help="time the engine only (large regions)")
     args = ap.parse_args()
-    if args.device == "cuda":
-        torch.backends.cudnn.benchmark = True
     torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.region_size.lower().split("x"))
-    print(f"# infer benchmark: window 64 x {h} x {w}, device {args.device}, {args.threads} threads, torch {torch.__version__}, median of {args.runs}")
-    model = initialise_model(0)
+    model = load_weights(PACKAGED, "cpu")[0] if PACKAGED.is_file() else initialise_model(0).eval()
+    print(
+        f"# infer benchmark: window 64 x {h} x {w}, device {args.device}, {args.threads} threads, torch {torch.__version__}, "
+        f"weights {PACKAGED.name if PACKAGED.is_file() else 'initialised (seed 0)'}, median of {args.runs}; "
+        f"tiles: published {len(plan_tiles(h, w, PRESETS['published']))}, fast {len(plan_tiles(h, w, PRESETS['fast']))}"
+    )
     win = synthetic_window(h, w)
-    own = Tiling(tile=args.tile, overlap=args.overlap)
-    base_tiling = Tiling.baseline()
-    n_base = len(plan_tiles(h, w, base_tiling))
-    plan = plan_tiles(h, w, own)
-    base_gflop = n_base * GFLOP_PER_TILE
-    own_gflop = len(plan) * GFLOP_PER_TILE * plan.tile_h * plan.tile_w / 128**2
+    region = Region(name="BENCH", bbox=(0.0, 0.0, w * 0.01, h * 0.01), pixel_size=0.01)
+    day = dt.date(2024, 8, 1)
+    model.to(args.device)
+    variants: dict[str, Callable[[], np.ndarray]] = {
+        "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
+        "published, level 1 per tile": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(share_first_level=False)
+        ),
+        "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),
+    }
+    if not args.skip_literal:
 
-    # stage 1: one 128 x 128 x 64 tile, model only
-    if args.device == "cpu":
-        x = torch.from_numpy(synthetic_window(128, 128)).nan_to_num(0).permute(1, 0, 2, 3)[None].contiguous()
-        fused = fuse_for_inference(model).to(memory_format=torch.channels_last_3d)
-        xc = x.contiguous(memory_format=torch.channels_last_3d)
+        def literal_heap() -> np.ndarray:
+            with heap_allocator():
+                return reference_probabilities(win, [model])
 
-        def plain() -> object:
-            with torch.no_grad():
-                return model(x)
-
-        def engine() -> object:
-            with torch.inference_mode():
-                return fused(xc)
-
-        plain(), engine()  # warm-up
-        t1 = Timer()
-        for _ in range(args.runs):
-            t1.run("plain", plain)
-            t1.run("fused", engine)
-        (wp, cp), (wf, cf) = t1.median("plain"), t1.median("fused")
-        print("stage 1: model forward, one 128x128x64 tile (wall; process CPU)")
-        row("baseline: BANet, no_grad, contiguous", wp, GFLOP_PER_TILE, f"cpu {cp:.2f} s")
-        row("engine: fused norms, channels_last_3d", wf, GFLOP_PER_TILE, f"cpu {cf:.2f} s; x{wp / wf:.2f} wall, x{cp / cf:.2f} cpu")
-        if args.try_compile:
-            t0 = time.perf_counter()
-            try:
-                compiled = torch.compile(fused)
-                with torch.inference_mode():
-                    compiled(xc)
-                    t_compile = time.perf_counter() - t0
-                    t1.run("compiled", lambda: compiled(xc))
-                row("engine + torch.compile (1 run)", t1.median("compiled")[0], GFLOP_PER_TILE, f"compile {t_compile:.1f} s")
-            except Exception as exc:  # inductor raises many kinds; report and go on
-                print(f"  engine + torch.compile: failed after {time.perf_counter() - t0:.1f} s ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})")
-
-    # stage 2: the whole window, variants interleaved round by round
-    print(f"stage 2: window 64x{h}x{w} ({n_base} baseline tiles of 128; engine {len(plan)} tiles of {plan.tile_h}x{plan.tile_w})")
-    if args.device != "cpu":
-        model.to(args.device)
-    stats = EngineStats()
-    opts = EngineOptions()
-    t2 = Timer()
+        # the literal procedure as published (default allocator), and with the engine's allocator setting
+        variants = {"literal published procedure": lambda: reference_probabilities(win, [model]), "literal, heap allocator": literal_heap, **variants}
+    timer = Timer()
     for _ in range(args.runs):
-        if not args.skip_baseline:
-            t2.run("base", lambda: reference_probabilities(win, [model]))
-            t2.run("same", lambda: predict_probabilities(win, [model], tiling=base_tiling, batch=args.batch, device=args.device, options=opts))
-        t2.run("own", lambda: predict_probabilities(win, [model], tiling=own, batch=args.batch, device=args.device, options=opts, stats=stats))
-    ref = t2.out.get("base")
-    out = t2.out["own"]
-    if ref is not None:
-        (wb, cb), (ws, cs) = t2.median("base"), t2.median("same")
-        row("baseline: published procedure", wb, base_gflop, f"cpu {cb:.1f} s")
-        d_same = np.abs(confidence(t2.out["same"]) - confidence(ref)).max()  # type: ignore[arg-type]
-        ok = "OK" if d_same <= SAME_TILING_TOL else "FAIL"
-        row("engine, baseline tiling (128 every 100)", ws, base_gflop, f"cpu {cs:.1f} s; x{wb / ws:.2f}; max|dconf| {d_same:.1e} (<= {SAME_TILING_TOL:g} {ok})")
-    wo, co = t2.median("own")
-    note = f"cpu {co:.1f} s; {stats.precision}{' channels_last' if stats.channels_last else ''}"
-    if ref is not None:
-        speedup = wb / wo
-        d_conf = np.abs(confidence(out) - confidence(ref))  # type: ignore[arg-type]
-        d_prob = np.abs(out - ref)  # type: ignore[operator]
-        p99 = float(np.percentile(d_conf, 99))
-        ok = "OK" if d_conf.mean() <= OWN_TILING_MEAN_TOL and p99 <= OWN_TILING_P99_TOL else "FAIL"
-        note += (
-            f"; x{speedup:.2f} wall, x{cb / co:.2f} cpu (target >= {TARGET_SPEEDUP:g} {'OK' if speedup >= TARGET_SPEEDUP else 'MISSED'}); "
-            f"|dconf| mean {d_conf.mean():.3f} p99 {p99:.3f} max {d_conf.max():.3f} "
-            f"(mean <= {OWN_TILING_MEAN_TOL:g}, p99 <= {OWN_TILING_P99_TOL:g}: {ok}); mean|dp| {d_prob.mean():.1e}"
-        )
-    row(f"engine, own tiling ({own.tile}, overlap {own.overlap}, {own.blend})", wo, own_gflop, note)
-    if ref is not None and not args.skip_shift:
-        # the published procedure's own sensitivity to where its tile grid starts
-        shift = 50
-        padded = np.full((win.shape[0], win.shape[1], h + shift, w + shift), np.nan, dtype=np.float32)
-        padded[:, :, shift:, shift:] = win
-        shifted = predict_probabilities(padded, [model], tiling=base_tiling, batch=args.batch, device=args.device)[:, shift:, shift:]
-        d_shift = np.abs(confidence(shifted) - confidence(ref))  # type: ignore[arg-type]
+        for name, fn in variants.items():
+            timer.run(name, fn)
+    literal = timer.out.get("literal published procedure")
+    base_wall = base_cpu = None
+    if literal is not None:
+        base_wall, base_cpu = timer.median("literal published procedure")
+    for name in variants:
+        wall, cpu = timer.median(name)
+        note = ""
+        if base_wall is not None and base_cpu is not None and name != "literal published procedure":
+            note = f"x{base_wall / wall:.2f} wall, x{base_cpu / cpu:.2f} cpu; " + difference(region, day, timer.out[name], literal)  # type: ignore[arg-type]
+        print(f"  {name:<30} {wall:8.2f} s wall {cpu:8.2f} s cpu  {note}", flush=True)
+    if base_wall is not None and literal is not None:
+        wall = timer.median("published")[0]
+        exact = float(np.abs(timer.out["published"] - literal).max())
         print(
-            f"  reference: published procedure, grid shifted by {shift} px: |dconf| mean {d_shift.mean():.3f} "
-            f"p99 {np.percentile(d_shift, 99):.3f} max {d_shift.max():.3f}"
+            f"published preset: x{base_wall / wall:.2f} the literal procedure (target >= {TARGET_SPEEDUP:g}: "
+            f"{'OK' if base_wall / wall >= TARGET_SPEEDUP else 'MISSED'}), max|dp| {exact:.1e} (<= {EXACT_TOL:g}: {'OK' if exact <= EXACT_TOL else 'FAIL'})"
         )
-    conf = confidence(out)  # type: ignore[arg-type]
-    print(f"  confidence: mean {conf.mean():.3f}, p99 {np.percentile(conf, 99):.3f}; cells >= 0.5: {(conf >= 0.5).sum()}")
     return 0
 
 

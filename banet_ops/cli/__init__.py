@@ -2,7 +2,7 @@
 
 Each command group lives in its own module with a ``register(subparsers)`` function; every
 handler takes the parsed namespace and returns an exit code.  Errors print one line and exit
-non-zero (75 when retrying may help, 1 otherwise); ``--verbose`` adds the traceback.
+non-zero (75 when retrying may help, 66 when there is not enough input data, 1 otherwise); ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import traceback
 from collections.abc import Sequence
 
 from banet_ops import __version__
-from banet_ops.errors import BanetError, is_retryable
+from banet_ops.errors import BanetError, InsufficientDataError, is_retryable
 
 EXIT_PERMANENT = 1
 EXIT_RETRYABLE = 75  # EX_TEMPFAIL: the orchestrator may retry
+EXIT_INSUFFICIENT_DATA = 66  # EX_NOINPUT: not enough input data (InsufficientDataError); the DAGs skip the run
 
 # One module per command group; each owns its sub-commands.
 COMMAND_MODULES = (
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"banet-ops: error: {reason}", file=sys.stderr)
+        if isinstance(exc, InsufficientDataError):
+            return EXIT_INSUFFICIENT_DATA
         return EXIT_RETRYABLE if is_retryable(exc) else EXIT_PERMANENT
 
 

@@ -1,4 +1,4 @@
-"""`banet-ops infer --region R --date D [--mode nrt|monthly] [--weights PATH…] [--device auto|cpu|cuda] [--snapshot ID]`."""
+"""`banet-ops infer --region R --date D [--mode nrt|monthly] [--weights PATH…] [--device auto|cpu|cuda] [--snapshot ID] [--tiling published|fast]`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class InferArgs(BaseModel):
     weights: list[Path] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] | None = None
     snapshot: str | None = Field(None, min_length=1, max_length=128)
+    tiling: Literal["published", "fast"] | None = None
     tile: int | None = Field(None, ge=32, le=2048)
     overlap: int | None = Field(None, ge=0, le=1024)
     batch: int | None = Field(None, ge=1, le=256)
@@ -56,8 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--weights", nargs="+", default=[], metavar="PATH", help="weight files of the ensemble (default: BANET_WEIGHTS, else the production model)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="inference device (default BANET_DEVICE, auto)")
     p.add_argument("--snapshot", default=None, help="cube snapshot id to read (default: latest)")
-    p.add_argument("--tile", type=int, default=None, help="tile size in pixels, multiple of 32 (default BANET_TILE_SIZE)")
-    p.add_argument("--overlap", type=int, default=None, help="tile overlap in pixels (default BANET_TILE_OVERLAP)")
+    p.add_argument(
+        "--tiling", default=None, choices=["published", "fast"], help="tiling preset: published (exact, the default via BANET_TILING) or fast"
+    )
+    p.add_argument("--tile", type=int, default=None, help="override of the preset's tile size in pixels, multiple of 32 (default BANET_TILE_SIZE)")
+    p.add_argument("--overlap", type=int, default=None, help="override of the preset's tile overlap in pixels (default BANET_TILE_OVERLAP)")
     p.add_argument("--batch", type=int, default=None, help="tiles per batch (default BANET_BATCH_SIZE)")
     p.add_argument("--threshold", type=float, default=None, help="confidence threshold of burned cells (default BANET_BURN_THRESHOLD)")
     p.add_argument("--no-publish", dest="publish", action="store_false", help="compute and summarise only; write nothing")
@@ -90,6 +94,7 @@ def handle_infer(ns: argparse.Namespace) -> int:
             weights=args.weights or None,
             device=args.device or settings.device,
             snapshot=args.snapshot,
+            tiling=args.tiling,
             tile=args.tile,
             overlap=args.overlap,
             batch=args.batch,

@@ -8,10 +8,18 @@ no later tile can touch a band of rows, that band is normalised by the accumulat
 handed on (:func:`iter_probability_strips`).  Peak memory is thus one band of tile rows (and the
 caller's outputs), whatever the region height.
 
+The default tiling is the ``published`` preset (the published BA-Net grid, see
+:mod:`banet_ops.inference.tiling`); its outputs equal the published procedure's to float rounding
+(tests/inference/test_published_equivalence.py checks it against an independent yardstick).
+Batches hold tiles of one tile-row.
+
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors (measured ~2.4x faster than the plain module, see benchmarks/README.md).  CUDA: the same,
-plus autocast; with ``amp="auto"`` the precision (bf16, fp16 or fp32) and memory format are
-chosen by timing one batch of each on the first call.
+tensors; encoder level 1 is computed once per row of tiles (:mod:`.first_level`, exact), the
+full-resolution tail only on the part of a tile inside the region, and glibc keeps freed memory
+mapped while the engine runs (:mod:`.allocator`).  All exact to float rounding; figures in
+benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
+the precision (bf16, fp16 or fp32) and memory format are chosen by timing one batch of each on
+the first call.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -31,8 +39,10 @@ from torch import nn
 
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
-from banet_ops.inference.tiling import TilePlan, Tiling, plan_tiles
-from banet_ops.models.banet import BANet, fuse_for_inference
+from banet_ops.inference.allocator import heap_allocator
+from banet_ops.inference.first_level import first_level_tiles
+from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
+from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 from banet_ops.models.weights import resolve_device
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,8 @@ class EngineOptions:
     """Execution choices that do not change results beyond float rounding."""
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
+    share_first_level: bool = True  # CPU, fused BA-Nets: encoder level 1 once per row of tiles (exact)
+    heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
     deterministic: bool = True  # CPU: deterministic algorithms while running
@@ -231,6 +243,39 @@ def _choose_cuda_config(models: Sequence[nn.Module], x: torch.Tensor, device: to
     return best[1], best[2]
 
 
+def _row_chunks(boxes: Sequence[TileBox], batch: int) -> Iterator[list[TileBox]]:
+    """Consecutive tiles of one tile-row, at most ``batch`` at a time (row-major order kept)."""
+    chunk: list[TileBox] = []
+    for box in boxes:
+        if chunk and (len(chunk) == batch or chunk[0].row != box.row):
+            yield chunk
+            chunk = []
+        chunk.append(box)
+    if chunk:
+        yield chunk
+
+
+def _forward_shared(
+    models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], out_size: tuple[int, int]
+) -> torch.Tensor:
+    """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, level 1 computed once for the row (CPU, fused BA-Nets).
+
+    Only the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
+    """
+    pad = standardise_(torch.zeros((1, band.shape[1], 1, 1, 1), dtype=band.dtype, device=band.device))
+    band = band.contiguous(memory_format=torch.channels_last_3d)
+    total: torch.Tensor | None = None
+    for m in models:
+        net = cast(FusedBANet, m)
+        _set_format(net, torch.channels_last_3d)
+        first = first_level_tiles(net.levels[0], band, offsets, tile_w, valid, pad)
+        p = torch.sigmoid(net.forward_from_first_level(first, out_size).float())[:, 0]
+        total = p if total is None else total.add_(p)
+    if total is None:
+        raise ModelError("expected at least one model, found none")
+    return total.div_(len(models))
+
+
 def iter_probability_strips(
     source: WindowSource,
     shape: tuple[int, int, int],
@@ -250,7 +295,7 @@ def iter_probability_strips(
     ensemble-mean daily burn probability, final; it is reused after the next step (copy to keep).
     """
     options = options or EngineOptions()
-    tiling = tiling or Tiling()
+    tiling = tiling or PRESETS[DEFAULT_PRESET]
     stats = stats if stats is not None else EngineStats()
     n_time, height, width = shape
     if n_time % 16 or n_time <= 0:
@@ -271,47 +316,59 @@ def iter_probability_strips(
     stats.tiles, stats.tile_shape, stats.n_models = len(boxes), (th, tw), len(nets)
     n_bands = len(MODEL_BANDS)
     precision, channels_last = "off", options.channels_last if options.channels_last is not None else True
+    share = options.share_first_level and dev.type == "cpu" and all(isinstance(m, FusedBANet) for m in nets)
     tuned = False
     band_rows: tuple[int, NDArray[np.float32]] | None = None  # (tile-row, raw rows of it)
-    buf = np.zeros((batch, n_bands, n_time, th, tw), dtype=np.float32)
+    current_row = 0
 
-    for b0 in range(0, len(boxes), batch):
-        chunk = boxes[b0 : b0 + batch]
-        buf[:] = 0.0  # raw zero past the region edge = missing data, as in training
-        for i, box in enumerate(chunk):
-            if band_rows is None or band_rows[0] != box.row:
-                rows = slice(box.y0, box.y0 + box.h)
+    max_span = max(c[-1].x0 + tw - c[0].x0 for c in _row_chunks(boxes, batch))
+    raw_buf = np.zeros((1, n_bands, n_time, th, max_span), dtype=np.float32)  # one row of tiles, raw values
+    with heap_allocator(options.heap_allocator and dev.type == "cpu"):
+        for chunk in _row_chunks(boxes, batch):
+            row = chunk[0].row
+            if band_rows is None or band_rows[0] != row:
+                rows = slice(chunk[0].y0, chunk[0].y0 + chunk[0].h)
                 band = _read_rows(source, rows)
-                if band.shape != (n_time, n_bands, box.h, width):
-                    raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, box.h, width)}, found {band.shape}")
-                band_rows = (box.row, band)
-            buf[i, :, :, : box.h, : box.w] = band_rows[1][:, :, :, box.x0 : box.x0 + box.w].transpose(1, 0, 2, 3)
-        # the grad/determinism modes are entered per batch so that nothing leaks into the
-        # caller's code while this generator is suspended at a yield
-        with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
-            x = torch.from_numpy(buf[: len(chunk)])
-            x = x.to(dev, non_blocking=True) if dev.type == "cuda" else x.clone()
-            x = standardise_(x)
-            if not tuned:
-                if dev.type == "cuda":
-                    precision, channels_last = _choose_cuda_config(nets, x, dev, options)
-                stats.precision = precision if precision != "off" else "fp32"
-                tuned = True
-                for m in nets:
-                    _set_format(m, torch.channels_last_3d if channels_last else torch.contiguous_format)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last_3d)
-            t0 = time.perf_counter()
-            probs = _forward(nets, x, dev, precision).mul_(weight2d).cpu().numpy()
-            stats.model_seconds += time.perf_counter() - t0
-        for i, box in enumerate(chunk):
-            if box.row > 0 and (b0 + i == 0 or boxes[b0 + i - 1].row != box.row):
-                released = acc.release(plan.ys[box.row])
+                if band.shape != (n_time, n_bands, chunk[0].h, width):
+                    raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, chunk[0].h, width)}, found {band.shape}")
+                band_rows = (row, band)
+            x_first, span = chunk[0].x0, chunk[-1].x0 + tw - chunk[0].x0
+            valid = (chunk[0].h, min(span, width - x_first))
+            raw = raw_buf[..., :span]
+            raw[:] = 0.0  # raw zero past the region edge = missing data, as in training
+            raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, x_first : x_first + valid[1]].transpose(1, 0, 2, 3)
+            offsets = [box.x0 - x_first for box in chunk]
+            # the grad/determinism modes are entered per batch so that nothing leaks into the
+            # caller's code while this generator is suspended at a yield
+            with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
+                xb = torch.from_numpy(raw)
+                xb = standardise_(xb.to(dev, non_blocking=True) if dev.type == "cuda" else xb)
+                t0 = time.perf_counter()
+                if share:
+                    out_size = (chunk[0].h, max(box.w for box in chunk))
+                    probs_t = _forward_shared(nets, xb, offsets, tw, valid, out_size)
+                else:
+                    x = torch.cat([xb[..., o : o + tw] for o in offsets])
+                    if not tuned:
+                        if dev.type == "cuda":
+                            precision, channels_last = _choose_cuda_config(nets, x, dev, options)
+                        tuned = True
+                        for m in nets:
+                            _set_format(m, torch.channels_last_3d if channels_last else torch.contiguous_format)
+                    x = x.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+                    probs_t = _forward(nets, x, dev, precision)
+                probs = probs_t.mul_(weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
+                stats.model_seconds += time.perf_counter() - t0
+            if row != current_row:
+                released = acc.release(plan.ys[row])
                 if released is not None:
                     yield released
-            acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
-        if progress is not None:
-            progress(len(chunk))
+                current_row = row
+            for i, box in enumerate(chunk):
+                acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
+            if progress is not None:
+                progress(len(chunk))
+    stats.precision = precision if precision != "off" else "fp32"
     stats.channels_last = bool(channels_last)
     final = acc.release(height)
     if final is not None:
@@ -334,10 +391,10 @@ def predict_probabilities(
 ) -> NDArray[np.float32]:
     """Daily burn probabilities ``(T, H, W)`` float32 of a raw ``(T, band, H, W)`` window.
 
-    ``tile``/``overlap`` override the defaults of :class:`Tiling` (or of ``tiling``).  The only
+    ``tiling`` defaults to the ``published`` preset; ``tile``/``overlap`` override its values.  The only
     full-size allocation is the returned array.
     """
-    base = tiling or Tiling()
+    base = tiling or PRESETS[DEFAULT_PRESET]
     if tile is not None or overlap is not None:
         base = Tiling(tile=tile or base.tile, overlap=base.overlap if overlap is None else overlap, blend=base.blend, starts=base.starts)
     if shape is None:

@@ -122,7 +122,15 @@ class ProductBuilder:
             self.observed = np.ones(self.region.shape, dtype=bool)
         self.observed[rows] = valid
 
-    def build(self, *, models: Sequence[ModelRef], cube_snapshot: str, timings: dict[str, float] | None = None) -> Product:
+    def build(
+        self,
+        *,
+        models: Sequence[ModelRef],
+        cube_snapshot: str,
+        timings: dict[str, float] | None = None,
+        tiling: str = "",
+        observed_days: int | None = None,
+    ) -> Product:
         if not self.covered.all():
             missing = np.flatnonzero(~self.covered)
             raise ValidationError(f"expected probabilities for all {self.region.shape[0]} rows, rows {missing[0]}..{missing[-1]} missing")
@@ -148,6 +156,8 @@ class ProductBuilder:
             timings=dict(timings or {}),
             nir=self.nir,
             observed=self.observed,
+            tiling=tiling,
+            observed_days=observed_days,
         )
 
 

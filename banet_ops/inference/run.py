@@ -24,7 +24,7 @@ from banet_ops.bands import MODEL_BANDS
 from banet_ops.errors import ConfigError, InsufficientDataError, ModelError, ValidationError
 from banet_ops.inference.engine import EngineOptions, EngineStats, iter_probability_strips
 from banet_ops.inference.products import ProductBuilder, product_window
-from banet_ops.inference.tiling import Tiling
+from banet_ops.inference.tiling import tiling_preset
 from banet_ops.models.weights import load_weights, resolve_device
 from banet_ops.product import Product, ProductMode
 from banet_ops.regions import Region, get_region
@@ -62,6 +62,7 @@ class InferenceResult:
             "models          " + ", ".join(f"{m.model_id or Path(m.path).name} ({m.sha256[:12]})" for m in p.models),
             f"device          {self.device} {self.engine.precision}{' channels_last' if self.engine.channels_last else ''}; "
             f"{self.engine.tiles} tiles of {self.engine.tile_shape[0]}x{self.engine.tile_shape[1]}, {self.engine.gflops:.0f} GFLOP/s",
+            f"tiling          {p.tiling}",
             f"burned cells    {p.n_burned:,} (confidence >= {p.threshold:g})",
             f"burned area     {self.burned_area_km2:,.1f} km2",
             f"fire events     {n_events if n_events is not None else 'n/a (not published)'}",
@@ -103,6 +104,18 @@ def resolve_weights(weights: Sequence[str | Path] | None, settings: Settings) ->
 # --- the run ----------------------------------------------------------------------------------
 
 
+def check_window_days(observed: int, minimum: int, what: str, *, hint: str | None = None) -> None:
+    """Refuse a window with fewer than ``minimum`` (at least one) ingested days (:class:`InsufficientDataError`).
+
+    The default ``BANET_MIN_WINDOW_DAYS`` = 48 (3/4 of the 64-day window): a monthly product at
+    the default 10-day lag sees 55-58 days and passes; an NRT window missing more than 16 days
+    (a cube started less than 48 days ago, or a long ingest outage) is refused rather than
+    published from a model input that is mostly "missing" (issue 12: 20/64 days mapped 163 cells).
+    """
+    if observed < max(minimum, 1):
+        raise InsufficientDataError(f"{what}: expected at least {max(minimum, 1)} ingested days (BANET_MIN_WINDOW_DAYS), found {observed}", hint=hint)
+
+
 def _cube() -> Any:
     """The cube module, imported lazily (it pulls in icechunk/zarr)."""
     return importlib.import_module("banet_ops.cube")
@@ -130,6 +143,7 @@ def run_inference(
     weights: Sequence[str | Path] | None = None,
     device: str = "auto",
     snapshot: str | None = None,
+    tiling: str | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     batch: int | None = None,
@@ -138,7 +152,12 @@ def run_inference(
     publish: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> InferenceResult:
-    """Run BA-Net on the region's cube window for ``day`` (NRT) or its month (monthly) and publish the product."""
+    """Run BA-Net on the region's cube window for ``day`` (NRT) or its month (monthly) and publish the product.
+
+    ``tiling`` is a preset name (default ``BANET_TILING``); ``tile``/``overlap`` override it.  A
+    window with fewer than ``BANET_MIN_WINDOW_DAYS`` ingested days is refused with
+    :class:`InsufficientDataError` before any model is loaded.
+    """
     settings = settings or get_settings()
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
@@ -147,6 +166,7 @@ def run_inference(
         raise ValidationError(f"mode: expected 'nrt' or 'monthly', found {mode!r}")
     first, last = product_window(mode, day)
     dev = resolve_device(device or settings.device)
+    plan = tiling_preset(tiling or settings.tiling, tile=tile or settings.tile_size, overlap=settings.tile_overlap if overlap is None else overlap)
 
     t0 = time.perf_counter()
     files = resolve_weights(weights, settings)
@@ -158,12 +178,13 @@ def run_inference(
     # fail fast, before loading models, when the window holds no data at this snapshot
     probe = cube.read_window(reg, first, last, rows=slice(0, 1), cols=slice(0, 1), snapshot=snap, variables=("NIR",), settings=settings)
     snap = str(probe.snapshot)
-    available = np.asarray(probe.available, dtype=bool)
-    if not available.any():
-        raise InsufficientDataError(
-            f"{reg.name} {mode} {day}: expected ingested days in the window {first}..{last}, found none in snapshot {snap}",
-            hint=f"ingest the window first: banet-ops ingest --region {reg.name} --date {first} --end {last}",
-        )
+    observed = int(np.asarray(probe.available, dtype=bool).sum())
+    check_window_days(
+        observed,
+        settings.min_window_days,
+        f"{reg.name} {mode} {day}: window {first}..{last} in snapshot {snap}",
+        hint=f"ingest the missing days first: banet-ops ingest --region {reg.name} --date {first} --end {last}",
+    )
     timings["snapshot"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -174,7 +195,6 @@ def run_inference(
         refs.append(ref)
     timings["load_models"] = time.perf_counter() - t0
 
-    tiling = Tiling(tile=tile or settings.tile_size, overlap=settings.tile_overlap if overlap is None else overlap)
     builder = ProductBuilder(reg, mode, day, threshold=settings.burn_threshold if threshold is None else threshold)
     seen: dict[str, Any] = {}
     reader = _cube_reader(reg, first, last, snap, settings, seen)
@@ -183,7 +203,7 @@ def run_inference(
     n_days = len(builder.days)
     h, w = reg.shape
     for rows, strip in iter_probability_strips(
-        reader, (n_days, h, w), models, tiling=tiling, batch=batch or settings.batch_size, device=dev, options=EngineOptions(), stats=stats, progress=progress
+        reader, (n_days, h, w), models, tiling=plan, batch=batch or settings.batch_size, device=dev, options=EngineOptions(), stats=stats, progress=progress
     ):
         builder.add(rows, strip)
     timings["read_window"] = float(seen.get("read_s", 0.0))
@@ -197,7 +217,7 @@ def run_inference(
         rows = slice(r0, min(h, r0 + OBSERVED_STRIP_ROWS))
         win = cube.read_window(reg, builder.days[0], builder.days[-1], rows=rows, snapshot=snap, variables=("NIR",), settings=settings)
         builder.add_observed(rows, np.asarray(np.isfinite(np.asarray(win.data, dtype=np.float32)[:, 0]).any(axis=0), dtype=bool))
-    product = builder.build(models=refs, cube_snapshot=snap, timings=timings)
+    product = builder.build(models=refs, cube_snapshot=snap, timings=timings, tiling=plan.label, observed_days=observed)
     if settings.water_mask:
         from banet_ops.water import mask_product, water_mask
 
@@ -221,6 +241,6 @@ def run_inference(
         engine=stats,
         device=str(dev),
         cube_snapshot=product.cube_snapshot,
-        available_days=int(available.sum()),
+        available_days=observed,
         timings=timings,
     )

@@ -7,6 +7,14 @@ Two start rules:
 * ``baseline`` (the published BA-Net procedure): starts ``range(0, size - 1, step)``, tiles that
   run past the edge are padded with zeros.
 
+Presets (``BANET_TILING``, ``banet-ops infer --tiling``), see :data:`PRESETS`:
+
+* ``published`` (the default): the published grid — 128-px tiles starting every 100 px from the
+  origin, the last ones running past the edge and padded with raw zeros before standardisation,
+  overlaps averaged uniformly.  Outputs equal the published procedure's (to float rounding).
+* ``fast``: 256-px tiles, 32-px overlap, ``snap`` starts and cosine blending; about 2x less
+  compute, but cells near tile borders differ from ``published`` (see benchmarks/README.md).
+
 Blending: each tile's output is multiplied by a separable weight ``w(y) * w(x)`` and the
 accumulated sum is divided by the accumulated weight, so a uniform prediction stays uniform
 across tile borders.  ``uniform`` weights (all ones) reproduce the published overlap average;
@@ -53,6 +61,31 @@ class Tiling:
     def baseline(cls) -> Tiling:
         """The published procedure: 128 x 128 tiles every 100 pixels, overlaps averaged."""
         return cls(tile=128, overlap=28, blend="uniform", starts="baseline")
+
+    @property
+    def label(self) -> str:
+        """The preset name when this is a preset, else ``custom:<tile>/<overlap>/<blend>/<starts>``."""
+        for name, preset in PRESETS.items():
+            if preset == self:
+                return name
+        return f"custom:{self.tile}/{self.overlap}/{self.blend}/{self.starts}"
+
+
+PRESETS: dict[str, Tiling] = {
+    "published": Tiling(tile=128, overlap=28, blend="uniform", starts="baseline"),
+    "fast": Tiling(tile=256, overlap=32, blend="cosine", starts="snap"),
+}
+DEFAULT_PRESET = "published"
+
+
+def tiling_preset(name: str, *, tile: int | None = None, overlap: int | None = None) -> Tiling:
+    """The tiling of preset ``name``, with ``tile``/``overlap`` overriding its own (a custom tiling then)."""
+    if name not in PRESETS:
+        raise ValidationError(f"tiling: expected one of {', '.join(PRESETS)}, found {name!r}", hint="set BANET_TILING or --tiling")
+    base = PRESETS[name]
+    if tile is None and overlap is None:
+        return base
+    return Tiling(tile=tile or base.tile, overlap=base.overlap if overlap is None else overlap, blend=base.blend, starts=base.starts)
 
 
 def tile_starts(size: int, tile: int, step: int, rule: StartRule) -> list[int]:

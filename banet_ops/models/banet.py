@@ -252,7 +252,10 @@ class _Level(nn.Module):
         self.lstm = lstm
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(self.space(x), inplace=True)
+        return self.per_pixel(F.relu(self.space(x), inplace=True))
+
+    def per_pixel(self, x: Tensor) -> Tensor:
+        """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
         if self.lstm is not None:
             n, c, t, h, w = x.shape
             seq = x.permute(0, 3, 4, 2, 1).reshape(n * h * w, t, c)
@@ -308,15 +311,30 @@ class FusedBANet(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        skips = []
-        for level in self.levels:
+        return self.forward_from_first_level(self.levels[0](x))
+
+    def forward_from_first_level(self, first: Tensor, out_size: tuple[int, int] | None = None) -> Tensor:
+        """Logits from the output of encoder level 1 (the inference engine may compute it once per row of tiles).
+
+        ``out_size=(h, w)``: only the top-left ``h x w`` (rounded up to even) of the output is
+        wanted; the last decoder level and the head act pixel by pixel at full resolution, so
+        they run on that part only (the rest of a tile past the region edge is thrown away).
+        """
+        x = first
+        skips = [first]
+        for level in self.levels[1:]:
             x = level(x)
             skips.append(x)
         x = F.relu(self.bottom(x), inplace=True)
         x = self.ups[0](x)
-        for up, skip in zip(self.ups[1:], reversed(skips[1:])):
+        for up, skip in zip(self.ups[1:-1], reversed(skips[2:])):
             x = up(torch.cat((skip, x), dim=1))
-        x = torch.cat((skips[0], x), dim=1)
+        half, full = skips[1], skips[0]
+        if out_size is not None:
+            hh, wh = -(-out_size[0] // 2), -(-out_size[1] // 2)
+            x, half, full = x[..., :hh, :wh], half[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh]
+        x = self.ups[-1](torch.cat((half, x), dim=1))
+        x = torch.cat((full, x), dim=1)
         return self.final_conv(F.relu(self.head(x), inplace=True))
 
 

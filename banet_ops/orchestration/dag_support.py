@@ -18,9 +18,10 @@ from airflow.sdk import Asset, Param, task
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import BaseModel
 
-from banet_ops.errors import PermanentError, RetryableError
+from banet_ops.errors import InsufficientDataError, PermanentError, RetryableError
 from banet_ops.orchestration.backend import Backend, Job
 from banet_ops.regions import Region, load_regions
 from banet_ops.settings import get_settings
@@ -152,17 +153,21 @@ def pod_task(job: Job, task_id: str, **task_kwargs: Any) -> Any:
 
     ``expand_kwargs`` it over :meth:`Backend.target` dicts (``arguments``, ``labels``, ``name``):
     a ``KubernetesPodOperator`` building each pod from the job's pod template, or a local
-    subprocess with the same arguments.
+    subprocess with the same arguments.  Exit code 66 (``InsufficientDataError``: too few
+    ingested days in the window) marks the task skipped with the reason, on both backends.
     """
     backend = Backend.from_settings()
     if backend.on_kubernetes:
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        from banet_ops.orchestration.tasks import EXIT_INSUFFICIENT_DATA
 
         return KubernetesPodOperator.partial(
             task_id=task_id,
             pool=GPU_POOL,
             pod_template_file=str(backend.template_file(job)),
             startup_timeout_seconds=backend.startup_timeout_s,
+            skip_on_exit_code=EXIT_INSUFFICIENT_DATA,  # too few ingested days in the window: skipped, not failed
             **POD_OPERATOR_OPTIONS,
             **task_kwargs,
         )
@@ -171,6 +176,9 @@ def pod_task(job: Job, task_id: str, **task_kwargs: Any) -> Any:
     def run_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
         from banet_ops.orchestration import tasks
 
-        return tasks.run_local_cli(arguments)
+        try:
+            return tasks.run_local_cli(arguments)
+        except InsufficientDataError as exc:  # exit 66: the window has too few ingested days
+            raise AirflowSkipException(f"skipped: {exc}") from exc
 
     return run_local

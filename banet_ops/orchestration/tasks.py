@@ -31,6 +31,7 @@ from banet_ops.errors import (
     ConfigError,
     CubeNotFoundError,
     DataFormatError,
+    InsufficientDataError,
     IntegrityError,
     LessCompleteError,
     PermanentError,
@@ -43,6 +44,7 @@ from banet_ops.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 EXIT_RETRYABLE = 75
+EXIT_INSUFFICIENT_DATA = 66  # banet_ops.cli: not enough input data; the DAG skips the task
 
 
 def _settings() -> Settings:
@@ -447,7 +449,8 @@ def banet_ops_executable() -> str:
 def run_local_cli(arguments: list[str]) -> dict[str, Any]:
     """Run ``banet-ops <arguments>`` in a subprocess (the local backend); secrets travel in env only.
 
-    Exit code 75 (EX_TEMPFAIL) raises :class:`RetryableError`, any other failure :class:`PermanentError`.
+    Exit code 75 (EX_TEMPFAIL) raises :class:`RetryableError`, 66 (EX_NOINPUT)
+    :class:`InsufficientDataError` (the DAG skips the task), any other failure :class:`PermanentError`.
     """
     _settings()  # overlays connection secrets onto os.environ, inherited by the child
     argv = [banet_ops_executable(), *arguments]
@@ -459,6 +462,8 @@ def run_local_cli(arguments: list[str]) -> dict[str, Any]:
         log.info("%s", line)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        if proc.returncode == EXIT_INSUFFICIENT_DATA:
+            raise InsufficientDataError(f"banet-ops {' '.join(arguments[:1])}: {reason.removeprefix('banet-ops: error: ')}")
         # killed by a signal (negative code: OOM killer, worker shutdown) or EX_TEMPFAIL: worth a retry
         error = RetryableError if proc.returncode == EXIT_RETRYABLE or proc.returncode < 0 else PermanentError
         raise error(f"banet-ops {' '.join(arguments[:1])} exited with {proc.returncode}: {reason}")

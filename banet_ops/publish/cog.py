@@ -77,6 +77,8 @@ def _common_tags(product: Product) -> dict[str, str]:
         "BANET_MODELS": "+".join(sorted(m.sha256 for m in product.models)),
         "BANET_CUBE_SNAPSHOT": product.cube_snapshot,
         "BANET_THRESHOLD": f"{product.threshold:g}",
+        "BANET_TILING": product.tiling,
+        "BANET_OBSERVED_DAYS": "" if product.observed_days is None else str(product.observed_days),
         "SOFTWARE": f"banet-ops {__version__}",
     }
 

@@ -409,10 +409,12 @@ def upsert_run(cur: Any, product: Product, *, started_at: dt.datetime) -> int:
     cur.execute(
         """
         INSERT INTO banet.run (region, product, target_date, window_start, window_end, model_key, model_ids,
-                               cube_snapshot, status, started_at, finished_at)
-        VALUES (%(region)s, %(product)s, %(target)s, %(ws)s, %(we)s, %(key)s, %(ids)s, %(snap)s, 'running', %(started)s, NULL)
+                               cube_snapshot, status, started_at, finished_at, tiling, observed_days)
+        VALUES (%(region)s, %(product)s, %(target)s, %(ws)s, %(we)s, %(key)s, %(ids)s, %(snap)s, 'running', %(started)s, NULL,
+                %(tiling)s, %(observed)s)
         ON CONFLICT (region, product, target_date, model_key, cube_snapshot) DO UPDATE SET
             window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end, model_ids = EXCLUDED.model_ids,
+            tiling = EXCLUDED.tiling, observed_days = EXCLUDED.observed_days,
             status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL
         RETURNING id
         """,
@@ -420,7 +422,7 @@ def upsert_run(cur: Any, product: Product, *, started_at: dt.datetime) -> int:
             "region": product.region.name, "product": product.mode, "target": product.target_date,
             "ws": product.window_start, "we": product.window_end, "key": model_key(product),
             "ids": sorted(m.model_id for m in product.models if m.model_id), "snap": product.cube_snapshot,
-            "started": started_at,
+            "started": started_at, "tiling": product.tiling or None, "observed": product.observed_days,
         },
     )  # fmt: skip
     return int(cur.fetchone()[0])

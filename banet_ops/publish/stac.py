@@ -116,6 +116,8 @@ def build_item(
         "banet:model_ids": model_ids(product),
         "banet:models": model_list(product),
         "banet:cube_snapshot": product.cube_snapshot,
+        "banet:tiling": product.tiling or None,
+        "banet:observed_days": product.observed_days,
         "banet:run_id": run_id,
         "banet:software_version": __version__,
         "banet:burn_date_encoding": "YYYYDDD: year * 1000 + day of year; 0 = observed, not burned; -1 = not observed (NoData)",

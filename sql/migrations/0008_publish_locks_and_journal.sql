@@ -1,4 +1,4 @@
--- depends: 0006_fire_event_anchor
+-- depends: 0007_run_tiling_window
 --
 -- Publishing locks that readers cannot take, and the token that says a publish committed.
 --

@@ -176,10 +176,13 @@ def test_nrt_dag_maps_the_window_and_publishes(world: dict[str, Any]) -> None:
     assert run.status == "succeeded"
     assert run.cube_snapshot == latest_snapshot(REGION.name)
     assert run.window_start == TARGET - dt.timedelta(days=63) and run.window_end == TARGET
+    assert run.tiling == "custom:64/16/uniform/baseline"  # the published preset, tile/overlap overridden
+    assert 48 <= run.observed_days == len([d for d in _cube_days() if run.window_start <= d <= TARGET])
 
     with rasterio.open(run.outputs["burn_date"]) as src:
         doy = src.read(1)
         assert src.shape == REGION.shape and src.tags()["BANET_CUBE_SNAPSHOT"] == run.cube_snapshot
+        assert src.tags()["BANET_TILING"] == run.tiling and src.tags()["BANET_OBSERVED_DAYS"] == str(run.observed_days)
     with rasterio.open(run.outputs["confidence"]) as src:
         confidence = src.read(1)
     burned = doy > NO_BURN  # YYYYDDD; 0 = not burned, -1 = not observed
@@ -199,6 +202,19 @@ def test_nrt_dag_maps_the_window_and_publishes(world: dict[str, Any]) -> None:
     assert len(events) == run.n_events >= n_patches  # events in space and time: a patch may hold fires days apart
     assert sum(e.n_cells for e in events) == n_burned
     assert all(e.first_burn_date <= e.last_burn_date for e in events)
+
+
+def test_nrt_dag_skips_an_incomplete_window_with_the_reason(world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    day = START + dt.timedelta(days=30)  # its window holds at most 31 ingested days, fewer than 48
+    if day not in _cube_days():
+        pytest.skip("needs test_ingest_dag_fills_the_cube_day_by_day")
+    dag = world["dags"][f"banet_infer_nrt_{REGION.name}"]
+    with caplog.at_level("INFO"):
+        dr = run_dag(dag, conf={"day": day.isoformat()})
+    states = task_states(dr)
+    assert states["infer[0]"][0] == "skipped", states
+    assert "BANET_MIN_WINDOW_DAYS" in caplog.text
+    assert _rows(world["db_url"], "SELECT 1 FROM banet.run WHERE region = :r AND product = 'nrt' AND target_date = :d", r=REGION.name, d=day) == []
 
 
 def _asset_events(asset_name: str, run_id: str) -> list[dict[str, Any]]:

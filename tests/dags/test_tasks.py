@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from banet_ops.daily_image import DailyImage
-from banet_ops.errors import DataFormatError, PermanentError, RetryableError
+from banet_ops.errors import DataFormatError, InsufficientDataError, PermanentError, RetryableError
 from banet_ops.orchestration import tasks
 from banet_ops.orchestration.connections import env_from_connections
 from banet_ops.regions import Region
@@ -93,7 +93,7 @@ def _fake_cli(folder: Path, code: int, message: str) -> None:
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
 
-@pytest.mark.parametrize(("code", "error"), [(75, RetryableError), (1, PermanentError)])
+@pytest.mark.parametrize(("code", "error"), [(75, RetryableError), (1, PermanentError), (66, InsufficientDataError)])
 def test_local_backend_maps_exit_codes(tmp_path: Path, banet_home: Path, monkeypatch: pytest.MonkeyPatch, code: int, error: type) -> None:
     _fake_cli(tmp_path, code, "cube not reachable")
     monkeypatch.setattr(tasks, "banet_ops_executable", lambda: str(tmp_path / "banet-ops"))

@@ -69,8 +69,8 @@ def test_fresh_database_lifecycle(make_database: Callable[[], str]) -> None:
     assert pending_ids(url) == migration_ids()
 
     assert upgrade(url) == migration_ids() == ["0001_base_schema", "0002_burned_cell_partitions", "0003_views", "0004_roles",
-                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0008_publish_locks_and_journal",
-                                                   "0009_fire_events_space_time", "0013_model_architecture"]
+                                                   "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0007_run_tiling_window",
+                                                   "0008_publish_locks_and_journal", "0009_fire_events_space_time", "0013_model_architecture"]
     assert upgrade(url) == []
     require_schema(engine)
 

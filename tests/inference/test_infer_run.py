@@ -16,7 +16,7 @@ from banet_ops.errors import InsufficientDataError, ModelError
 from banet_ops.inference.engine import predict_probabilities
 from banet_ops.inference.products import nrt_product
 from banet_ops.inference.run import run_inference
-from banet_ops.inference.tiling import Tiling
+from banet_ops.inference.tiling import tiling_preset
 from banet_ops.models.banet import BANet
 from banet_ops.models.weights import save_weights
 from banet_ops.regions import Region
@@ -43,19 +43,22 @@ def cube_with_days(banet_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     return {"win": win, "snapshot": snaps[-1]}
 
 
-def test_run_reads_a_pinned_snapshot_and_matches_the_engine(cube_with_days, tiny_region_file, banet: BANet, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_run_reads_a_pinned_snapshot_and_matches_the_engine(cube_with_days, tiny_region_file, banet: BANet, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BANET_MIN_WINDOW_DAYS", "4")
+    get_settings.cache_clear()
     weights = tmp_path / "w.pth"
     sha = save_weights(banet, weights)
     result = run_inference(REGION, DAY, "nrt", weights=[weights], device="cpu", tile=32, overlap=8, publish=False)
     product = result.product
     assert result.cube_snapshot == cube_with_days["snapshot"] == product.cube_snapshot
-    assert result.available_days == 4
+    assert result.available_days == 4 == product.observed_days
+    assert product.tiling == "custom:32/8/uniform/baseline"  # the published preset with --tile/--overlap overrides
     assert product.models[0].sha256 == sha
     assert product.window_start == DAY - dt.timedelta(days=63) and product.window_end == DAY
     assert product.nir is not None and np.isfinite(product.nir).all()
     # same numbers as the engine on the full window read directly (missing days are NaN → 0)
     window = cube.read_window(REGION, product.window_start, DAY, snapshot=result.cube_snapshot)
-    probs = predict_probabilities(window.data, [banet], tiling=Tiling(tile=32, overlap=8))
+    probs = predict_probabilities(window.data, [banet], tiling=tiling_preset("published", tile=32, overlap=8))
     direct = nrt_product(REGION, DAY, probs)
     np.testing.assert_allclose(product.confidence, direct.confidence, atol=1e-6)
     np.testing.assert_array_equal(product.burned, direct.burned)
@@ -69,6 +72,22 @@ def test_run_reads_a_pinned_snapshot_and_matches_the_engine(cube_with_days, tiny
     assert code == 0
     assert f"cube snapshot   {result.cube_snapshot}" in out
     assert "(4/64 days in cube)" in out and "burned cells" in out and "not published" in out
+    assert "tiling          custom:32/8/uniform/baseline" in out
+
+
+def test_incomplete_window_is_refused_with_exit_66(cube_with_days, tiny_region_file, banet: BANet, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    weights = tmp_path / "w.pth"
+    save_weights(banet, weights)
+    # the default minimum (48 of 64 days) refuses a window holding 4 days, before loading any model
+    with pytest.raises(InsufficientDataError, match=r"expected at least 48 ingested days \(BANET_MIN_WINDOW_DAYS\), found 4"):
+        run_inference(REGION, DAY, "nrt", weights=[tmp_path / "absent.pth"], device="cpu", publish=False)
+    argv = ["infer", "--region", "TINY", "--date", str(DAY), "--weights", str(weights), "--device", "cpu", "--no-publish"]
+    assert main(argv) == 66
+    assert "found 4" in capsys.readouterr().err
+    monkeypatch.setenv("BANET_MIN_WINDOW_DAYS", "5")
+    get_settings.cache_clear()
+    with pytest.raises(InsufficientDataError, match="found 4"):
+        run_inference(REGION, DAY, "nrt", weights=[weights], device="cpu", publish=False)
 
 
 @pytest.fixture
@@ -83,7 +102,7 @@ def tiny_region_file(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_empty_window_and_missing_weights_fail_fast(cube_with_days, tiny_region_file, banet: BANet, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     weights = tmp_path / "w.pth"
     save_weights(banet, weights)
-    with pytest.raises(InsufficientDataError, match="expected ingested days"):
+    with pytest.raises(InsufficientDataError, match="ingested days"):
         run_inference("TINY", dt.date(2022, 1, 1), "nrt", weights=[weights], device="cpu", publish=False)
     with pytest.raises(ModelError, match="registry"):
         run_inference("TINY", DAY, "nrt", device="cpu", publish=False)  # no weights, no database

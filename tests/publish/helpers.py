@@ -58,6 +58,8 @@ def build_product(
         cube_snapshot=snapshot,
         timings={"predict": 1.5},
         nir=rng.uniform(0.05, 0.4, region.shape).astype(np.float32),
+        tiling="published",
+        observed_days=61,
     )
 
 

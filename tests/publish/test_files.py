@@ -43,6 +43,7 @@ def test_cogs_are_valid_and_hold_the_product(tmp_path):
         assert ds.compression is not None
         np.testing.assert_array_equal(ds.read(1), product.confidence)
         assert ds.tags()["BANET_REGION"] == region.name
+        assert ds.tags()["BANET_TILING"] == "published" and ds.tags()["BANET_OBSERVED_DAYS"] == "61"
     with rasterio.open(doy_path) as ds:
         assert ds.dtypes[0] == "int32" and ds.nodata == -1 and ds.tags()["ENCODING"] == "YYYYDDD"
         assert ds.transform.almost_equals(region.affine())

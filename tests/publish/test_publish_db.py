@@ -127,11 +127,13 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
     assert run["model_ids"] == [f"m-{SHA_A[:6]}", f"m-{SHA_B[:6]}"]
     assert (run["n_burned_cells"], run["n_events"]) == (product.n_burned, result.n_events)
     assert run["outputs"] == result.outputs and run["software_version"]
+    assert (run["tiling"], run["observed_days"]) == ("published", 61)
     assert {"publish_db_cells", "publish_db_insert", "publish_db_events", "infer_predict"} <= set(run["timings"])
 
     item = json.loads((root / keys["stac_item"]).read_text())
     validate_item(item)
     assert item["properties"]["banet:run_id"] == result.run_id
+    assert (item["properties"]["banet:tiling"], item["properties"]["banet:observed_days"]) == ("published", 61)
     assert item["bbox"] == list(region.bbox)
     for asset in item["assets"].values():  # relative to the item: the folder can move as a whole
         assert asset["href"].startswith("./") and (root / keys["stac_item"]).parent.joinpath(asset["href"]).is_file(), asset["href"]
