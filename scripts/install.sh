@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what banet-ops needs on Debian 12, idempotently:
-#   1. PostgreSQL 15 + PostGIS 3 server packages (apt-get, as root, only when missing);
+#   1. PostgreSQL 15 + PostGIS 3 server packages and chromium + chromium-driver (apt-get, as root,
+#      only when missing);
 #   2. the virtual environment .venv (Python 3.11) with the exact versions of requirements.lock
 #      and the package itself in editable mode.
 # A stamp keyed by the hash of requirements.lock + pyproject.toml makes a second run instant.
@@ -19,6 +20,9 @@ say() { printf 'install: %s\n' "$*" >&2; }
 missing=()
 [ -x "$INITDB" ] || [ -n "${BANET_PG_BIN:-}" ] || missing+=("postgresql-${PG_MAJOR}")
 [ -f "$POSTGIS_CONTROL" ] || missing+=("postgresql-${PG_MAJOR}-postgis-3")
+# a headless browser for the UI screenshot test (tests/journey); skipped cleanly without it
+command -v chromium >/dev/null || missing+=("chromium")
+command -v chromedriver >/dev/null || missing+=("chromium-driver")
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         say "installing ${missing[*]} with apt-get"

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "infer",
     "retrain",
     "demo",
+    "backfill",
 )
 
 

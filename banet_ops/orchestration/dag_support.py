@@ -54,9 +54,16 @@ def cube_asset(region_name: str) -> Asset:
 
 
 def interval_day(context: Any) -> str:
-    """The UTC day (ISO) a run covers: the start of its one-day data interval."""
-    start = context["data_interval_start"]
-    return dt.date(start.year, start.month, start.day).isoformat()
+    """The UTC day (ISO) a run covers: the UTC day of its logical date.
+
+    Scheduled and backfill runs of the daily timetable have logical date = data interval start,
+    so they agree; a manual run covers the day it was triggered for (not the day before, as its
+    inferred data interval would say).  A manual run without a logical date covers its data
+    interval: the last whole day before it was triggered.
+    """
+    when = context.get("logical_date") or context["data_interval_start"]
+    when = when.astimezone(dt.UTC) if when.tzinfo else when
+    return dt.date(when.year, when.month, when.day).isoformat()
 
 
 RETRY_POLICY = ExceptionRetryPolicy(
