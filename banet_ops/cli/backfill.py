@@ -30,10 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--region", required=True, help="region name (its DAGs are banet_<dag>_<region>)")
     p.add_argument("--start", required=True, type=_day, metavar="D1", help="first UTC day, YYYY-MM-DD")
     p.add_argument("--end", required=True, type=_day, metavar="D2", help="last UTC day, YYYY-MM-DD (included)")
-    p.add_argument("--dag", default="ingest", choices=sorted(bf.DAG_PREFIX), help="which DAG: ingest (default), nrt (one manual run per day), monthly (the months of D1..D2)")
-    p.add_argument("--reprocess", default="none", choices=["none", "failed", "completed"], help="re-run days that already have a run: none (default), failed ones, or all")
+    p.add_argument(
+        "--dag",
+        default="ingest",
+        choices=sorted(bf.DAG_PREFIX),
+        help="which DAG: ingest (default), nrt (one manual run per day), monthly (the months of D1..D2)",
+    )
+    p.add_argument(
+        "--reprocess", default="none", choices=["none", "failed", "completed"], help="re-run days that already have a run: none (default), failed ones, or all"
+    )
     p.add_argument("--max-active-runs", type=int, default=2, help="runs of this backfill at a time (default 2)")
     p.add_argument("--unpause", action="store_true", help="unpause the DAG if it is paused (default: refuse, since its runs would stay queued)")
+    p.add_argument("--cancel-running", action="store_true", help="cancel a backfill of this DAG that is still running (default: refuse)")
     p.add_argument("--wait", action="store_true", help="show progress until every run finished; exit 1 with the first failed run's reason")
     p.add_argument("--timeout", type=float, default=6 * 3600, help="with --wait: give up after this many seconds (default 21600)")
     p.set_defaults(handler=handle)
@@ -52,7 +60,7 @@ def handle(ns: argparse.Namespace) -> int:
         lag_days=get_settings().monthly_lag_days,
     )
     api = AirflowAPI.from_settings()
-    started = bf.start_backfill(api, plan, unpause=ns.unpause)
+    started = bf.start_backfill(api, plan, unpause=ns.unpause, cancel_running=ns.cancel_running)
     for line in started.messages:
         print(line, flush=True)
     print(f"runs: {api.url}/dags/{plan.dag_id}/runs", flush=True)

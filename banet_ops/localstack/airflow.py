@@ -82,6 +82,7 @@ def airflow_env(home: Path, *, port: int = 8080, dags_folder: Path | None = None
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "BANET_AIRFLOW_PRELOAD": "1",  # plugins/airflow_local_settings.py: task modules imported before the workers fork
     }
 
 

@@ -149,6 +149,14 @@ class AirflowAPI:
     def get_backfill(self, backfill_id: int) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v2/backfills/{backfill_id}"))
 
+    def active_backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        """Backfills of ``dag_id`` not completed yet (Airflow allows one at a time per DAG)."""
+        found = self.request("GET", f"/api/v2/backfills?{urllib.parse.urlencode({'dag_id': dag_id, 'limit': '100'})}")["backfills"]
+        return [b for b in found if not b.get("completed_at")]
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        self.request("PUT", f"/api/v2/backfills/{backfill_id}/cancel")
+
     def trigger(self, dag_id: str, logical_date: str | None, conf: dict[str, Any], *, note: str | None = None) -> dict[str, Any]:
         """A manual run; one already there for that logical date is cleared (re-run) instead."""
         body: dict[str, Any] = {"logical_date": logical_date, "conf": conf}

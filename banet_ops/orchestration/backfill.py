@@ -55,6 +55,7 @@ class BackfillPlan:
     reprocess: str = "none"
     max_active_runs: int = 2
     lag_days: int = 10
+    selected: tuple[dt.date, ...] | None = None  # nrt only: these days of D1..D2 instead of all
 
     def __post_init__(self) -> None:
         if self.kind not in DAG_PREFIX:
@@ -68,6 +69,8 @@ class BackfillPlan:
 
     @property
     def days(self) -> list[dt.date]:
+        if self.selected is not None:
+            return sorted(self.selected)
         return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
     def logical_range(self) -> tuple[str, str]:
@@ -106,14 +109,22 @@ def ensure_runnable(api: AirflowAPI, dag_id: str, *, unpause: bool) -> list[str]
     return [f"unpaused {dag_id} (it was paused); pause it again in the UI if it should not run on schedule"]
 
 
-def start_backfill(api: AirflowAPI, plan: BackfillPlan, *, unpause: bool = False) -> Started:
+def start_backfill(api: AirflowAPI, plan: BackfillPlan, *, unpause: bool = False, cancel_running: bool = False, note: str | None = None) -> Started:
     """Create the backfill (or the NRT's manual runs); one-line errors for Airflow's refusals."""
     messages = ensure_runnable(api, plan.dag_id, unpause=unpause)
     if plan.kind == "nrt":
         for day in plan.days:
-            api.trigger(plan.dag_id, _midnight(day), {"day": day.isoformat()}, note=f"banet-ops backfill {plan.start}..{plan.end}")
+            api.trigger(plan.dag_id, _midnight(day), {"day": day.isoformat()}, note=note or f"banet-ops backfill {plan.start}..{plan.end}")
         messages.append(f"triggered {len(plan.days)} manual run(s) of {plan.dag_id} (one per day; NRT runs on cube updates and has no backfill)")
         return Started(plan, None, messages)
+    for running in api.active_backfills(plan.dag_id):
+        if not cancel_running:
+            raise ConfigError(
+                f"expected no other backfill of {plan.dag_id} running, found backfill {running['id']} ({running['from_date'][:10]}..{running['to_date'][:10]})",
+                hint="wait for it, cancel it in the UI (Backfills), or pass --cancel-running",
+            )
+        api.cancel_backfill(int(running["id"]))
+        messages.append(f"cancelled backfill {running['id']} of {plan.dag_id} ({running['from_date'][:10]}..{running['to_date'][:10]}), still running")
     first, last = plan.logical_range()
     try:
         created = api.backfill(plan.dag_id, first, last, reprocess_behavior=plan.reprocess, max_active_runs=plan.max_active_runs)
@@ -127,9 +138,13 @@ def runs_in_range(api: AirflowAPI, plan: BackfillPlan) -> list[dict[str, Any]]:
     """The DAG's runs whose logical date falls in the plan's range (whatever created them)."""
     first, last = plan.logical_range()
     lo, hi = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(last)
+    wanted = {d.isoformat() for d in plan.days} if plan.selected is not None else None
     out = []
     for run in api.dag_runs(plan.dag_id):
-        if run.get("logical_date") and lo <= dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00")) <= hi:
+        if not run.get("logical_date"):
+            continue
+        when = dt.datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00"))
+        if lo <= when <= hi and (wanted is None or when.date().isoformat() in wanted):
             out.append(run)
     return out
 
@@ -141,7 +156,9 @@ def expected_runs(plan: BackfillPlan) -> int:
     return len(plan.days)
 
 
-def wait(api: AirflowAPI, started: Started, *, timeout_s: float, poll_s: float = 3.0, progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+def wait(
+    api: AirflowAPI, started: Started, *, timeout_s: float, poll_s: float = 3.0, progress: Callable[[int, int], None] | None = None
+) -> list[dict[str, Any]]:
     """Poll until every run of the range has finished; ``progress(done, total)`` after each poll."""
     total = expected_runs(started.plan)
     deadline = time.monotonic() + timeout_s
