@@ -40,6 +40,52 @@ class BanetFailureListener:
         log.error("%s", failure_reason(context))
 
 
+def _interval_seconds(interval: Any) -> float:
+    """A deadline alert's interval as stored: seconds, or the serialized ``timedelta`` dict."""
+    if isinstance(interval, dict):
+        return float(interval.get("__data__", 0.0))
+    return float(interval)
+
+
+def patch_deadline_recalculation() -> None:
+    """Work around Airflow 3.3.2: clearing a run whose ``DAGRUN_QUEUED_AT`` deadline is pending fails.
+
+    ``clear_task_instances`` recomputes such deadlines with ``timedelta(seconds=alert.interval)``
+    while the alert stores the serialized ``timedelta`` (a dict), so every clear of a failed or
+    unfinished banet run (a backfill with ``reprocess_behavior`` failed/completed, the UI's Clear)
+    answered HTTP 500.  The replacement is the same computation with the interval decoded.
+    """
+    from datetime import timedelta
+
+    from airflow.models import taskinstance as ti_module
+
+    if getattr(ti_module._recalculate_dagrun_queued_at_deadlines, "banet_patched", False):
+        return
+    from airflow.models.deadline import Deadline, ReferenceModels
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+    from sqlalchemy import false, select
+
+    def recalculate(dagrun: Any, new_queued_at: Any, session: Any) -> None:
+        results = session.execute(
+            select(Deadline, DeadlineAlertModel)
+            .join(DeadlineAlertModel, Deadline.deadline_alert_id == DeadlineAlertModel.id)
+            .where(
+                Deadline.dagrun_id == dagrun.id,
+                Deadline.missed == false(),
+                DeadlineAlertModel.reference[ReferenceModels.REFERENCE_TYPE_FIELD].as_string() == ReferenceModels.DagRunQueuedAtDeadline.__name__,
+            )
+        ).all()
+        for deadline, alert in results:
+            deadline.deadline_time = new_queued_at + timedelta(seconds=_interval_seconds(alert.interval))
+
+    recalculate.banet_patched = True  # type: ignore[attr-defined]
+    ti_module._recalculate_dagrun_queued_at_deadlines = recalculate
+
+
+with contextlib.suppress(ImportError):  # another Airflow version: nothing to patch
+    patch_deadline_recalculation()
+
+
 class BanetOpsPlugin(AirflowPlugin):
     """Registers :class:`BanetFailureListener`."""
 

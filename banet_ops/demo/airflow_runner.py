@@ -11,15 +11,17 @@ manual runs (``banet-ops backfill``, the UI's Trigger) still run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
+import urllib.parse
 from pathlib import Path
 
 from tqdm import tqdm
 
 from banet_ops.localstack import airflow as local_airflow
 from banet_ops.orchestration import backfill as bf
-from banet_ops.orchestration.airflow_api import AirflowAPI
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
 DEMO_DEPLOYMENT = {
     # the demo's scenario ends in 2024: no scheduled or asset-triggered runs in this deployment
@@ -42,6 +44,21 @@ def _follow(api: AirflowAPI, started: bf.Started, unit: str, timeout_s: float) -
     return runs
 
 
+def drop_unfinished(api: AirflowAPI, dag_id: str) -> None:
+    """Delete the runs an interrupted earlier demo left unfinished (Airflow 3.3 cannot clear a run
+    whose deadline is still pending), and say so."""
+    for backfill in api.active_backfills(dag_id):
+        with contextlib.suppress(AirflowRefusedError):  # 409: it completed meanwhile
+            api.cancel_backfill(int(backfill["id"]))
+    left = [r for r in api.dag_runs(dag_id) if r["state"] not in bf.FINISHED]
+    for run in left:
+        if run["state"] == "running":  # a running run cannot be deleted
+            api.request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}", {"state": "failed"})
+        api.delete_run(dag_id, run["dag_run_id"])
+    if left:
+        print(f"      deleted {len(left)} unfinished run(s) of {dag_id} left by an interrupted earlier demo", flush=True)
+
+
 def run_through_airflow(home: Path, env: dict[str, str], region: str, ingest_days: list[dt.date], infer_days: list[dt.date]) -> None:
     """Start the deployment, run the demo's DAGs in it, stop it; raises with the first failed run's reason."""
     local_airflow.write_deployment_overrides(home, DEMO_DEPLOYMENT)
@@ -52,6 +69,7 @@ def run_through_airflow(home: Path, env: dict[str, str], region: str, ingest_day
         for dag_id in (bf.dag_id_of("ingest", region), bf.dag_id_of("nrt", region)):
             deployment.wait_for_dag(dag_id)
             api.set_paused(dag_id, False)
+            drop_unfinished(api, dag_id)
         plan = bf.BackfillPlan("ingest", region, ingest_days[0], ingest_days[-1], reprocess="completed", max_active_runs=INGEST_AT_A_TIME)
         _follow(api, bf.start_backfill(api, plan, cancel_running=True), "day", timeout_s=3600)
         nrt_plan = bf.BackfillPlan("nrt", region, infer_days[0], infer_days[-1], selected=tuple(infer_days))

@@ -18,15 +18,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from banet_ops.errors import ConfigError
-from banet_ops.orchestration.airflow_api import AirflowAPI
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -129,7 +127,7 @@ class LocalAirflow:
         """Block until the dag-processor has parsed ``dag_id`` and the API serves it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            with contextlib.suppress(AirflowRefusedError, OSError, ValueError):
                 self.request("GET", f"/api/v2/dags/{dag_id}")
                 return
             time.sleep(2)
@@ -145,7 +143,7 @@ class LocalAirflow:
         """Create the pool ``name`` unless it exists (its slots are then left as the operator set them)."""
         try:
             self.request("GET", f"/api/v2/pools/{name}")
-        except urllib.error.HTTPError as exc:
+        except AirflowRefusedError as exc:
             if exc.code != 404:
                 raise
             self.request("POST", "/api/v2/pools", {"name": name, "slots": slots, "description": description})
@@ -247,7 +245,7 @@ def start(
         deployment.processes.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        with contextlib.suppress(urllib.error.URLError, OSError):
+        with contextlib.suppress(AirflowRefusedError, OSError):
             deployment.token()
             deployment.ensure_pool("gpu", GPU_POOL_SLOTS, "BA-Net inference (one slot per GPU)")
             return deployment

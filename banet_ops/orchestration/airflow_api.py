@@ -16,13 +16,21 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from banet_ops.errors import AuthenticationError, ConfigError, RetryableError
+from banet_ops.errors import AuthenticationError, ConfigError, PermanentError, RetryableError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 class AirflowUnavailableError(RetryableError, ConnectionError):
     """The Airflow api-server did not answer."""
+
+
+class AirflowRefusedError(PermanentError):
+    """The api-server answered an error status; ``code`` is the HTTP status, the message its detail."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def reason_of(exc: urllib.error.HTTPError) -> str:
@@ -101,7 +109,7 @@ class AirflowAPI:
                 raw = self._open(req, 60)
             except urllib.error.HTTPError as exc:
                 if exc.code not in (401, 503) or attempt == attempts - 1:
-                    raise
+                    raise AirflowRefusedError(f"{method} {path}: HTTP {exc.code}: {reason_of(exc)}", exc.code) from None
                 time.sleep(1.0 + attempt)
                 continue
             return json.loads(raw) if raw else None
@@ -113,7 +121,7 @@ class AirflowAPI:
         """The DAG, or a one-line error when the api-server does not know it."""
         try:
             return dict(self.request("GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}"))
-        except urllib.error.HTTPError as exc:
+        except AirflowRefusedError as exc:
             if exc.code == 404:
                 raise ConfigError(
                     f"expected DAG {dag_id} at {self.url}, found none",
@@ -154,6 +162,9 @@ class AirflowAPI:
         found = self.request("GET", f"/api/v2/backfills?{urllib.parse.urlencode({'dag_id': dag_id, 'limit': '100'})}")["backfills"]
         return [b for b in found if not b.get("completed_at")]
 
+    def delete_run(self, dag_id: str, run_id: str) -> None:
+        self.request("DELETE", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns/{urllib.parse.quote(run_id)}")
+
     def cancel_backfill(self, backfill_id: int) -> None:
         self.request("PUT", f"/api/v2/backfills/{backfill_id}/cancel")
 
@@ -164,7 +175,7 @@ class AirflowAPI:
             body["note"] = note
         try:
             return dict(self.request("POST", f"/api/v2/dags/{urllib.parse.quote(dag_id)}/dagRuns", body))
-        except urllib.error.HTTPError as exc:
+        except AirflowRefusedError as exc:
             if exc.code != 409 or logical_date is None:
                 raise
         existing = [r for r in self.dag_runs(dag_id) if r.get("logical_date") and r["logical_date"][:19] == logical_date[:19]]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from banet_ops.errors import ConfigError, PermanentError, ValidationError
-from banet_ops.orchestration.airflow_api import AirflowAPI, reason_of
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +127,8 @@ def start_backfill(api: AirflowAPI, plan: BackfillPlan, *, unpause: bool = False
     first, last = plan.logical_range()
     try:
         created = api.backfill(plan.dag_id, first, last, reprocess_behavior=plan.reprocess, max_active_runs=plan.max_active_runs)
-    except urllib.error.HTTPError as exc:
-        raise ConfigError(f"expected Airflow to accept a backfill of {plan.dag_id} {plan.start}..{plan.end}, found HTTP {exc.code}: {reason_of(exc)}") from None
+    except AirflowRefusedError as exc:
+        raise ConfigError(f"expected Airflow to accept a backfill of {plan.dag_id} {plan.start}..{plan.end}, found {exc}") from None
     messages.append(f"backfill {created['id']} of {plan.dag_id}: {plan.start}..{plan.end} (reprocess: {plan.reprocess}, {plan.max_active_runs} at a time)")
     return Started(plan, int(created["id"]), messages)
 
@@ -186,7 +185,7 @@ def failure_reason(api: AirflowAPI, dag_id: str, run: dict[str, Any]) -> str:
             return str(ti["note"]).splitlines()[0]
         try:
             text = api.task_log(dag_id, run_id, ti["task_id"], int(ti.get("try_number") or 1), int(ti.get("map_index", -1)))
-        except urllib.error.HTTPError:
+        except AirflowRefusedError:
             text = ""
         lines = [line for line in text.splitlines() if REASON_PREFIX in line]
         if lines:
