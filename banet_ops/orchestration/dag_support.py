@@ -8,8 +8,11 @@ exponential back-off.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +26,7 @@ from banet_ops.regions import Region, load_regions
 from banet_ops.settings import get_settings
 
 log = logging.getLogger("banet_ops.airflow")
+retry_log = logging.getLogger("banet_ops.airflow.retries")
 
 # Concurrency: a season backfill (its own max_active_runs) runs beside the daily runs, which
 # keep these slots; inference is serialised per region by the `gpu` pool and max_active_runs.
@@ -75,21 +79,74 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 
 
+REASON_XCOM = "banet_failure_reason"  # the failed try's one-line reason; the plugin copies it into notes
+
+
 def failure_reason(context: dict[str, Any]) -> str:
-    """One line saying which task failed, for which interval, and why."""
+    """One line saying which task failed, for which UTC day (:func:`interval_day`), and why."""
     ti = context.get("task_instance") or context.get("ti")
     exc = context.get("exception")
     where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
-    interval = context.get("data_interval_start")
-    when = f" for {interval.isoformat() if hasattr(interval, 'isoformat') else interval}" if interval is not None else ""
+    when = ""
+    if context.get("logical_date") is not None or context.get("data_interval_start") is not None:
+        when = f" for {interval_day(context)}"
     reason = " ".join(str(exc).split()) if exc else "unknown reason (see the task log)"
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "Failure"  # the scheduler reports a str
     return f"banet-ops: {where}{when} failed: {kind}: {reason}"
 
 
 def on_failure(context: dict[str, Any]) -> None:
-    """Task failure callback: log one clear reason line (alerting hooks read this line)."""
-    log.error(failure_reason(context))
+    """Task failure callback: log one clear reason line (alerting hooks read this line).
+
+    A failure raised in a task body was already logged by :func:`reason_first`, before Airflow's
+    traceback; this logs the others (timeouts, killed tasks).
+    """
+    if not getattr(context.get("exception"), "banet_reason_logged", False):
+        log.error(failure_reason(context))
+
+
+_CONTROL_FLOW = ("AirflowSkipException", "AirflowRescheduleException", "TaskDeferred", "DownstreamTasksSkipped")
+
+
+def reason_first(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a task body: on an error, log its one-line reason first (above Airflow's traceback in
+    the log view) and keep it as the ``banet_failure_reason`` XCom for the run and task notes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if type(exc).__name__ in _CONTROL_FLOW:
+                raise
+            from airflow.sdk import get_current_context
+
+            context: dict[str, Any] = dict(get_current_context())
+            line = failure_reason({**context, "exception": exc})
+            ti = context["ti"]
+            try_number, max_tries = int(getattr(ti, "try_number", 1) or 1), int(getattr(ti, "max_tries", 0) or 0)
+            if not isinstance(exc, PermanentError) and try_number <= max_tries:
+                retry_log.warning("%s (try %d of %d; Airflow retries it)", line, try_number, max_tries + 1)
+                raise
+            log.error(line)
+            with contextlib.suppress(Exception):  # the reason is already in the log
+                ti.xcom_push(key=REASON_XCOM, value=line)
+            with contextlib.suppress(AttributeError):
+                exc.banet_reason_logged = True  # type: ignore[attr-defined]
+            raise
+
+    return wrapper
+
+
+def banet_task(*args: Any, **kwargs: Any) -> Any:
+    """``@task`` of every banet-ops DAG: Airflow's ``task`` with :func:`reason_first` around the body."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return task(reason_first(args[0]))
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        return task(*args, **kwargs)(reason_first(fn))
+
+    return decorate
 
 
 def on_deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -146,7 +203,7 @@ def infer_operator(region_name: str, mode: str) -> Any:
         static.pop("labels", None)
         return KubernetesPodOperator.partial(task_id="infer", pool=GPU_POOL, **static)
 
-    @task(task_id="infer", pool=GPU_POOL)
+    @banet_task(task_id="infer", pool=GPU_POOL)
     def infer_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
         from banet_ops.orchestration import tasks
 
@@ -188,7 +245,7 @@ def train_operator() -> Any:
             static["volume_mounts"] = [*static["volume_mounts"], k8s.V1VolumeMount(name="work", mount_path=work)]
         return KubernetesPodOperator.partial(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT, **static)
 
-    @task(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT)
+    @banet_task(task_id="train", pool=GPU_POOL, execution_timeout=RETRAIN_TRAIN_TIMEOUT)
     def train_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
         from banet_ops.orchestration import tasks
 
