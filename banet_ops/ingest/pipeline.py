@@ -458,7 +458,7 @@ def ingest_day(
         timings={k: round(v, 3) for k, v in report.timings.items()},
         dry_run=dry_run,
     )
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())  # the CLI prints it; a second INFO copy would interleave with its progress bar
     return result
 
 
