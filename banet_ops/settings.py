@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Inference device.")
     burn_threshold: float = Field(0.5, gt=0, le=1, description="Confidence at or above which a pixel is burned.")
-    tile_size: int = Field(128, ge=64, description="Inference tile size in pixels (multiple of 64).")
+    tile_size: int = Field(128, ge=64, description="Inference tile size in pixels (a multiple of 32, at least 64).")
     tile_overlap: int = Field(28, ge=0, description="Overlap between inference tiles, pixels.")
     batch_size: int = Field(8, ge=1, description="Tiles per inference batch.")
     # orchestration

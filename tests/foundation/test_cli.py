@@ -190,3 +190,32 @@ def test_stack_start_status_stop_and_the_demo_steps(stack_home: Path, capsys: py
     assert not (stack_home / "pg" / "url").exists()
     code, _, err = cli(capsys, "db", "upgrade")
     assert code == 1 and "banet-ops stack start" in err
+
+
+def test_every_option_has_help_and_the_tile_rule_matches_the_readme() -> None:
+    import argparse
+    import re
+
+    from banet_ops.cli import build_parser
+
+    missing: list[str] = []
+    helps: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif action.dest != "help":
+                key = f"{path} {'/'.join(action.option_strings) or action.dest}"
+                helps[key] = action.help or ""
+                if not action.help:
+                    missing.append(key)
+
+    walk(build_parser(), "banet-ops")
+    assert missing == []
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [tile_row] = re.findall(r"^\| `BANET_TILE_SIZE` \|.*$", readme, flags=re.MULTILINE)
+    assert "multiple of 32" in tile_row and "multiple of 32" in helps["banet-ops infer --tile"]
+    for option in ("--region", "--start", "--end", "--dag", "--wait"):
+        assert f"{option}" in readme and helps[f"banet-ops backfill {option}"]
