@@ -167,19 +167,22 @@ def step_the_grid_view_shows_the_runs_in_a_real_browser(journey: dict[str, Any])
     from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1920,1080"):
         options.add_argument(arg)
     options.binary_location = shutil.which("chromium") or "chromium"
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    links = f"a[href*='/dags/{INGEST}/runs/']"
     try:
         driver.get(f"{journey['api'].url}/dags/{INGEST}")
-        runs = WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"a[href*='/dags/{INGEST}/runs/']") or False)
+        WebDriverWait(driver, 180).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, links)) >= DAYS)
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid^='grid-backfill__']"))
         time.sleep(3)  # let the grid finish drawing before the picture
         shot = SCREENSHOTS / "banet-journey-grid.png"
         driver.save_screenshot(str(shot))
-        hrefs = {a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, f"a[href*='/dags/{INGEST}/runs/']")}
-        assert len(runs) > 0 and len({h.split("/runs/")[1].split("/")[0] for h in hrefs if h}) >= 10, hrefs
-        assert shot.stat().st_size > 10_000
+        run_ids = {str(a.get_attribute("href")).split("/runs/")[1].split("/")[0] for a in driver.find_elements(By.CSS_SELECTOR, links)}
+        assert {f"backfill__{START + dt.timedelta(days=i + 1)}T00:00:00+00:00" for i in range(DAYS)} <= run_ids  # every run, named by run_after
+        assert "Backfill in progress" not in driver.page_source
+        assert shot.stat().st_size > 20_000
         print(f"grid view screenshot: {shot}")
     finally:
         driver.quit()
