@@ -112,6 +112,12 @@ class AirflowAPI:
                     raise AirflowRefusedError(f"{method} {path}: HTTP {exc.code}: {reason_of(exc)}", exc.code) from None
                 time.sleep(1.0 + attempt)
                 continue
+            except AirflowUnavailableError as exc:
+                # a busy api-server that timed out on a read may answer the next time; one that refused will not
+                if method != "GET" or "timed out" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(1.0 + attempt)
+                continue
             return json.loads(raw) if raw else None
         return None
 
