@@ -174,13 +174,15 @@ def step_the_grid_view_shows_the_runs_in_a_real_browser(journey: dict[str, Any])
     links = f"a[href*='/dags/{INGEST}/runs/']"
     try:
         driver.get(f"{journey['api'].url}/dags/{INGEST}")
-        WebDriverWait(driver, 180).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, links)) >= DAYS)
-        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid^='grid-backfill__']"))
+        WebDriverWait(driver, 180).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid^='grid-backfill__']")) >= 10 * 5)
         time.sleep(3)  # let the grid finish drawing before the picture
         shot = SCREENSHOTS / "banet-journey-grid.png"
         driver.save_screenshot(str(shot))
         run_ids = {str(a.get_attribute("href")).split("/runs/")[1].split("/")[0] for a in driver.find_elements(By.CSS_SELECTOR, links)}
-        assert {f"backfill__{START + dt.timedelta(days=i + 1)}T00:00:00+00:00" for i in range(DAYS)} <= run_ids  # every run, named by run_after
+        latest = [f"backfill__{LAST + dt.timedelta(days=1 - i)}T00:00:00+00:00" for i in range(10)]  # runs are named by run_after
+        assert set(latest) <= run_ids  # the grid shows the latest ten runs, each with its five task cells
+        cells = {str(c.get_attribute("data-testid")) for c in driver.find_elements(By.CSS_SELECTOR, "[data-testid^='grid-backfill__']")}
+        assert {f"grid-{latest[0]}-{task}" for task in ("discover", "fetch_viirs", "fetch_firms", "grid_composite", "commit")} <= cells
         assert "Backfill in progress" not in driver.page_source
         assert shot.stat().st_size > 20_000
         print(f"grid view screenshot: {shot}")
