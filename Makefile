@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 VENV := .venv
 BIN := $(VENV)/bin
-# Local state (PostGIS cluster, cube, products) stays inside the checkout unless set.
+# Local state (PostGIS cluster, cube, products) stays inside the checkout unless set: the same
+# rule as banet_ops.settings.default_home outside make, so both find the same state.
 export BANET_HOME ?= $(CURDIR)/.banet
 PYTEST_WORKERS ?= 2
 REGION_FILES := $(wildcard banet_ops/data/regions/R_*.json)
@@ -41,7 +42,7 @@ serve: install  ## the map, OGC API Features/Tiles and STAC on http://127.0.0.1:
 	@$(BIN)/banet-ops serve
 
 .PHONY: airflow
-airflow: install  ## local Airflow (api-server, scheduler, dag-processor) on http://127.0.0.1:8080 over BANET_HOME/airflow; Ctrl-C stops
+airflow: install  ## local Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:8080 over BANET_HOME/airflow; Ctrl-C/SIGTERM stops
 	@$(BIN)/python -m banet_ops.localstack.airflow
 
 lint: install  ## ruff

@@ -225,7 +225,10 @@ def get_region(name: str, folder: str | Path | None = None) -> Region:
     path = Path(folder) / f"R_{name}.json"
     if not path.is_file():
         known = ", ".join(load_regions(folder)) or "none"
-        raise RegionError(f"expected a region named {name!r} in {folder}, found only: {known}", hint="add its R_{name}.json file")
+        raise RegionError(
+            f"expected a region named {name!r} in BANET_REGIONS_DIR {folder}, found only: {known}",
+            hint=f"the region files define the regions: put R_{name}.json there (or point BANET_REGIONS_DIR at its folder), then `banet-ops regions add` it",
+        )
     return load_region(path)
 
 

@@ -24,9 +24,36 @@ CMR_URL = "https://cmr.earthdata.nasa.gov/search"
 FIRMS_URL = "https://firms.modaps.eosdis.nasa.gov"
 
 
+CHECKOUT = Path(__file__).resolve().parents[1]
+SETTINGS_FILE_NAME = "settings.env"
+
+
 def default_home() -> Path:
-    """Root for local state (PostGIS cluster, cube, products, caches): ``$BANET_HOME`` or ``~/.banet``."""
-    return Path(os.environ.get("BANET_HOME") or Path.home() / ".banet").expanduser().resolve()
+    """Root for local state: ``$BANET_HOME``, else ``.banet`` of the git checkout this package runs from, else ``~/.banet``.
+
+    The same rule holds inside and outside ``make`` (the Makefile's default is the checkout's
+    ``.banet`` too), so a command finds the demo's state however it is started.
+    """
+    if os.environ.get("BANET_HOME"):
+        return Path(os.environ["BANET_HOME"]).expanduser().resolve()
+    if (CHECKOUT / ".git").exists() and (CHECKOUT / "pyproject.toml").is_file():
+        return CHECKOUT / ".banet"
+    return (Path.home() / ".banet").resolve()
+
+
+def settings_file(home: Path | None = None) -> Path:
+    """``$BANET_HOME/settings.env``: settings written by ``banet-ops demo`` (``KEY=value`` lines); the environment wins."""
+    return (home or default_home()) / SETTINGS_FILE_NAME
+
+
+def write_settings_file(values: dict[str, str], home: Path | None = None) -> Path:
+    """Write ``values`` (``BANET_*`` names, no secrets) as the settings file, atomically."""
+    path = settings_file(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{key}={value}\n" for key, value in sorted(values.items())))
+    tmp.replace(path)
+    return path
 
 
 class Settings(BaseSettings):
@@ -97,6 +124,11 @@ class Settings(BaseSettings):
     )
     web_db_role: str = Field("banet_reader", description="Role the map's database sessions switch to (read-only); empty: the login's own role.")
     web_airflow_url: str = Field("http://127.0.0.1:8080", description="Airflow UI the standalone map links DAG runs to.")
+    # the Airflow REST API (`banet-ops backfill`)
+    airflow_url: str = Field("http://127.0.0.1:8080", description="Airflow api-server root used by `banet-ops backfill`.")
+    airflow_token: SecretStr | None = Field(None, description="Bearer token for the Airflow REST API. Unset: one from `/auth/token` (the local deployment's).")
+    airflow_username: str | None = Field(None, description="Airflow user for `POST /auth/token` when no token is set.")
+    airflow_password: SecretStr | None = Field(None, description="Password of `BANET_AIRFLOW_USERNAME`.")
 
     @field_validator("cube_root", "products_root")
     @classmethod
@@ -143,5 +175,6 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings from the environment, read once per process (tests call ``get_settings.cache_clear()``)."""
-    return Settings()
+    """Settings from the environment, then ``$BANET_HOME/settings.env``, read once per process (tests call ``get_settings.cache_clear()``)."""
+    path = settings_file()
+    return Settings(_env_file=path if path.is_file() else None)  # type: ignore[call-arg]

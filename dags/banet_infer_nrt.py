@@ -9,7 +9,7 @@ the same ``banet-ops infer`` arguments.  A manual run takes ``day`` (and optiona
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
@@ -35,7 +35,7 @@ def build(region_name: str) -> object:
         doc_md=__doc__,
     )
     def infer_dag() -> None:
-        @task
+        @ds.banet_task
         def targets() -> list[dict]:
             ctx = get_current_context()
             return t.infer_targets(region_name, "nrt", ctx.get("triggering_asset_events"), ctx["params"])

@@ -9,7 +9,7 @@ calls :mod:`banet_ops.orchestration.tasks`; the region list comes from files at 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from banet_ops.orchestration import dag_support as ds
@@ -33,23 +33,23 @@ def build(region_name: str) -> object:
     )
     def ingest_dag() -> None:
         # data not yet published makes discover retry for hours, not minutes
-        @task(**ds.DISCOVER_RETRY)
+        @ds.banet_task(**ds.DISCOVER_RETRY)
         def discover() -> dict:
             return t.discover(region_name, ds.interval_day(get_current_context()))
 
-        @task
+        @ds.banet_task
         def fetch_viirs(found: dict) -> dict:
             return t.fetch_viirs(found)
 
-        @task
+        @ds.banet_task
         def fetch_firms(found: dict) -> dict:
             return t.fetch_firms(found)
 
-        @task
+        @ds.banet_task
         def grid_composite(found: dict, viirs: dict, firms: dict) -> str:
             return t.grid_composite(region_name, found, viirs, firms)
 
-        @task(outlets=[ds.cube_asset(region_name)])
+        @ds.banet_task(outlets=[ds.cube_asset(region_name)])
         def commit(staged: str) -> dict:
             result = t.commit(region_name, staged)
             if not result["changed"]:

@@ -7,7 +7,7 @@ same inference backend as the NRT product; a manual run takes ``month`` (YYYY-MM
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context
 
 from banet_ops.orchestration import dag_support as ds
 from banet_ops.orchestration import tasks as t
@@ -32,7 +32,7 @@ def build(region_name: str) -> object:
         doc_md=__doc__,
     )
     def monthly_dag() -> None:
-        @task
+        @ds.banet_task
         def targets() -> list[dict]:
             ctx = get_current_context()
             return t.monthly_targets(region_name, ctx["logical_date"], ctx["params"])

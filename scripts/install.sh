@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what banet-ops needs on Debian 12, idempotently:
-#   1. PostgreSQL 15 + PostGIS 3 server packages and gdal-bin (apt-get, as root, only when missing);
+#   1. PostgreSQL 15 + PostGIS 3 server packages, gdal-bin and chromium + chromium-driver (apt-get,
+#      as root, only when missing);
 #   2. the virtual environment .venv (Python 3.11) with the exact versions of requirements.lock
 #      and the package itself in editable mode.
 # A stamp keyed by the hash of requirements.lock + pyproject.toml makes a second run instant.
@@ -20,6 +21,9 @@ missing=()
 [ -x "$INITDB" ] || [ -n "${BANET_PG_BIN:-}" ] || missing+=("postgresql-${PG_MAJOR}")
 [ -f "$POSTGIS_CONTROL" ] || missing+=("postgresql-${PG_MAJOR}-postgis-3")
 command -v ogrinfo >/dev/null || missing+=("gdal-bin")  # ogrinfo/ogr2ogr: the analysts' OGR check (docs/analysts.md)
+# a headless browser for the UI screenshot test (tests/journey); skipped cleanly without it
+command -v chromium >/dev/null || missing+=("chromium")
+command -v chromedriver >/dev/null || missing+=("chromium-driver")
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
         say "installing ${missing[*]} with apt-get"
@@ -29,22 +33,6 @@ if [ ${#missing[@]} -gt 0 ]; then
         say "WARNING: ${missing[*]} missing and not root (or no apt-get): skipping system packages."
         say "         run as root: apt-get update && apt-get install -y ${missing[*]}"
         say "         (the local PostGIS stack and the database tests need them)"
-    fi
-fi
-
-# --- tools of the map's tests: ogrinfo (gdal-bin) and a headless browser (chromium + driver) ---
-tools=()
-command -v ogrinfo >/dev/null || tools+=(gdal-bin)
-command -v chromium >/dev/null || tools+=(chromium)
-command -v chromedriver >/dev/null || tools+=(chromium-driver)
-if [ ${#tools[@]} -gt 0 ]; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        say "installing ${tools[*]} with apt-get (the map's OGC API and browser tests use them)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}" \
-            || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${tools[@]}"; }
-    else
-        say "WARNING: ${tools[*]} missing and not root: the map's ogrinfo/browser tests will skip or fail."
-        say "         run as root: apt-get install -y ${tools[*]}"
     fi
 fi
 

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "demo",
     "serve",
     "bakeoff",
+    "backfill",
 )
 
 
@@ -55,8 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        return int(args.handler(args) or 0)
+        with logging_redirect_tqdm():  # log lines go above the progress bars, not through them
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("banet-ops: interrupted", file=sys.stderr)
         return 130

@@ -48,16 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = parser.add_subparsers(dest="cube_action", metavar="ACTION", required=True)
 
     info = actions.add_parser("info", help="days present/missing/partial as a calendar, bytes stored, last commit")
-    info.add_argument("--region", required=True)
+    info.add_argument("--region", required=True, help="region name (R_{name}.json in BANET_REGIONS_DIR)")
     info.add_argument("--json", dest="json_output", action="store_true", help="machine-readable output")
     info.set_defaults(handler=handle_info)
 
     sync = actions.add_parser("sync", help="repair banet.cube_day from the cube (the cube is the truth)")
-    sync.add_argument("--region", required=True)
+    sync.add_argument("--region", required=True, help="region name (R_{name}.json in BANET_REGIONS_DIR)")
     sync.set_defaults(handler=handle_sync)
 
     gc = actions.add_parser("gc", help="expire old snapshots and delete unreferenced chunks, keeping snapshots runs used")
-    gc.add_argument("--region", required=True)
+    gc.add_argument("--region", required=True, help="region name (R_{name}.json in BANET_REGIONS_DIR)")
     gc.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="expire snapshots older than this many days")
     gc.add_argument("--keep", nargs="*", default=[], metavar="SNAPSHOT", help="snapshot ids to keep besides those of recorded runs")
     gc.add_argument("--grace-minutes", type=float, default=60.0, help="never delete unreferenced objects younger than this (default 60)")
@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     gc.set_defaults(handler=handle_gc)
 
     imp = sub.add_parser("import-legacy", help="load BA-Net dataset files (VIIRS750{R}_{YYYYMMDD}.mat) into the cube")
-    imp.add_argument("--region", required=True)
-    imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imp.add_argument("--region", required=True, help="region name (R_{name}.json in BANET_REGIONS_DIR)")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="VIIRS750{R}_{YYYYMMDD}.mat files of the BA-Net dataset")
     imp.add_argument("--no-db", dest="use_db", action="store_false", help="do not record banet.cube_day rows")
     imp.set_defaults(handler=handle_import_legacy)
 

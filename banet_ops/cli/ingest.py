@@ -78,9 +78,9 @@ def handle(ns: argparse.Namespace) -> int:
             failures.append((day, " ".join(str(exc).split())))
             continue
         results.append(result)
-        print(result.summary())
+        tqdm.write(result.summary(), file=sys.stdout)  # above the bar, on stdout
         for name, why in result.rejected[:10]:
-            print(f"  rejected {name}: {why}")
+            tqdm.write(f"  rejected {name}: {why}", file=sys.stdout)
     n_rejected = sum(len(r.rejected) for r in results)
     statuses = {s: sum(1 for r in results if r.status == s) for s in sorted({r.status for r in results})}
     print(

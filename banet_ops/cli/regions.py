@@ -83,4 +83,24 @@ def handle_list(ns: argparse.Namespace) -> int:
     for line in format_table(regions):
         print(line)
     print(f"{len(regions)} region(s) ({source})")
+    if not args.files:
+        for line in mismatch_notes({r.name for r in regions}, get_settings().regions_dir):
+            print(line)
     return 0
+
+
+def mismatch_notes(in_db: set[str], folder: Path) -> list[str]:
+    """What to do about regions in the database without a file, or with a file but not in the database."""
+    try:
+        files = load_regions(folder)
+    except RegionError as exc:
+        return [f"note: the region files in {folder} do not load: {exc}"]
+    notes = [
+        f"note: {name} is in the database but has no file in BANET_REGIONS_DIR {folder}: no DAGs run for it; put R_{name}.json there"
+        for name in sorted(in_db - set(files))
+    ]
+    notes += [
+        f"note: {name} has a file in BANET_REGIONS_DIR but is not in the database: run `banet-ops regions add {folder / f'R_{name}.json'}`"
+        for name in sorted(set(files) - in_db)
+    ]
+    return notes

@@ -2,10 +2,12 @@
 
 Steps: start the local PostGIS cluster and migrate it; write a synthetic scenario mirror (VIIRS
 L1B + geolocation NetCDF and FIRMS CSV in the real formats) for a small box; obtain demo weights;
-run ``banet_ingest_DEMO`` for every day and ``banet_infer_nrt_DEMO`` for the days with a full
-64-day window, both through Airflow (``dag.test`` in a child process configured for the demo's
-``AIRFLOW_HOME``); print a summary from PostGIS.  Everything lives under ``$BANET_HOME``; a
-second run reuses the scenario and weights and re-runs the pipeline idempotently.
+write the demo's settings to ``$BANET_HOME/settings.env`` (so every later command agrees with it);
+run ``banet_ingest_DEMO`` for every day (a backfill) and ``banet_infer_nrt_DEMO`` for the days with
+a full 64-day window (manual runs), through a real Airflow scheduler in the deployment ``make
+airflow`` shows afterwards (:mod:`banet_ops.demo.airflow_runner`); print a summary from PostGIS.
+Everything lives under ``$BANET_HOME``; a second run reuses the scenario and weights and re-runs
+the pipeline idempotently.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -22,10 +22,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from banet_ops.localstack.airflow import airflow_env, migrate
 from banet_ops.localstack.postgres import LocalPostgres
 from banet_ops.regions import Region
-from banet_ops.settings import get_settings
+from banet_ops.settings import get_settings, write_settings_file
 
 DEMO_REGION_NAME = "DEMO"
 
@@ -108,35 +107,34 @@ def run_demo(config: DemoConfig) -> int:
     step(3, total, "demo weights (BA-Net trained on synthetic data only; not for real use)")
     weights = ensure_weights(paths, config)
 
-    env = {
+    settings_env = {
         **scenario_env,
-        "BANET_HOME": str(home),
-        "BANET_DATABASE_URL": url,
         "BANET_REGIONS_DIR": str(paths.regions),
         "BANET_WEIGHTS": str(weights),
         "BANET_INFER_BACKEND": "local",
         "BANET_DEVICE": "cpu",
-        **airflow_env(home / "airflow"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
-    migrate(home / "airflow", {**os.environ, **env})
-    step(4, total, f"Airflow: banet_ingest_{region.name} for {config.days} days, then banet_infer_nrt_{region.name} for {len(config.infer_days)} days")
-    runner = [
-        sys.executable,
-        "-m",
-        "banet_ops.demo.airflow_runner",
-        json.dumps({"ingest": [d.isoformat() for d in config.ingest_days], "infer": [d.isoformat() for d in config.infer_days], "region": region.name}),
-    ]
-    proc = subprocess.run(runner, env={**os.environ, **env}, check=False)
-    if proc.returncode != 0:
-        print(f"banet-ops demo: the Airflow runs failed (exit {proc.returncode}); task logs are under {home / 'airflow' / 'logs'}", file=sys.stderr)
+    # every later command with this BANET_HOME (CLI, `make airflow`, its tasks) sees the same settings
+    print(f"      settings of this BANET_HOME: {write_settings_file(settings_env, home)}", flush=True)
+    get_settings.cache_clear()
+    step(4, total, f"Airflow: backfill of banet_ingest_{region.name} ({config.days} days), then banet_infer_nrt_{region.name} ({len(config.infer_days)} days)")
+    from banet_ops.demo.airflow_runner import run_through_airflow
+    from banet_ops.errors import BanetError
+
+    try:
+        run_through_airflow(home / "airflow", {**settings_env, "BANET_HOME": str(home)}, region.name, config.ingest_days, config.infer_days)
+    except BanetError as exc:
+        print(f"banet-ops demo: the Airflow runs failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"      task logs: {home / 'airflow' / 'logs'}; see them in the UI with `make airflow`", file=sys.stderr)
         return 1
 
     step(5, total, "summary from PostGIS")
     from banet_ops.demo.summary import print_summary
 
-    print_summary(get_engine(url), region, settings_products_root=env.get("BANET_PRODUCTS_ROOT") or str(home / "products"))
+    print_summary(get_engine(url), region, settings_products_root=get_settings().resolved_products_root)
     step(6, total, f"done in {time.monotonic() - t0:.0f} s. Open the Airflow UI with `make airflow` -> http://127.0.0.1:8080 (the demo's runs are there)")
+    last_two = f"--start {config.ingest_days[-2]} --end {config.ingest_days[-1]}"
+    print(f"      re-run days from a terminal: banet-ops backfill --region {region.name} {last_two} --reprocess completed --wait", flush=True)
     return 0
 
 

@@ -1,59 +1,76 @@
-"""Child process of the demo: runs the demo region's DAGs through Airflow with ``dag.test``.
+"""The demo's runs through a real Airflow scheduler: a backfill of ``banet_ingest_DEMO``, then one
+manual run of ``banet_infer_nrt_DEMO`` per inference day.
 
-Started by :func:`banet_ops.demo.run_demo` with ``AIRFLOW_HOME`` and the ``BANET_*`` settings
-already in the environment (Airflow reads its configuration when first imported).  Each run is
-recorded in the demo's Airflow metadata database, so ``make airflow`` shows them in the UI.
+The deployment is the one ``make airflow`` starts afterwards (``$BANET_HOME/airflow``, metadata in
+the local cluster's ``airflow`` database), on a free port for the demo's duration, so the UI
+later shows exactly what ran: every run with its true duration and task logs.  Its
+``deployment.json`` turns off scheduled and asset-triggered runs (``use_job_schedule``): the
+scenario has no data for today, so a scheduled run would only retry for hours; backfills and
+manual runs (``banet-ops backfill``, the UI's Trigger) still run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import json
-import logging
-import os
 import sys
+import urllib.parse
+from pathlib import Path
 
 from tqdm import tqdm
 
+from banet_ops.localstack import airflow as local_airflow
+from banet_ops.orchestration import backfill as bf
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
-def _quiet() -> None:
-    for name in ("airflow", "airflow.task", "sqlalchemy", "alembic", "banet_ops"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def main(argv: list[str]) -> int:
-    plan = json.loads(argv[0])
-    region = plan["region"]
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.sdk import DagRunState
-
-    _quiet()
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    if bag.import_errors:
-        print(f"DAG import errors: {bag.import_errors}", file=sys.stderr)
-        return 1
-    ingest = bag.dags[f"banet_ingest_{region}"]
-    infer = bag.dags[f"banet_infer_nrt_{region}"]
-    # Airflow 3.3's dag.test() cannot prune deadline alerts (it passes the serialized alert where
-    # an id is expected); the scheduler handles them, so only these in-process runs drop them.
-    ingest.deadline = None
-    infer.deadline = None
-    failed: list[str] = []
-    for day in tqdm(plan["ingest"], desc=f"banet_ingest_{region}", unit="day", file=sys.stdout):
-        # A manual run's data interval is the last whole day before its logical date.
-        d = dt.date.fromisoformat(day) + dt.timedelta(days=1)
-        run = ingest.test(logical_date=dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC))
-        if run.state != DagRunState.SUCCESS:
-            failed.append(f"ingest {day}")
-    for day in tqdm(plan["infer"], desc=f"banet_infer_nrt_{region}", unit="run", file=sys.stdout):
-        run = infer.test(logical_date=None, run_conf={"day": day})
-        if run.state != DagRunState.SUCCESS:
-            failed.append(f"infer {day}")
-    if failed:
-        print(f"failed runs: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+DEMO_DEPLOYMENT = {
+    # the demo's scenario ends in 2024: no scheduled or asset-triggered runs in this deployment
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+}
+INGEST_AT_A_TIME = 4  # banet_ingest's max_active_runs; the LocalExecutor runs 4 tasks at a time
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def _follow(api: AirflowAPI, started: bf.Started, unit: str, timeout_s: float) -> list[dict]:
+    plan = started.plan
+    with tqdm(total=bf.expected_runs(plan), desc=plan.dag_id, unit=unit, file=sys.stdout) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        runs = bf.wait(api, started, timeout_s=timeout_s, poll_s=2.0, progress=progress)
+    bf.check(api, plan, runs)
+    return runs
+
+
+def drop_unfinished(api: AirflowAPI, dag_id: str) -> None:
+    """Delete the runs an interrupted earlier demo left unfinished (Airflow 3.3 cannot clear a run
+    whose deadline is still pending), and say so."""
+    for backfill in api.active_backfills(dag_id):
+        with contextlib.suppress(AirflowRefusedError):  # 409: it completed meanwhile
+            api.cancel_backfill(int(backfill["id"]))
+    left = [r for r in api.dag_runs(dag_id) if r["state"] not in bf.FINISHED]
+    for run in left:
+        if run["state"] == "running":  # a running run cannot be deleted
+            api.request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}", {"state": "failed"})
+        api.delete_run(dag_id, run["dag_run_id"])
+    if left:
+        print(f"      deleted {len(left)} unfinished run(s) of {dag_id} left by an interrupted earlier demo", flush=True)
+
+
+def run_through_airflow(home: Path, env: dict[str, str], region: str, ingest_days: list[dt.date], infer_days: list[dt.date]) -> None:
+    """Start the deployment, run the demo's DAGs in it, stop it; raises with the first failed run's reason."""
+    local_airflow.write_deployment_overrides(home, DEMO_DEPLOYMENT)
+    base_env, metadata_db = local_airflow.local_deployment_env(home)
+    with local_airflow.running(home, port=local_airflow.free_port(), extra_env={**base_env, **env}, metadata_db=metadata_db) as deployment:
+        print(f"      Airflow (scheduler, LocalExecutor) on {deployment.url} while the demo runs", flush=True)
+        api = deployment.api
+        for dag_id in (bf.dag_id_of("ingest", region), bf.dag_id_of("nrt", region)):
+            deployment.wait_for_dag(dag_id)
+            api.set_paused(dag_id, False)
+            drop_unfinished(api, dag_id)
+        plan = bf.BackfillPlan("ingest", region, ingest_days[0], ingest_days[-1], reprocess="completed", max_active_runs=INGEST_AT_A_TIME)
+        _follow(api, bf.start_backfill(api, plan, cancel_running=True), "day", timeout_s=3600)
+        nrt_plan = bf.BackfillPlan("nrt", region, infer_days[0], infer_days[-1], selected=tuple(infer_days))
+        _follow(api, bf.start_backfill(api, nrt_plan, note="banet-ops demo"), "run", timeout_s=3600)

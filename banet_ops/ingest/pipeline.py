@@ -78,6 +78,7 @@ class BuildReport:
     n_detections: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     kept: str = ""  # why the stored, more complete version of the day was kept
+    read_in_dry_run: bool = False  # a dry run whose files were all on disk read them (nothing written)
 
     def count(self, attr: str, value: str) -> int:
         return sum(1 for f in self.files if getattr(f, attr) == value)
@@ -122,6 +123,11 @@ class IngestResult:
         what = "would commit" if self.dry_run else f"snapshot {self.snapshot}"
         if self.status == "kept":
             what = "nothing committed: the stored version is more complete (--force replaces it)"
+        if self.dry_run and self.status == "dry-run":  # files to download: not read, so nothing to say about cells
+            return (
+                f"{self.region} {self.day}: dry run, {self.found} files found ({self.reused} cached, "
+                f"{self.downloaded} to download; not read in a dry run, so cell coverage unknown), would commit the day"
+            )
         return (
             f"{self.region} {self.day}: {self.status}, {len(self.granules)} files used of {self.found} found "
             f"({self.downloaded} downloaded, {self.reused} reused), {len(self.rejected)} rejected, "
@@ -485,6 +491,11 @@ def ingest_day(
     settings = settings or get_settings()
     t0 = time.perf_counter()
     image, report = build_daily_image_with_report(region, day, settings=settings, sources=sources, fetch=not dry_run, workers=workers)
+    if dry_run and report.files and all(f.fetch in ("local", "reused") for f in report.files):
+        # every file is already on disk (a mirror or the cache): read them, so the dry run says
+        # what would be committed; nothing is downloaded or written
+        image, report = build_daily_image_with_report(region, day, settings=settings, sources=sources, fetch=True, workers=workers)
+        report.read_in_dry_run = True
     status, valid = day_status(image, report)
     used = sorted(f.name for f in report.files if f.status == "ingested")
     snapshot: str | None = None
@@ -508,7 +519,7 @@ def ingest_day(
     result = IngestResult(
         region=region.name,
         day=day,
-        status=status if not dry_run else "dry-run",
+        status=status if not dry_run or report.read_in_dry_run else "dry-run",
         snapshot=snapshot,
         granules=used if not dry_run else sorted(f.name for f in report.files),
         found=len(report.files),
@@ -521,7 +532,7 @@ def ingest_day(
         timings={k: round(v, 3) for k, v in report.timings.items()},
         dry_run=dry_run,
     )
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())  # the CLI prints it; a second INFO copy would interleave with its progress bar
     return result
 
 

@@ -1,9 +1,11 @@
-"""A local Airflow 3 deployment (api-server, scheduler, dag-processor) in a folder.
+"""A local Airflow 3 deployment (api-server, scheduler, dag-processor, triggerer) in a folder.
 
 Used by ``make airflow`` (the UI on 127.0.0.1:8080 over the demo's runs), by the demo, and by
-the backfill tests.  Metadata lives in SQLite under ``home`` and tasks run with the
-LocalExecutor; authentication is the simple auth manager with every user an admin, which is
-only acceptable because everything listens on 127.0.0.1.
+the backfill tests.  ``make airflow`` and the demo keep the metadata in the local PostGIS
+cluster (database ``airflow``); tests may pass their own database, else SQLite under ``home``.
+Tasks run with the LocalExecutor; authentication is the simple auth manager with every user an
+admin, which is only acceptable because everything listens on 127.0.0.1.  ``home/deployment.json``
+(written by the demo) holds extra ``AIRFLOW__*`` settings of that deployment.
 """
 
 from __future__ import annotations
@@ -16,16 +18,44 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from banet_ops.errors import ConfigError
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEPLOYMENT_FILE = "deployment.json"
+METADATA_DB_NAME = "airflow"
+
+
+def deployment_overrides(home: Path) -> dict[str, str]:
+    """Extra ``AIRFLOW__*`` settings kept in ``home/deployment.json`` (empty when absent)."""
+    path = home / DEPLOYMENT_FILE
+    return {str(k): str(v) for k, v in json.loads(path.read_text()).items()} if path.is_file() else {}
+
+
+def write_deployment_overrides(home: Path, values: dict[str, str]) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEPLOYMENT_FILE).write_text(json.dumps(values, indent=1, sort_keys=True) + "\n")
+
+
+def local_metadata_db(pg_url: str) -> str:
+    """The ``airflow`` database of the local PostGIS cluster at ``pg_url`` (created when missing)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": METADATA_DB_NAME}).first() is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{METADATA_DB_NAME}"'))
+    finally:
+        admin.dispose()
+    return make_url(pg_url).set(database=METADATA_DB_NAME).render_as_string(hide_password=False)
 
 
 def airflow_env(home: Path, *, port: int = 8080, dags_folder: Path | None = None, metadata_db: str | None = None) -> dict[str, str]:
@@ -50,6 +80,7 @@ def airflow_env(home: Path, *, port: int = 8080, dags_folder: Path | None = None
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "BANET_AIRFLOW_PRELOAD": "1",  # plugins/airflow_local_settings.py: task modules imported before the workers fork
     }
 
 
@@ -63,7 +94,10 @@ def _airflow_bin() -> str:
 def migrate(home: Path, env: dict[str, str]) -> None:
     """Create or upgrade the metadata database (idempotent)."""
     home.mkdir(parents=True, exist_ok=True)
-    subprocess.run([_airflow_bin(), "db", "migrate"], env={**os.environ, **env}, check=True, capture_output=True, text=True)
+    done = subprocess.run([_airflow_bin(), "db", "migrate"], env={**os.environ, **env}, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ConfigError(f"expected `airflow db migrate` to prepare the metadata database of {home}, found it failing: {last[0][:300]}")
 
 
 @dataclass
@@ -78,33 +112,22 @@ class LocalAirflow:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def api(self) -> AirflowAPI:
+        return AirflowAPI(url=self.url)
+
     def token(self) -> str:
-        with urllib.request.urlopen(f"{self.url}/auth/token", timeout=30) as resp:  # noqa: S310 - loopback
-            return str(json.load(resp)["access_token"])
+        return self.api.bearer(renew=True)
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, attempts: int = 6) -> Any:
-        """One REST call; a 503 (SQLite metadata DB locked by the scheduler; nothing was written) is retried."""
-        data = json.dumps(body).encode() if body is not None else None
-        for attempt in range(attempts):
-            req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)  # noqa: S310 - loopback
-            req.add_header("Authorization", f"Bearer {self.token()}")
-            req.add_header("Content-Type", "application/json")
-            try:
-                with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - loopback
-                    raw = resp.read()
-            except urllib.error.HTTPError as exc:
-                if exc.code != 503 or attempt == attempts - 1:
-                    raise
-                time.sleep(1.0 + attempt)
-                continue
-            return json.loads(raw) if raw else None
-        return None
+        """One REST call; a 503 (a busy metadata DB; nothing was written) is retried."""
+        return self.api.request(method, path, body, attempts=attempts)
 
     def wait_for_dag(self, dag_id: str, timeout_s: float = 240) -> None:
         """Block until the dag-processor has parsed ``dag_id`` and the API serves it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            with contextlib.suppress(AirflowRefusedError, OSError, ValueError):
                 self.request("GET", f"/api/v2/dags/{dag_id}")
                 return
             time.sleep(2)
@@ -120,7 +143,7 @@ class LocalAirflow:
         """Create the pool ``name`` unless it exists (its slots are then left as the operator set them)."""
         try:
             self.request("GET", f"/api/v2/pools/{name}")
-        except urllib.error.HTTPError as exc:
+        except AirflowRefusedError as exc:
             if exc.code != 404:
                 raise
             self.request("POST", "/api/v2/pools", {"name": name, "slots": slots, "description": description})
@@ -140,16 +163,50 @@ class LocalAirflow:
             time.sleep(2)
         raise TimeoutError(f"expected backfill {backfill_id} completed within {timeout_s}s, found it still running; see {self.home}/scheduler.log")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 30) -> None:
+        """Stop every component and whatever they started (task processes); the port is free after."""
         for proc in self.processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
         for proc in self.processes:
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for pid in processes_of(self.home):  # children that left the components' process groups
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _wait_port_free(self.port)
+
+
+def processes_of(home: Path) -> list[int]:
+    """Processes (other than this one) whose environment has ``AIRFLOW_HOME=home``."""
+    needle = f"AIRFLOW_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def _wait_port_free(port: int, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def free_port() -> int:
@@ -168,13 +225,18 @@ def start(
     port: int = 8080,
     extra_env: dict[str, str] | None = None,
     metadata_db: str | None = None,
-    components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor"),
+    components: tuple[str, ...] = COMPONENTS,
 ) -> LocalAirflow:
     """Migrate and start the components in the background; logs go to ``home/<component>.log``.
 
-    Also creates the ``gpu`` pool that the inference tasks run in.
+    ``home/deployment.json`` overrides the defaults, ``extra_env`` overrides both.  Also creates
+    the ``gpu`` pool that the inference tasks run in.
     """
-    env = {**os.environ, **airflow_env(home, port=port, metadata_db=metadata_db), **(extra_env or {})}
+    env = {**os.environ, **airflow_env(home, port=port, metadata_db=metadata_db), **deployment_overrides(home), **(extra_env or {})}
+    if _port_taken(port):
+        raise ConfigError(
+            f"expected 127.0.0.1:{port} free for the Airflow api-server, found it taken", hint="is `make airflow` already running? stop it, or pass --port"
+        )
     migrate(home, env)
     deployment = LocalAirflow(home=home, port=port)
     for component in components:
@@ -183,7 +245,7 @@ def start(
         deployment.processes.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        with contextlib.suppress(urllib.error.URLError, OSError):
+        with contextlib.suppress(AirflowRefusedError, OSError):
             deployment.token()
             deployment.ensure_pool("gpu", GPU_POOL_SLOTS, "BA-Net inference (one slot per GPU)")
             return deployment
@@ -205,34 +267,73 @@ def running(home: Path, **kwargs: Any) -> Iterator[LocalAirflow]:
         deployment.stop()
 
 
+class StopRequestedError(Exception):
+    """Raised by the signal handler: SIGTERM or SIGHUP asks ``make airflow`` to stop."""
+
+
+def _raise_stop(signum: int, _frame: Any) -> None:
+    raise StopRequestedError(signal.Signals(signum).name)
+
+
+def local_deployment_env(home: Path) -> tuple[dict[str, str], str]:
+    """``BANET_*`` settings and metadata URL of the local deployment over ``home`` (the local stack is started)."""
+    from banet_ops.localstack.postgres import LocalPostgres
+    from banet_ops.settings import get_settings
+
+    settings = get_settings()
+    pg_url = LocalPostgres(settings.home / "pg").start()
+    env = {"BANET_HOME": str(settings.home)}
+    return env, local_metadata_db(pg_url)
+
+
+def serve(deployment: LocalAirflow) -> int:
+    """Wait until Ctrl-C, SIGTERM, SIGHUP, a component exiting or the parent (make) going away."""
+    parent = os.getppid()
+    while True:
+        if any(p.poll() is not None for p in deployment.processes):
+            print(f"airflow: a component exited; see the logs in {deployment.home}", file=sys.stderr)
+            return 1
+        if os.getppid() != parent:
+            print("airflow: the parent process went away; stopping", file=sys.stderr)
+            return 0
+        time.sleep(1)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``make airflow``: the local deployment on 127.0.0.1:8080 over ``$BANET_HOME/airflow``, until Ctrl-C."""
+    """``make airflow``: the local deployment on 127.0.0.1:8080 over ``$BANET_HOME/airflow``, until Ctrl-C or SIGTERM."""
     import argparse
 
+    from banet_ops.errors import BanetError
     from banet_ops.settings import get_settings
 
     parser = argparse.ArgumentParser(prog="python -m banet_ops.localstack.airflow", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="port of the api-server and UI on 127.0.0.1")
     parser.add_argument("--home", type=Path, default=None, help="AIRFLOW_HOME (default: $BANET_HOME/airflow)")
     args = parser.parse_args(argv)
     home = (args.home or get_settings().home / "airflow").resolve()
-    print(f"starting Airflow in {home} (logs: {home}/<component>.log) ...", flush=True)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
+    deployment: LocalAirflow | None = None
     try:
-        deployment = start(home, port=args.port)
-    except (ConfigError, subprocess.CalledProcessError) as exc:
-        print(f"airflow: error: {exc}", file=sys.stderr)
+        env, metadata_db = local_deployment_env(home)
+        print(f"starting Airflow in {home} (logs: {home}/<component>.log) ...", flush=True)
+        deployment = start(home, port=args.port, extra_env=env, metadata_db=metadata_db)
+        print(f"Airflow UI: {deployment.url}  (all users are admins: local use only; Ctrl-C stops it)", flush=True)
+        for key, value in sorted(deployment_overrides(home).items()):
+            print(f"  {key}={value} (from {home / DEPLOYMENT_FILE})", flush=True)
+        return serve(deployment)
+    except (BanetError, OSError) as exc:
+        print(f"airflow: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    print(f"Airflow UI: {deployment.url}  (all users are admins: local use only; Ctrl-C stops it)", flush=True)
-    try:
-        while all(p.poll() is None for p in deployment.processes):
-            time.sleep(1)
-        print(f"airflow: a component exited; see the logs in {home}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopping Airflow ...", flush=True)
+    except (KeyboardInterrupt, StopRequestedError):
         return 0
     finally:
-        deployment.stop()
+        if deployment is not None:
+            print("stopping Airflow ...", flush=True)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            deployment.stop()
+            print(f"stopped; 127.0.0.1:{deployment.port} is free", flush=True)
 
 
 if __name__ == "__main__":

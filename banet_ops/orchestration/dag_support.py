@@ -9,8 +9,11 @@ exponential back-off.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +30,7 @@ from banet_ops.regions import Region, load_regions
 from banet_ops.settings import get_settings
 
 log = logging.getLogger("banet_ops.airflow")
+retry_log = logging.getLogger("banet_ops.airflow.retries")
 
 # Concurrency: a season backfill (its own max_active_runs) runs beside the daily runs, which
 # keep these slots; inference is serialised per region by the `gpu` pool and max_active_runs.
@@ -58,9 +62,16 @@ def cube_asset(region_name: str) -> Asset:
 
 
 def interval_day(context: Any) -> str:
-    """The UTC day (ISO) a run covers: the start of its one-day data interval."""
-    start = context["data_interval_start"]
-    return dt.date(start.year, start.month, start.day).isoformat()
+    """The UTC day (ISO) a run covers: the UTC day of its logical date.
+
+    Scheduled and backfill runs of the daily timetable have logical date = data interval start,
+    so they agree; a manual run covers the day it was triggered for (not the day before, as its
+    inferred data interval would say).  A manual run without a logical date covers its data
+    interval: the last whole day before it was triggered.
+    """
+    when = context.get("logical_date") or context["data_interval_start"]
+    when = when.astimezone(dt.UTC) if when.tzinfo else when
+    return dt.date(when.year, when.month, when.day).isoformat()
 
 
 RETRY_POLICY = ExceptionRetryPolicy(
@@ -82,21 +93,74 @@ def model_params(model: type[BaseModel]) -> dict[str, Param]:
     return params
 
 
+REASON_XCOM = "banet_failure_reason"  # the failed try's one-line reason; the plugin copies it into notes
+
+
 def failure_reason(context: dict[str, Any]) -> str:
-    """One line saying which task failed, for which interval, and why."""
+    """One line saying which task failed, for which UTC day (:func:`interval_day`), and why."""
     ti = context.get("task_instance") or context.get("ti")
     exc = context.get("exception")
     where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
-    interval = context.get("data_interval_start")
-    when = f" for {interval.isoformat() if hasattr(interval, 'isoformat') else interval}" if interval is not None else ""
+    when = ""
+    if context.get("logical_date") is not None or context.get("data_interval_start") is not None:
+        when = f" for {interval_day(context)}"
     reason = " ".join(str(exc).split()) if exc else "unknown reason (see the task log)"
     kind = type(exc).__name__ if isinstance(exc, BaseException) else "Failure"  # the scheduler reports a str
     return f"banet-ops: {where}{when} failed: {kind}: {reason}"
 
 
 def on_failure(context: dict[str, Any]) -> None:
-    """Task failure callback: log one clear reason line (alerting hooks read this line)."""
-    log.error(failure_reason(context))
+    """Task failure callback: log one clear reason line (alerting hooks read this line).
+
+    A failure raised in a task body was already logged by :func:`reason_first`, before Airflow's
+    traceback; this logs the others (timeouts, killed tasks).
+    """
+    if not getattr(context.get("exception"), "banet_reason_logged", False):
+        log.error(failure_reason(context))
+
+
+_CONTROL_FLOW = ("AirflowSkipException", "AirflowRescheduleException", "TaskDeferred", "DownstreamTasksSkipped")
+
+
+def reason_first(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a task body: on an error, log its one-line reason first (above Airflow's traceback in
+    the log view) and keep it as the ``banet_failure_reason`` XCom for the run and task notes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if type(exc).__name__ in _CONTROL_FLOW:
+                raise
+            from airflow.sdk import get_current_context
+
+            context: dict[str, Any] = dict(get_current_context())
+            line = failure_reason({**context, "exception": exc})
+            ti = context["ti"]
+            try_number, max_tries = int(getattr(ti, "try_number", 1) or 1), int(getattr(ti, "max_tries", 0) or 0)
+            if not isinstance(exc, PermanentError) and try_number <= max_tries:
+                retry_log.warning("%s (try %d of %d; Airflow retries it)", line, try_number, max_tries + 1)
+                raise
+            log.error(line)
+            with contextlib.suppress(Exception):  # the reason is already in the log
+                ti.xcom_push(key=REASON_XCOM, value=line)
+            with contextlib.suppress(AttributeError):
+                exc.banet_reason_logged = True  # type: ignore[attr-defined]
+            raise
+
+    return wrapper
+
+
+def banet_task(*args: Any, **kwargs: Any) -> Any:
+    """``@task`` of every banet-ops DAG: Airflow's ``task`` with :func:`reason_first` around the body."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return task(reason_first(args[0]))
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        return task(*args, **kwargs)(reason_first(fn))
+
+    return decorate
 
 
 def on_deadline_missed(context: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -172,7 +236,7 @@ def pod_task(job: Job, task_id: str, **task_kwargs: Any) -> Any:
             **task_kwargs,
         )
 
-    @task(task_id=task_id, pool=GPU_POOL, **task_kwargs)
+    @banet_task(task_id=task_id, pool=GPU_POOL, **task_kwargs)
     def run_local(arguments: list[str], labels: dict[str, str], name: str) -> dict:
         from banet_ops.orchestration import tasks
 

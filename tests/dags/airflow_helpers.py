@@ -48,15 +48,13 @@ def parse_dags() -> dict[str, Any]:
 
 
 def run_dag(dag: Any, day: dt.date | None = None, *, conf: dict[str, Any] | None = None) -> Any:
-    """``dag.test`` of one run; with ``day``, the run whose one-day data interval is that UTC day.
-
-    A manual run's data interval is the last complete day before its logical date, hence
-    ``day + 1``.  Airflow 3.3's ``dag.test`` cannot evaluate deadline alerts (it hands the
+    """``dag.test`` of one run; with ``day``, the run covering that UTC day (logical date = the day,
+    see :func:`banet_ops.orchestration.dag_support.interval_day`).  Airflow 3.3's ``dag.test`` cannot evaluate deadline alerts (it hands the
     serialized alert, not its id, to the deadline pruning), so the copy under test drops them;
     the deadline itself is checked in test_dagbag and runs in the real scheduler of test_backfill.
     """
     dag.deadline = None
-    logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC").add(days=1) if day else pendulum.now("UTC")
+    logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC") if day else pendulum.now("UTC")
     return dag.test(logical_date=logical, run_conf=conf)
 
 

@@ -44,7 +44,7 @@ def test_listener_logs_one_reason_line_for_banet_tasks_only(caplog: pytest.LogCa
         listener.on_task_instance_failed(previous_state=None, task_instance=SimpleNamespace(dag_id="banet_monthly_PI", task_id="infer"), error="killed")
     lines = [r.getMessage() for r in caplog.records if r.name == "banet_ops.airflow.failures"]
     assert lines == [
-        "banet-ops: banet_ingest_PI.fetch_viirs for 2024-07-01T00:00:00+00:00 failed: AuthenticationError: "
+        "banet-ops: banet_ingest_PI.fetch_viirs for 2024-07-01 failed: AuthenticationError: "
         "VNP02MOD.A2024183.1200.002.x.nc: expected data, found an HTML login page at https://ladsweb",
         "banet-ops: banet_monthly_PI.infer failed: Failure: killed",
     ]

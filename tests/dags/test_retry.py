@@ -112,3 +112,12 @@ def test_a_wrong_token_fails_at_once_with_its_reason(
     assert line.startswith(f"banet-ops: banet_ingest_{REGION.name}.fetch_viirs for {day.isoformat()}")
     assert "AuthenticationError" in line and "login" in line.lower()
     assert wrong not in line and TOKEN not in line and "\n" not in line
+    # the same line is the failed task's note and the run's note (the plugin's listener)
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).one()
+        notes = {ti.task_id: ti.note for ti in run.get_task_instances(session=session)}
+        assert run.note == line
+    assert notes["fetch_viirs"] == line and notes["commit"] is None

@@ -85,6 +85,24 @@ def test_db_upgrade_regions_add_and_list(database: str, capsys: pytest.CaptureFi
     assert "0 inserted, 0 updated, 1 unchanged" in out
 
 
+def test_regions_list_says_how_to_fix_a_region_in_only_one_place(
+    database: str, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli(capsys, "db", "upgrade")[0] == 0
+    assert cli(capsys, "regions", "add", FIXTURE_FILES[0])[0] == 0  # in the database only
+    folder = tmp_path / "regions"
+    folder.mkdir()
+    (folder / "R_NEW.json").write_text(json.dumps({"name": "NEW", "bbox": [-8.0, 40.0, -7.9, 40.1], "pixel_size": 0.01}))
+    monkeypatch.setenv("BANET_REGIONS_DIR", str(folder))
+    code, out, _ = cli(capsys, "regions", "list")
+    name = Path(FIXTURE_FILES[0]).stem.removeprefix("R_")
+    assert code == 0
+    assert f"note: {name} is in the database but has no file in BANET_REGIONS_DIR {folder}" in out
+    assert f"note: NEW has a file in BANET_REGIONS_DIR but is not in the database: run `banet-ops regions add {folder / 'R_NEW.json'}`" in out
+    code, _, err = cli(capsys, "infer", "--region", name, "--date", "2024-07-01")
+    assert code == 1 and err.count("\n") == 1 and f"put R_{name}.json there" in err
+
+
 def test_regions_add_validates_every_file_first(database: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert cli(capsys, "db", "upgrade")[0] == 0
     bad = tmp_path / "R_BAD.json"
@@ -178,3 +196,32 @@ def test_stack_start_status_stop_and_the_demo_steps(stack_home: Path, capsys: py
     assert not (stack_home / "pg" / "url").exists()
     code, _, err = cli(capsys, "db", "upgrade")
     assert code == 1 and "banet-ops stack start" in err
+
+
+def test_every_option_has_help_and_the_tile_rule_matches_the_readme() -> None:
+    import argparse
+    import re
+
+    from banet_ops.cli import build_parser
+
+    missing: list[str] = []
+    helps: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif action.dest != "help":
+                key = f"{path} {'/'.join(action.option_strings) or action.dest}"
+                helps[key] = action.help or ""
+                if not action.help:
+                    missing.append(key)
+
+    walk(build_parser(), "banet-ops")
+    assert missing == []
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [tile_row] = re.findall(r"^\| `BANET_TILE_SIZE` \|.*$", readme, flags=re.MULTILINE)
+    assert "multiple of 32" in tile_row and "multiple of 32" in helps["banet-ops infer --tile"]
+    for option in ("--region", "--start", "--end", "--dag", "--wait"):
+        assert f"{option}" in readme and helps[f"banet-ops backfill {option}"]

@@ -39,3 +39,28 @@ def test_local_stack_url_file_is_the_fallback(banet_home: Path) -> None:
     (banet_home / "pg").mkdir()
     (banet_home / "pg" / "url").write_text("postgresql+psycopg2://banet@127.0.0.1:5999/banet\n")
     assert Settings().resolved_database_url() == "postgresql+psycopg2://banet@127.0.0.1:5999/banet"
+
+
+def test_the_settings_file_of_banet_home_applies_and_the_environment_wins(banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from banet_ops.settings import get_settings, write_settings_file
+
+    regions = banet_home / "demo" / "regions"
+    path = write_settings_file({"BANET_REGIONS_DIR": str(regions), "BANET_DEVICE": "cpu"}, banet_home)
+    assert path == banet_home / "settings.env"
+    get_settings.cache_clear()
+    assert get_settings().regions_dir == regions and get_settings().device == "cpu"
+    monkeypatch.setenv("BANET_DEVICE", "cuda")
+    get_settings.cache_clear()
+    assert get_settings().device == "cuda" and get_settings().regions_dir == regions
+
+
+def test_banet_home_defaults_to_the_checkout_inside_and_outside_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from banet_ops.settings import CHECKOUT, default_home
+
+    monkeypatch.delenv("BANET_HOME", raising=False)
+    if (CHECKOUT / ".git").exists():
+        assert default_home() == CHECKOUT / ".banet"
+    makefile = (CHECKOUT / "Makefile").read_text()
+    assert re.search(r"^export BANET_HOME \?= \$\(CURDIR\)/\.banet$", makefile, flags=re.MULTILINE)  # the same rule under make

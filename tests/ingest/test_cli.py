@@ -43,6 +43,7 @@ def test_dry_run_lists_and_writes_nothing(scenario_env: Scenario, banet_home: Pa
     out = capsys.readouterr().out
     assert code == 0
     assert "2 days" in out and "dry run: nothing written" in out and "would commit" in out
+    assert ", 0.0% of cells observed" not in out and "100.0% of cells observed" in out  # the mirror's files are read: full days say so
     assert not (banet_home / "cube").exists()
 
 

@@ -150,6 +150,8 @@ def test_dry_run_reads_and_writes_nothing(scenario: Scenario, tmp_path: Path) ->
     assert calls == [] and result.snapshot is None and result.dry_run
     assert result.found == 6 and any(n.startswith("VNP02MOD") for n in result.granules)
     assert "would commit" in result.summary()
+    # every file is on disk (a mirror): the dry run reads them and says what would be committed
+    assert result.status == "complete" and result.valid_fraction > 0.9 and ", 0.0% of cells" not in result.summary()
 
 
 def test_image_from_files_with_nothing(box: Region) -> None:
