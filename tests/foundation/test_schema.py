@@ -241,6 +241,8 @@ def test_constraints_reject_bad_rows(conn: sa.Connection, base: int, sql: str, c
 def test_at_most_one_production_model(conn: sa.Connection) -> None:
     insert = ("INSERT INTO banet.model (id, name, sha256, weights_uri, status, promoted_at) "
               "VALUES (:id, 'banet', :sha, 'file:///w.pth', :status, now())")
+    # the session database is shared: a model another test promoted is retired in this (rolled back) transaction
+    conn.execute(sa.text("UPDATE banet.model SET status = 'retired' WHERE status = 'production'"))
     conn.execute(sa.text(insert), {"id": "a", "sha": "a" * 64, "status": "production"})
     conn.execute(sa.text(insert), {"id": "b", "sha": "b" * 64, "status": "candidate"})
     conn.execute(sa.text(insert), {"id": "c", "sha": "c" * 64, "status": "retired"})
