@@ -22,5 +22,5 @@ def _archs(ns: argparse.Namespace) -> int:
 def add_archs(msub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``archs`` under ``banet-ops models``."""
     p = msub.add_parser("archs", help="model architectures (default configs) with parameter counts")
-    p.add_argument("--json", dest="json_out", action="store_true")
+    p.add_argument("--json", dest="json_out", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_archs)

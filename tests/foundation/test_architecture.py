@@ -36,7 +36,11 @@ def _banet_imports(path: Path) -> list[str]:
     return [n for n in names if n.split(".")[0] == "banet_ops"]
 
 
-@pytest.mark.parametrize("path", sorted([*(REPO / "dags").glob("*.py"), *(REPO / "plugins").glob("*.py")]), ids=lambda p: p.name)
+# airflow_local_settings.py is Airflow's settings hook, not a plugin: it only preloads modules by name.
+PLUGINS = [p for p in (REPO / "plugins").glob("*.py") if p.name != "airflow_local_settings.py"]
+
+
+@pytest.mark.parametrize("path", sorted([*(REPO / "dags").glob("*.py"), *PLUGINS]), ids=lambda p: p.name)
 def test_dags_and_plugins_call_only_orchestration(path: Path) -> None:
     """DAG files call banet_ops.orchestration only; plugins also mount the map (banet_ops.web)."""
     allowed = ("banet_ops.orchestration",) if path.parent.name == "dags" else ("banet_ops.orchestration", "banet_ops.web")
@@ -55,4 +59,6 @@ def test_private_zarr_and_ctypes_only_in_the_direct_reader() -> None:
         found = sorted({n for n in names if n.startswith("zarr.core") or n == "ctypes" or n.endswith("blosc_frames")})
         if found:
             private[str(path.relative_to(REPO))] = found
-    assert set(private) == {"banet_ops/cube/direct.py", "banet_ops/cube/blosc_frames.py"}, private
+    # inference/allocator.py calls glibc's mallopt (the C library, not another package's internals)
+    assert set(private) == {"banet_ops/cube/direct.py", "banet_ops/cube/blosc_frames.py", "banet_ops/inference/allocator.py"}, private
+    assert private["banet_ops/inference/allocator.py"] == ["ctypes"]

@@ -38,6 +38,7 @@ def _image(win: np.ndarray, t: int, day: dt.date) -> DailyImage:
 @pytest.fixture
 def zoo_cube(banet_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_window) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("BANET_CUBE_ROOT", str(tmp_path / "cubes"))
+    monkeypatch.setenv("BANET_MIN_WINDOW_DAYS", "1")  # a short test cube, not a 64-day window
     folder = banet_home / "regions"
     folder.mkdir()
     (folder / "R_ZOO.json").write_text(REGION.model_dump_json())
