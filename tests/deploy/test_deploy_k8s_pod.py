@@ -279,3 +279,15 @@ def test_settings_configmap_keys_are_settings_fields() -> None:
     banet_keys = {k for k in settings_cm["data"] if k.startswith("BANET_")}
     assert banet_keys <= known, banet_keys - known
     assert str(VALUES["inference"]["startupTimeoutSeconds"]) == settings_cm["data"]["BANET_K8S_STARTUP_TIMEOUT_S"]
+
+
+def test_every_pod_gets_the_s3_endpoint_from_the_settings_configmap() -> None:
+    """An S3-compatible endpoint (MinIO, Ceph) reaches the inference and training pods: both are built
+    from the chart's templates, which load the settings ConfigMap that carries AWS_ENDPOINT_URL."""
+    values = {**VALUES, "storage": {**VALUES["storage"], "s3EndpointUrl": "https://minio.storage.svc:9000"}}
+    (settings_cm, *_) = render_chart_file(CHART, "configmap-settings.yaml", values)
+    assert settings_cm["data"]["AWS_ENDPOINT_URL"] == "https://minio.storage.svc:9000"
+    (templates_cm,) = render_chart_file(CHART, "configmap-pod-templates.yaml", values)
+    for job in ("inference.yaml", "training.yaml"):
+        (container,) = yaml.safe_load(templates_cm["data"][job])["spec"]["containers"]
+        assert {"configMapRef": {"name": settings_cm["metadata"]["name"]}} in container["envFrom"], job
