@@ -31,27 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from banet_ops.errors import DatabaseError, DatabaseUnavailableError
+from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.publish import events as ev
+from banet_ops.publish import pgcopy
 from banet_ops.regions import Region
 
 if TYPE_CHECKING:
     from banet_ops.publish.postgis import CellRows, ScopeRows
 
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_TRAILER = 2
-_CELL_DTYPE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("l_date", ">i4"), ("date", ">i4"),
-        ("l_row", ">i4"), ("row", ">i4"),
-        ("l_col", ">i4"), ("col", ">i4"),
-        ("l_conf", ">i4"), ("conf", ">f4"),
-        ("l_area", ">i4"), ("area", ">f8"),
-        ("l_event", ">i4"), ("event", ">i8"),
-    ]
-)  # fmt: skip
-_PG_EPOCH_DAYS = (dt.date(2000, 1, 1) - dt.date(1970, 1, 1)).days
 _EVENT_COLUMNS = "first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, daily_area_km2, geom"
 _STAGED_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
 
@@ -96,16 +83,9 @@ def read_cells(cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, sk
         (region, product, lo, hi, skip[0], skip[1]),
     ).decode()
     cur.copy_expert(sql, out)
-    view = out.getbuffer()
-    if bytes(view[: len(_SIGNATURE)]) != _SIGNATURE:
-        raise DatabaseError(f"reading the cells of {region} {product}: expected a binary COPY stream, found {bytes(view[:16])!r}")
-    start = 19 + int.from_bytes(view[15:19], "big")
-    body = view[start : len(view) - _TRAILER]
-    if len(body) % _CELL_DTYPE.itemsize:
-        raise DatabaseError(f"reading the cells of {region} {product}: expected tuples of {_CELL_DTYPE.itemsize} bytes, found a {len(body)}-byte body")
-    rec = np.frombuffer(body, dtype=_CELL_DTYPE)
+    rec = pgcopy.parse(out.getbuffer(), pgcopy.CELL_EVENT_DTYPE, f"the cells of {region} {product}")
     days = rec["date"].astype(np.int64)
-    cells = ev.Cells.build(rec["row"], rec["col"], days + _PG_EPOCH_DAYS, rec["conf"], rec["area"], rec["event"])
+    cells = ev.Cells.build(rec["row"], rec["col"], days + pgcopy.PG_EPOCH_DAYS, rec["conf"], rec["area"], rec["event"])
     return cells, days
 
 

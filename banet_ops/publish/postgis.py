@@ -36,15 +36,12 @@ import numpy as np
 
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish import event_db
+from banet_ops.publish import event_db, pgcopy
 from banet_ops.regions import Region, grid_lines, parse_region
 
 log = logging.getLogger(__name__)
 
 PG_EPOCH = np.datetime64("2000-01-01", "D")
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_COPY_HEADER = _COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _COPY_CHUNK = 4 << 20
 # Work memory of the publish transaction: the transition table of the key-check trigger (one
 # tuple per written row) and the hash joins of updates and deletes stay in memory.
@@ -59,17 +56,7 @@ _DAY_OFFSET = 1 << 20
 
 # Binary COPY tuples (PostgreSQL's layout: field count, then (length, value) per field, all
 # big-endian except the EWKB inside the geometry field, which says little-endian itself).
-_STAGE_DTYPE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("l_date", ">i4"), ("date", ">i4"),
-        ("l_row", ">i4"), ("row", ">i4"),
-        ("l_col", ">i4"), ("col", ">i4"),
-        ("l_conf", ">i4"), ("conf", ">f4"),
-        ("l_area", ">i4"), ("area", ">f8"),
-        ("l_event", ">i4"), ("event", ">i8"),
-    ]
-)  # fmt: skip
+_STAGE_DTYPE = pgcopy.CELL_EVENT_DTYPE
 _SCOPE_DTYPE = np.dtype(
     [
         ("nfields", ">i2"),
@@ -174,14 +161,6 @@ class _BufferReader:
         return self.read(size)
 
 
-def _copy_records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
-    """A binary COPY stream of ``n`` tuples and a structured view of its body to fill in place."""
-    buf = bytearray(len(_COPY_HEADER) + n * dtype.itemsize + len(_COPY_TRAILER))
-    buf[: len(_COPY_HEADER)] = _COPY_HEADER
-    buf[len(buf) - len(_COPY_TRAILER) :] = _COPY_TRAILER
-    return buf, np.frombuffer(buf, dtype=dtype, count=n, offset=len(_COPY_HEADER))
-
-
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
     """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
     (with ``event_id`` when the cells have events: columns :data:`_CELL_COLUMNS_EVENT`).
@@ -191,7 +170,7 @@ def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int)
     """
     name, mode = region.name.encode(), product.encode()
     with_event = cells.event_id is not None
-    buf, rec = _copy_records(cells.n, _cell_dtype(name, mode, with_event))
+    buf, rec = pgcopy.records(cells.n, _cell_dtype(name, mode, with_event))
     rec["nfields"] = 10 if with_event else 9
     if with_event:
         rec["l_event"], rec["event"] = 8, cells.event_id
@@ -221,7 +200,7 @@ def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int)
 
 def stage_copy_buffer(cells: CellRows) -> bytearray:
     """The cells as (burn_date, row, col, confidence, area_km2, event_id) tuples in binary COPY format (event 0: none)."""
-    buf, rec = _copy_records(cells.n, _STAGE_DTYPE)
+    buf, rec = pgcopy.records(cells.n, _STAGE_DTYPE)
     rec["nfields"] = 6
     rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
     rec["l_area"] = rec["l_event"] = 8
@@ -251,18 +230,7 @@ class ScopeRows:
 
 def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
     """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
-    view = memoryview(data)
-    if bytes(view[: len(_COPY_SIGNATURE)]) != _COPY_SIGNATURE or len(view) < len(_COPY_HEADER) + len(_COPY_TRAILER):
-        raise DatabaseError(f"reading the published cells: expected a binary COPY stream, found {bytes(view[:16])!r}")
-    ext = int.from_bytes(view[15:19], "big")
-    start = 19 + ext
-    body = view[start : len(view) - len(_COPY_TRAILER)]
-    if len(body) % _SCOPE_DTYPE.itemsize:
-        raise DatabaseError(f"reading the published cells: expected tuples of {_SCOPE_DTYPE.itemsize} bytes, found a {len(body)}-byte body")
-    rec = np.frombuffer(body, dtype=_SCOPE_DTYPE)
-    lengths = (rec["l_date"], rec["l_row"], rec["l_col"], rec["l_conf"], rec["l_run"], rec["l_area"], rec["l_event"])
-    if rec.size and not (np.all(rec["nfields"] == 7) and all(np.all(ln == w) for ln, w in zip(lengths, (4, 4, 4, 4, 8, 8, 8), strict=True))):
-        raise DatabaseError("reading the published cells: expected 7 non-null fields of fixed width per tuple, found others")
+    rec = pgcopy.parse(data, _SCOPE_DTYPE, "the published cells")
     keys = cell_keys(rec["date"], rec["row"], rec["col"])
     order = np.argsort(keys, kind="stable")
     return ScopeRows(
