@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from banet_ops.errors import DatabaseUnavailableError
-from banet_ops.web.layers import ANALYST_MARKER, PICK_SCHEMA_SQL, Layer, Schema, pick_schema
+from banet_ops.web.layers import ANALYST, Layer, Schema
 
 log = logging.getLogger(__name__)
 CATALOG_TTL_S = 300.0  # collection extents (new regions, new dates) are re-read this often
@@ -131,8 +131,7 @@ class Database:
                 config = self._config() if callable(self._config) else self._config
                 self.pool = await open_pool(config)
             if not self._fresh():
-                async with self.pool.acquire() as conn:
-                    self.schema = pick_schema(bool(await conn.fetchval(PICK_SCHEMA_SQL, ANALYST_MARKER)))
+                self.schema = ANALYST
                 self.catalog = await load_catalog(self.pool, self.schema.layers)
                 self._loaded_at = time.monotonic()
 

@@ -4,15 +4,9 @@ This is the one place that names database relations for the web app.  A :class:`
 stable collection ids (what clients bookmark) to relations the read-only role can SELECT, and
 holds the page's queries (products, a product's events, an event's growth, the calendar).
 
-Two schemas are known, and the app picks the one the database has (:func:`pick_schema`):
-
-* ``ANALYST`` — the analyst layers (``banet.fire_event`` one current row per physical event,
-  ``banet.fire_event_version`` its per-run history, ``banet.v_burned_cell`` with an integer id,
-  burn-date COGs as ``YYYYDDD``), recognised by ``banet.fire_event_version``;
-* ``PER_RUN`` — the earlier schema (``banet.fire_event`` one copy per run, the latest run's in
-  ``banet.v_latest_fire_events``; burn-date COGs as day of year).
-
-When only ``ANALYST`` remains, delete ``PER_RUN`` and :func:`pick_schema`'s probe.
+``ANALYST`` is the schema served: ``banet.fire_event`` one current row per physical event,
+``banet.fire_event_version`` its per-run history, ``banet.v_burned_cell`` with an integer id, and
+burn-date COGs as ``YYYYDDD`` (migration 0009, docs/analysts.md).
 """
 
 from __future__ import annotations
@@ -41,7 +35,6 @@ class Schema:
     layers: tuple[Layer, ...]
     run_events_sql: str  # $1 = run id -> id, run_id, dates, area, cells, confidence, geojson
     growth_sql: str  # $1 = event id -> burn_date, n_cells (or NULL), area_km2
-    burn_date_encoding: str  # how burn-date COGs store a date: "doy" or "yyyyddd"
 
     def layer(self, layer_id: str) -> Layer:
         """The layer called ``layer_id`` (KeyError when none)."""
@@ -50,10 +43,10 @@ class Schema:
                 return item
         raise KeyError(layer_id)
 
-    def encode_day(self, day: dt.date) -> int:
-        """``day`` as the burn-date COGs store it."""
-        doy = day.timetuple().tm_yday
-        return day.year * 1000 + doy if self.burn_date_encoding == "yyyyddd" else doy
+    @staticmethod
+    def encode_day(day: dt.date) -> int:
+        """``day`` as the burn-date COGs store it: ``YYYYDDD``."""
+        return day.year * 1000 + day.timetuple().tm_yday
 
 
 _CUBE_DAYS = Layer(
@@ -63,7 +56,6 @@ _CUBE_DAYS = Layer(
     "Days ingested into each region's cube: status (complete/partial/empty) and valid fraction.",
     datetime_column="day",
 )
-_EVENT_COLUMNS = "id, run_id, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, ST_AsGeoJSON(geom, 6)::json AS geometry"
 
 ANALYST = Schema(
     name="analyst",
@@ -111,65 +103,9 @@ FROM latest WHERE change IN ('created', 'updated')
 ORDER BY first_burn_date, id
 """,
     growth_sql="SELECT burn_date, NULL::bigint AS n_cells, area_km2 FROM banet.fire_event_growth WHERE event_id = $1 ORDER BY burn_date",
-    burn_date_encoding="yyyyddd",
 )
 
-PER_RUN = Schema(
-    name="per-run",
-    layers=(
-        Layer(
-            "fire_events",
-            "banet.v_latest_fire_events",
-            "Fire events (current)",
-            "Fire events of the latest succeeded run of each region and product: one row per event.",
-            id_column="id",
-            datetime_column="last_burn_date",
-        ),
-        Layer(
-            "fire_events_by_run",
-            "banet.fire_event",
-            "Fire events (every run)",
-            "Fire events as each inference run published them (provenance; overlapping versions).",
-            id_column="id",
-            datetime_column="last_burn_date",
-        ),
-        Layer(
-            "burned_cells",
-            "banet.burned_cell",
-            "Burned cells",
-            "Burned 0.01 degree cells with burn date, confidence and area (km2); filter by region and product.",
-            datetime_column="burn_date",
-        ),
-        Layer("regions", "banet.region", "Regions", "Mapped regions: footprint and grid.", id_column="name"),
-        _CUBE_DAYS,
-    ),
-    run_events_sql=f"SELECT {_EVENT_COLUMNS} FROM banet.fire_event WHERE run_id = $1 ORDER BY first_burn_date, id",
-    # daily growth: area per burn date of the cells inside the event's outline
-    growth_sql="""
-SELECT c.burn_date, count(*) AS n_cells, sum(c.area_km2) AS area_km2
-FROM banet.fire_event e
-JOIN banet.burned_cell c
-  ON c.region = e.region AND c.product = e.product
- AND c.burn_date BETWEEN e.first_burn_date AND e.last_burn_date
- AND ST_Intersects(e.geom, ST_PointOnSurface(c.geom))
-WHERE e.id = $1
-GROUP BY c.burn_date
-ORDER BY c.burn_date
-""",
-    burn_date_encoding="doy",
-)
-
-# A relation that only the analyst schema has.
-ANALYST_MARKER = "banet.fire_event_version"
-PICK_SCHEMA_SQL = "SELECT to_regclass($1) IS NOT NULL"
-
-
-def pick_schema(has_analyst_layers: bool) -> Schema:
-    """The schema to serve, given whether the database has :data:`ANALYST_MARKER`."""
-    return ANALYST if has_analyst_layers else PER_RUN
-
-
-# --- queries the same in both schemas ---------------------------------------------------------------
+# --- the page's other queries -----------------------------------------------------------------------
 # Products the page can show: succeeded runs with their files (run.outputs holds the asset URLs).
 PRODUCTS_SQL = """
 SELECT id AS run_id, region, product, target_date, window_start, window_end, finished_at,
