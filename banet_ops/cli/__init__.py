@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("numexpr").setLevel(logging.WARNING)  # "defaulting to N threads" is not the user's news
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     try:

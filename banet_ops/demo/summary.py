@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from banet_ops.regions import Region
+from banet_ops.settings import get_settings
 
 
 def print_summary(engine: Engine, region: Region, settings_products_root: str) -> None:
@@ -50,4 +51,5 @@ def print_summary(engine: Engine, region: Region, settings_products_root: str) -
             print(f"      {name:12s} {path}")
     else:
         print(f"  products under     : {Path(settings_products_root) / region.name}")
-    print("  query it yourself  : psql \"$(cat $BANET_HOME/pg/url | sed 's/+psycopg2//')\" -c 'SELECT * FROM banet.v_burned_area_monthly'")
+    url_file = get_settings().home / "pg" / "url"  # the libpq URL is the SQLAlchemy one without its "+driver"
+    print(f"  query it yourself  : psql \"$(sed 's/+[a-z0-9]*:/:/' {url_file})\" -c 'SELECT * FROM banet.v_burned_area_monthly ORDER BY month'")
