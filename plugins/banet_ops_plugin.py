@@ -5,7 +5,8 @@ own authentication on every route (a request without a valid Airflow token gets 
 an external view puts it in the navigation.
 
 The failure listener logs one reason line per failed banet task and puts it in the notes of a
-failed run and its failed tasks (where the UI shows it first).
+failed run and its failed tasks (where the UI shows it first); when a cleared run succeeds, it
+takes the stale reasons off again.
 
 The DAGs' ``on_failure_callback`` logs the same line in the task's own log; this listener runs
 wherever Airflow sees a task fail (the worker, and the scheduler for tasks that died or timed
@@ -22,6 +23,7 @@ from typing import Any
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 
+from banet_ops.orchestration import notes
 from banet_ops.orchestration.dag_support import REASON_XCOM, failure_reason
 
 log = logging.getLogger("banet_ops.airflow.failures")
@@ -59,6 +61,15 @@ class BanetFailureListener:
             return
         if reason:
             log.error("%s (run %s)", reason, dag_run.run_id)
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
+        if not str(getattr(dag_run, "dag_id", "")).startswith("banet_"):
+            return
+        try:
+            clear_stale_reasons(dag_run)
+        except Exception:  # never break the scheduler for a note
+            log.exception("banet-ops: could not clear the stale notes of %s", getattr(dag_run, "run_id", "?"))
 
 
 def _interval_seconds(interval: Any) -> float:
@@ -124,34 +135,49 @@ def _reason_of(session: Any, ti: Any) -> str | None:
     return str(XComModel.deserialize_value(row)) if row is not None else None
 
 
-def note_failure_reasons(dag_run: Any) -> str | None:
-    """Copy each failed task's one-line reason into its task-instance note and the first into the run's note.
-
-    Runs in the scheduler, in the session that is marking the run failed (so no second
-    transaction waits on its locks); an operator's own note is never overwritten.
-    """
+def _attached(dag_run: Any) -> tuple[Any, Any]:
+    """The run and the session it belongs to (a detached copy from ``dag.test``: the thread's session)."""
     from sqlalchemy.orm import object_session
 
     session = object_session(dag_run)
-    if session is None:  # a detached copy (dag.test): the thread's scoped session, which its caller commits
+    if session is None:  # its caller commits the scoped session
         from airflow import settings
         from airflow.models.dagrun import DagRun
 
         session = settings.Session()
         dag_run = session.get(DagRun, dag_run.id)
-        if dag_run is None:
-            return None
+    return dag_run, session
+
+
+def note_failure_reasons(dag_run: Any) -> str | None:
+    """Put each failed task's one-line reason in its note and the first one on the run's note.
+
+    Runs in the scheduler, in the session that is marking the run failed (so no second
+    transaction waits on its locks); the wording rules are :mod:`banet_ops.orchestration.notes`
+    (an operator's own note is never overwritten; the run's origin stays below the reason).
+    """
+    dag_run, session = _attached(dag_run)
+    if dag_run is None:
+        return None
     reasons = []
     for ti in dag_run.get_task_instances(state=["failed"], session=session):
         reason = _reason_of(session, ti)
         if reason:
             reasons.append(reason)
-            if not ti.note:
-                ti.note = reason
-    if reasons and not dag_run.note:
-        more = f" (and {len(reasons) - 1} more failed task(s))" if len(reasons) > 1 else ""
-        dag_run.note = f"{reasons[0]}{more}"
+            ti.note = notes.task_note_after_failure(ti.note, reason) or ti.note
+    dag_run.note = notes.run_note_after_failure(dag_run.note, reasons) or dag_run.note
     return reasons[0] if reasons else None
+
+
+def clear_stale_reasons(dag_run: Any) -> None:
+    """A run that succeeded (after a clear) keeps its origin note but no failure reason."""
+    dag_run, session = _attached(dag_run)
+    if dag_run is None:
+        return
+    dag_run.note = notes.note_after_success(dag_run.note)
+    for ti in dag_run.get_task_instances(session=session):
+        if ti.note:
+            ti.note = notes.note_after_success(ti.note)
 
 
 MAP_PREFIX = "/banet-map"

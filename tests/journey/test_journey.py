@@ -5,7 +5,8 @@ fits the suite): ``banet-ops demo`` in a fresh ``BANET_HOME``; then ``python -m
 banet_ops.localstack.airflow`` (what ``make airflow`` runs) with no extra variable but
 ``BANET_HOME``; the REST API must show the demo's DAGs active with every run, true durations and
 non-empty task logs, and a healthy scheduler, dag-processor and triggerer; ``banet-ops backfill``
-of two days from a fresh process completes and changes nothing; a paused DAG is refused; a real
+of two days from a fresh process completes and changes nothing; a paused DAG is refused; a
+re-run that fails tells its reason first (CLI, run and task notes, log) and a fixed re-run clears it; a real
 headless browser shows the runs in the grid view (PNG saved); SIGTERM leaves no process and
 frees the port.
 """
@@ -142,6 +143,39 @@ def step_a_two_day_backfill_from_a_fresh_terminal_completes_and_changes_nothing(
         assert states["commit"] == "skipped"  # identical content: no commit, no asset event
 
 
+def _nrt_run_of(api: AirflowAPI, day: dt.date) -> dict[str, Any]:
+    return next(r for r in api.dag_runs(NRT) if r["conf"].get("day") == str(day))
+
+
+def step_a_failed_rerun_tells_its_reason_and_a_fixed_rerun_clears_it(journey: dict[str, Any]) -> None:
+    """An operator breaks the weights path in settings.env and re-runs the last NRT day: the CLI, the
+    run's note, the task's note and the top of its log say why; fixed and re-run, the notes are clean."""
+    home, api = journey["home"], journey["api"]
+    settings_env = home / "settings.env"
+    good = settings_env.read_text()
+    rerun = ("backfill", "--region", "DEMO", "--dag", "nrt", "--start", str(LAST), "--end", str(LAST), "--reprocess", "completed", "--wait")
+    try:
+        settings_env.write_text("".join(f"BANET_WEIGHTS={home}/nowhere.pth\n" if ln.startswith("BANET_WEIGHTS=") else ln for ln in good.splitlines(True)))
+        failed = _cli(home, *rerun, timeout=900, BANET_AIRFLOW_URL=api.url)
+    finally:
+        settings_env.write_text(good)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stdout + failed.stderr
+    assert "nowhere.pth not found" in failed.stderr and f"banet_infer_nrt_DEMO.infer for {LAST} failed" in failed.stderr
+    run = _nrt_run_of(api, LAST)
+    reason, origin = run["note"].splitlines()
+    assert run["state"] == "failed" and reason.startswith(f"banet-ops: {NRT}.infer for {LAST} failed:") and origin == "banet-ops demo"
+    infer = next(t for t in api.task_instances(NRT, run["dag_run_id"]) if t["task_id"] == "infer")
+    assert infer["note"] == reason
+    log = api.task_log(NRT, run["dag_run_id"], "infer", infer["try_number"], infer["map_index"]).splitlines()
+    first = next(i for i, line in enumerate(log) if reason.split(" failed: ")[0] in line)
+    assert first < next(i for i, line in enumerate(log) if "Traceback" in line or "Task failed with exception" in line)
+    fixed = _cli(home, *rerun, timeout=900, BANET_AIRFLOW_URL=api.url)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    run = _nrt_run_of(api, LAST)
+    assert run["state"] == "success" and run["note"] == "banet-ops demo"
+    assert all(not t["note"] for t in api.task_instances(NRT, run["dag_run_id"]))
+
+
 def _try(api: AirflowAPI, run: dict[str, Any]) -> int:
     return int(next(t["try_number"] for t in api.task_instances(INGEST, run["dag_run_id"]) if t["task_id"] == "discover"))
 
@@ -206,6 +240,7 @@ def test_operator_journey(journey: dict[str, Any]) -> None:
     step_the_ui_shows_the_demo_dags_active_with_every_run_and_readable_logs(journey)
     step_a_two_day_backfill_from_a_fresh_terminal_completes_and_changes_nothing(journey)
     step_a_paused_dag_is_refused_in_one_line_and_nothing_is_created(journey)
+    step_a_failed_rerun_tells_its_reason_and_a_fixed_rerun_clears_it(journey)
     if shutil.which("chromium") and shutil.which("chromedriver"):
         step_the_grid_view_shows_the_runs_in_a_real_browser(journey)
     else:
