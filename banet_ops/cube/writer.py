@@ -44,7 +44,7 @@ from banet_ops.daily_image import DailyImage
 from banet_ops.errors import CommitConflictError, LessCompleteError, ValidationError
 from banet_ops.regions import Region
 from banet_ops.settings import Settings, get_settings
-from banet_ops.util import redact_url
+from banet_ops.util import public_url
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def commit_metadata(image: DailyImage, fraction: float, n_rejected: int = 0) -> 
         "region": image.region.name,
         "day": image.day.isoformat(),
         "granules": sorted(str(g) for g in image.granules),
-        "sources": {str(k): redact_url(str(v)) for k, v in sorted(image.sources.items())},
+        "sources": {str(k): public_url(str(v)) for k, v in sorted(image.sources.items())},
         "valid_fraction": round(fraction, 6),
         "status": L.day_status(fraction, n_rejected),
         "rejected": int(n_rejected),

@@ -39,7 +39,7 @@ from banet_ops.ingest.reading import IN_PLACE_HINT, image_from_files
 from banet_ops.ingest.report import BuildReport, FileOutcome
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
-from banet_ops.util import redact_url, timed
+from banet_ops.util import public_url, timed
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def _fetch_items(sources: Any, items: Sequence[Any]) -> tuple[dict[str, Path], d
         outcomes[item.name] = FileOutcome(
             name=item.name, product=item.product, status="rejected" if item.name in errors else "ingested", fetch=modes[item.name],
             message=errors[item.name].message if item.name in errors else "", size=_size(path, item.size), checksum=item.md5,
-            url=redact_url(item.url) if item.url else None, path=str(path) if path is not None else None,
+            url=public_url(item.url) if item.url else None, path=str(path) if path is not None else None,
         )  # fmt: skip
         if item.name in errors:
             log.warning("rejected %s: %s", item.name, errors[item.name])
@@ -283,7 +283,7 @@ def composite(region: Region, found: Found, fetched: Fetched, *, settings: Setti
     """
     report = BuildReport(region=region.name, day=found.day, files=list(fetched.files), discovery_rejected=found.discovery_rejected)
     report.timings.update(discover=found.seconds, fetch=fetched.seconds)
-    origin = {"archive": redact_url(settings.archive_url), "firms": redact_url(settings.firms_url)}
+    origin = {"archive": public_url(settings.archive_url), "firms": public_url(settings.firms_url)}
     image, report = image_from_files(
         region, found.day, [(Path(a), Path(b)) for a, b in fetched.pairs], [Path(p) for p in fetched.firms],
         legacy_files=[Path(p) for p in fetched.legacy], report=report, sources=origin, workers=workers,
@@ -387,7 +387,7 @@ def record_day(
     engine = get_engine(settings.resolved_database_url())
     upsert_region(engine, region)
     rows = [
-        {"name": f.name, "product": f.product, "day": day, "size": f.size, "checksum": f.checksum, "url": redact_url(f.url) if f.url else None,
+        {"name": f.name, "product": f.product, "day": day, "size": f.size, "checksum": f.checksum, "url": public_url(f.url) if f.url else None,
          "status": "ingested" if f.status == "ingested" else "rejected", "message": f.message or None}
         for f in report.files
         if f.status in ("ingested", "rejected")
