@@ -21,17 +21,16 @@ from banet_ops.settings import Settings
 
 
 def _ensure_region(engine: Engine, region: Region | str) -> str:
-    name = region.name if isinstance(region, Region) else check_region_name(region)
-    with engine.connect() as conn:
-        known = conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is not None
-    if not known:
-        if not isinstance(region, Region):
-            raise ValidationError(
-                f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`"
-            )
+    """A region with its definition is registered (:func:`banet_ops.db.regions_repo.ensure_region`); a bare name must be."""
+    if isinstance(region, Region):
         from banet_ops.db.regions_repo import upsert_region
 
         upsert_region(engine, region)
+        return region.name
+    name = check_region_name(region)
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is None:
+            raise ValidationError(f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`")
     return name
 
 
