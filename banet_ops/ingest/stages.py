@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from banet_ops.util import public_url, timed
 
 log = logging.getLogger(__name__)
 
-Sink = Any  # Callable[[DailyImage], str]: replaces the cube commit (tests)
+Sink = Callable[[DailyImage], str]  # replaces the cube commit (tests)
 
 
 # --- discover ------------------------------------------------------------------------------------
