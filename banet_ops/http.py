@@ -20,7 +20,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from banet_ops.errors import (
     SourceError,
     SourceUnavailableError,
 )
+from banet_ops.util import atomic_path
 
 if TYPE_CHECKING:
     from banet_ops.settings import Settings
@@ -342,14 +342,11 @@ class HttpClient:
         the size or MD5 differs from the expected values; ``dest`` is untouched on any failure.
         """
         name = what or dest.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
 
         def attempt() -> Path:
-            tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-            try:
-                return self._download_once(url, dest, tmp, name, headers, expected_size, expected_md5, reject_html)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with atomic_path(dest) as tmp:
+                self._download_once(url, tmp, name, headers, expected_size, expected_md5, reject_html)
+            return dest
 
         result: Path = self._run(url, name, attempt)
         return result
@@ -357,14 +354,14 @@ class HttpClient:
     def _download_once(
         self,
         url: str,
-        dest: Path,
         tmp: Path,
         name: str,
         headers: Mapping[str, str] | None,
         expected_size: int | None,
         expected_md5: str | None,
         reject_html: bool,
-    ) -> Path:
+    ) -> None:
+        """One try: stream ``url`` into ``tmp``, checked (HTML, size, MD5) and flushed to disk."""
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
@@ -399,5 +396,3 @@ class HttpClient:
                 f"{name}: expected MD5 {expected_md5.lower()}, found {digest.hexdigest()}",
                 hint="the corrupt file was removed; retry the download",
             )
-        tmp.replace(dest)
-        return dest

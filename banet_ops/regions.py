@@ -178,10 +178,9 @@ def cell_area_km2(lat_south: NDArray[np.float64] | float, lat_north: NDArray[np.
 
 
 def _first_error_line(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "file"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{path}: field '{field}': {msg}"
+    from banet_ops.util import pydantic_problem
+
+    return pydantic_problem(exc, source=str(path), field="field '{}'", default_field="file")
 
 
 def parse_region(data: object, source: str | Path = "<region>") -> Region:

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from banet_ops.errors import IntegrityError, ModelError, StorageError, ValidationError
 from banet_ops.settings import Settings, get_settings
+from banet_ops.util import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +114,8 @@ def store_weights(path: str | Path, sha256: str, settings: Settings | None = Non
     dest = Path(root) / name
     if dest.is_file() and sha256_file(dest) == sha256:
         return str(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(path, tmp)
-        Path(tmp).replace(dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return str(dest)
 
 

@@ -48,12 +48,9 @@ def settings_file(home: Path | None = None) -> Path:
 
 def write_settings_file(values: dict[str, str], home: Path | None = None) -> Path:
     """Write ``values`` (``BANET_*`` names, no secrets) as the settings file, atomically."""
-    path = settings_file(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{key}={value}\n" for key, value in sorted(values.items())))
-    tmp.replace(path)
-    return path
+    from banet_ops.util import atomic_write
+
+    return atomic_write(settings_file(home), "".join(f"{key}={value}\n" for key, value in sorted(values.items())))
 
 
 class Settings(BaseSettings):

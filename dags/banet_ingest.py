@@ -3,7 +3,7 @@
 discover -> fetch (LAADS and FIRMS in parallel) -> grid and composite -> commit to the cube,
 which emits the region's cube Asset with ``{day, snapshot}``.  A re-run that finds the cube
 already holding identical content writes nothing and skips ``commit`` (no asset event).  Thin wiring only: every task
-calls :mod:`banet_ops.orchestration.tasks`; the region list comes from files at parse time.
+calls :mod:`banet_ops.orchestration.tasks`, one line per stage of :mod:`banet_ops.ingest.stages`; the region list comes from files at parse time.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from banet_ops.errors import ValidationError
+from banet_ops.util import pydantic_problem
 
 
 class InferArgs(BaseModel):
@@ -73,9 +74,7 @@ def parse_args(ns: argparse.Namespace) -> InferArgs:
     try:
         return InferArgs(**fields)
     except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        raise ValidationError(f"--{where.replace('_', '-')}: {err['msg']} (found {err.get('input')!r})") from None
+        raise ValidationError(pydantic_problem(exc, field="--{}", show_input=True)) from None
 
 
 def handle_infer(ns: argparse.Namespace) -> int:

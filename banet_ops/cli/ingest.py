@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from banet_ops.errors import BanetError, ValidationError
+from banet_ops.util import pydantic_problem
 
 MAX_DAYS = 366
 
@@ -50,10 +51,7 @@ def parse_args(ns: argparse.Namespace) -> IngestArgs:
     try:
         return IngestArgs(region=ns.region, date=ns.date, end=ns.end, dry_run=ns.dry_run, keep_going=ns.keep_going, force=ns.force)
     except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ValidationError(f"ingest: {where}: {msg} (got {err.get('input')!r})" if where != "arguments" else f"ingest: {msg}") from None
+        raise ValidationError(pydantic_problem(exc, source="ingest", default_field="arguments", show_input=True)) from None
 
 
 def handle(ns: argparse.Namespace) -> int:

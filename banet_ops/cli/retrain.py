@@ -15,15 +15,14 @@ from pydantic import ValidationError as PydanticValidationError
 from banet_ops.cli.model_flags import add_model_flags
 from banet_ops.errors import ValidationError
 from banet_ops.retrain.params import RegionMonth, TrainingParams
+from banet_ops.util import pydantic_problem
 
 
 def _validated(model: type[BaseModel], data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "arguments"
-        raise ValidationError(f"{where}: {str(err['msg']).removeprefix('Value error, ')}", hint="see --help") from None
+        raise ValidationError(pydantic_problem(exc, default_field="arguments"), hint="see --help") from None
 
 
 def _print(obj: Any) -> None:

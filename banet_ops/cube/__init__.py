@@ -1,6 +1,6 @@
 """The per-region data cube: an Icechunk (transactional Zarr) repository per region.
 
-``write_day`` commits one region-day, ``read_window`` reads a block at a pinned snapshot,
+``write_day``/``commit_day`` commit one region-day (the day's status, unchanged check and commit), ``read_window`` reads a block at a pinned snapshot,
 ``latest_snapshot`` gives the id to pin.  See ``docs/cube.md`` for the layout and its reasons.
 """
 
@@ -11,16 +11,18 @@ from banet_ops.cube.layout import COMPLETE_FRACTION, TIME_ORIGIN, day_status
 from banet_ops.cube.legacy import LegacyImportResult, import_legacy, read_legacy_file
 from banet_ops.cube.reader import CubeWindow, latest_snapshot, open_dataset, read_window
 from banet_ops.cube.storage import cube_location
-from banet_ops.cube.writer import valid_fraction, write_day
+from banet_ops.cube.writer import DayCommit, commit_day, valid_fraction, write_day
 
 __all__ = [
     "COMPLETE_FRACTION",
     "TIME_ORIGIN",
     "CubeInfo",
     "CubeWindow",
+    "DayCommit",
     "DayRecord",
     "GcResult",
     "LegacyImportResult",
+    "commit_day",
     "cube_info",
     "cube_location",
     "day_records",

@@ -14,48 +14,28 @@ from banet_ops.cube import layout as L
 from banet_ops.cube.info import DayRecord, day_records
 from banet_ops.cube.reader import open_group
 from banet_ops.cube.storage import check_region_name, check_snapshot_id
+from banet_ops.db import cube_days
 from banet_ops.errors import ValidationError
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
 
-_UPSERT = sa.text(
-    """
-    INSERT INTO banet.cube_day (region, day, snapshot_id, granules, valid_fraction, status, committed_at)
-    VALUES (:region, :day, :snapshot_id, :granules, :valid_fraction, :status, COALESCE(:committed_at, now()))
-    ON CONFLICT (region, day) DO UPDATE SET
-        snapshot_id = EXCLUDED.snapshot_id, granules = EXCLUDED.granules, valid_fraction = EXCLUDED.valid_fraction,
-        status = EXCLUDED.status, committed_at = EXCLUDED.committed_at
-    WHERE :force OR banet.cube_day.committed_at <= EXCLUDED.committed_at
-    """
-)
-
 
 def _ensure_region(engine: Engine, region: Region | str) -> str:
-    name = region.name if isinstance(region, Region) else check_region_name(region)
-    with engine.connect() as conn:
-        known = conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is not None
-    if not known:
-        if not isinstance(region, Region):
-            raise ValidationError(
-                f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`"
-            )
+    """A region with its definition is registered (:func:`banet_ops.db.regions_repo.ensure_region`); a bare name must be."""
+    if isinstance(region, Region):
         from banet_ops.db.regions_repo import upsert_region
 
         upsert_region(engine, region)
+        return region.name
+    name = check_region_name(region)
+    with engine.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is None:
+            raise ValidationError(f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`")
     return name
 
 
-def _params(record: DayRecord, force: bool) -> dict[str, Any]:
-    return {
-        "region": record.region,
-        "day": record.day,
-        "snapshot_id": record.snapshot_id,
-        "granules": list(record.granules),
-        "valid_fraction": float(min(1.0, max(0.0, record.valid_fraction))),
-        "status": record.status,
-        "committed_at": record.committed_at,
-        "force": force,
-    }
+def _row(record: DayRecord) -> dict[str, Any]:
+    return cube_days.row(record.region, record.day, record.snapshot_id, record.granules, record.valid_fraction, record.status, record.committed_at)
 
 
 def record_cube_day(
@@ -79,7 +59,7 @@ def record_cube_day(
     name = _ensure_region(engine, region)
     record = DayRecord(name, day, valid_fraction, L.day_status(valid_fraction), snapshot_id, tuple(granules), committed_at)
     with engine.begin() as conn:
-        conn.execute(_UPSERT, _params(record, force=False))
+        cube_days.upsert(conn, [_row(record)])
 
 
 @dataclass(frozen=True)
@@ -90,12 +70,7 @@ class SyncResult:
 
 
 def _write_all(conn: Connection, region: str, records: list[DayRecord]) -> int:
-    existing = {
-        row.day: row
-        for row in conn.execute(
-            sa.text("SELECT day, snapshot_id, granules, committed_at FROM banet.cube_day WHERE region = :r FOR UPDATE"), {"r": region}
-        )
-    }
+    existing = cube_days.existing(conn, region)
     merged = []
     for record in records:
         old = existing.get(record.day)
@@ -104,14 +79,9 @@ def _write_all(conn: Connection, region: str, records: list[DayRecord]) -> int:
             record = DayRecord(record.region, record.day, record.valid_fraction, record.status, old.snapshot_id,
                                tuple(old.granules or ()), old.committed_at)
         merged.append(record)
-    records = merged
-    days = [r.day for r in records]
-    deleted = conn.execute(
-        sa.text("DELETE FROM banet.cube_day WHERE region = :r AND NOT (day = ANY(:days))"), {"r": region, "days": days}
-    ).rowcount
-    if records:
-        conn.execute(_UPSERT, [_params(r, force=True) for r in records])
-    return int(deleted or 0)
+    deleted = cube_days.delete_other_days(conn, region, [r.day for r in merged])
+    cube_days.upsert(conn, [_row(r) for r in merged], force=True)
+    return deleted
 
 
 def sync_cube_days(region: str, engine: Engine, *, settings: Settings | None = None) -> SyncResult:

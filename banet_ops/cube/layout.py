@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +26,9 @@ from numpy.typing import NDArray
 from banet_ops.bands import CF_ATTRS, CUBE_VARIABLES
 from banet_ops.errors import ValidationError
 from banet_ops.regions import Region
+
+if TYPE_CHECKING:
+    from banet_ops.daily_image import DailyImage
 
 # 2: Blosc LZ4HC level 2 (was Zstd level 1); read_window decodes both.
 LAYOUT_VERSION: Final = 2
@@ -210,6 +213,12 @@ COORD_ATTRS: Final[dict[str, dict[str, Any]]] = {
         "comment": f"NaN where the day was never written; the day is 'complete' at >= {COMPLETE_FRACTION}",
     },
 }
+
+
+def valid_fraction(image: DailyImage) -> float:
+    """Fraction of the region's cells with a finite Red reflectance (the cube's ``valid_fraction``)."""
+    red = image.variables["Red"]
+    return float(np.count_nonzero(np.isfinite(red))) / red.size
 
 
 def day_status(valid_fraction: float, n_rejected: int = 0) -> str:

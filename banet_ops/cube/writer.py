@@ -19,7 +19,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import icechunk as ic
 import numpy as np
@@ -29,6 +28,7 @@ from zarr.codecs import BloscCodec
 from banet_ops import __version__
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.cube import layout as L
+from banet_ops.cube.layout import valid_fraction
 from banet_ops.cube.storage import (
     BRANCH,
     CubeLocation,
@@ -44,6 +44,7 @@ from banet_ops.daily_image import DailyImage
 from banet_ops.errors import CommitConflictError, LessCompleteError, ValidationError
 from banet_ops.regions import Region
 from banet_ops.settings import Settings, get_settings
+from banet_ops.util import public_url
 
 log = logging.getLogger(__name__)
 
@@ -128,23 +129,6 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
 
 
-def _safe_source(value: str) -> str:
-    """A source string without credentials or query parameters (tokens live there)."""
-    if "://" not in value:
-        return value
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def valid_fraction(image: DailyImage) -> float:
-    """Fraction of the region's cells with a finite Red reflectance."""
-    red = image.variables["Red"]
-    return float(np.count_nonzero(np.isfinite(red))) / red.size
-
-
 def commit_metadata(image: DailyImage, fraction: float, n_rejected: int = 0) -> dict[str, Any]:
     """What a day's commit records: the granules, sources and software that made it, and its status."""
     return {
@@ -152,7 +136,7 @@ def commit_metadata(image: DailyImage, fraction: float, n_rejected: int = 0) -> 
         "region": image.region.name,
         "day": image.day.isoformat(),
         "granules": sorted(str(g) for g in image.granules),
-        "sources": {str(k): _safe_source(str(v)) for k, v in sorted(image.sources.items())},
+        "sources": {str(k): public_url(str(v)) for k, v in sorted(image.sources.items())},
         "valid_fraction": round(fraction, 6),
         "status": L.day_status(fraction, n_rejected),
         "rejected": int(n_rejected),
@@ -188,6 +172,18 @@ class StoredDay:
     written_at: dt.datetime | None
     status: str
     valid_fraction: float
+    granules: tuple[str, ...] | None = None  # None: no day commit of it in history (legacy import, expired)
+
+
+@dataclass(frozen=True)
+class DayCommit:
+    """What :func:`commit_day` did: the snapshot holding the day, its status, and whether a commit was made."""
+
+    snapshot: str
+    status: str
+    valid_fraction: float
+    changed: bool
+    written_at: dt.datetime | None
 
 
 def stored_day(repo: ic.Repository, loc: CubeLocation, day: dt.date, session: ic.Session | None = None) -> StoredDay | None:
@@ -207,16 +203,20 @@ def stored_day(repo: ic.Repository, loc: CubeLocation, day: dt.date, session: ic
         meta = snap.metadata or {}
         if meta.get("kind") == "day" and meta.get("day") == day.isoformat():
             status = str(meta.get("status") or L.day_status(fraction))
-            return StoredDay(str(snap.id), snap.written_at, status if status in L.STATUS_RANK else L.day_status(fraction), fraction)
+            granules = tuple(sorted(str(g) for g in meta.get("granules", [])))
+            return StoredDay(str(snap.id), snap.written_at, status if status in L.STATUS_RANK else L.day_status(fraction), fraction, granules)
     return StoredDay(str(session.snapshot_id), None, L.day_status(fraction), fraction)
 
 
-def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encoded: dict[str, np.ndarray], fraction: float) -> str | None:
-    """The snapshot that wrote the day when the tip already holds exactly this day (same encoded values), else None.
+def unchanged_day(
+    repo: ic.Repository, loc: CubeLocation, index: int, encoded: dict[str, np.ndarray], fraction: float, granules: list[str]
+) -> StoredDay | None:
+    """The stored day when the tip already holds exactly this version (same encoded values and granules), else None.
 
     Re-ingesting a day that did not change (a re-run, a ``reprocess_behavior=completed``
     backfill) then makes no new commit, and the cube and ``banet.cube_day`` keep naming the
-    commit that wrote the day (not the tip).
+    commit that wrote the day (not the tip).  The same values from other granules are a new
+    version (its provenance differs).
     """
     session = readonly_session(repo, loc, None)
     if index not in written_indexes(session):
@@ -228,8 +228,10 @@ def unchanged_snapshot(repo: ic.Repository, loc: CubeLocation, index: int, encod
     for name in CUBE_VARIABLES:
         if not np.array_equal(get_array(group, name, loc)[index], encoded[name], equal_nan=True):
             return None
-    stored = stored_day(repo, loc, L.TIME_ORIGIN + dt.timedelta(days=index), session)
-    return stored.snapshot_id if stored is not None else str(session.snapshot_id)
+    stored = stored_day(repo, loc, L.index_day(index), session)
+    if stored is None or (stored.granules is not None and stored.granules != tuple(sorted(str(g) for g in granules))):
+        return None
+    return stored
 
 
 def check_replacement(repo: ic.Repository, loc: CubeLocation, day: dt.date, status: str, fraction: float) -> None:
@@ -253,11 +255,24 @@ def write_day(
     n_rejected: int = 0,
     force: bool = False,
 ) -> str:
-    """Commit one region-day to its cube and return the new snapshot id.
+    """Commit one region-day to its cube and return the snapshot holding it (see :func:`commit_day`)."""
+    return commit_day(image, settings=settings, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force).snapshot
+
+
+def commit_day(
+    image: DailyImage,
+    *,
+    settings: Settings | None = None,
+    before_commit: Callable[[], None] | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
+    n_rejected: int = 0,
+    force: bool = False,
+) -> DayCommit:
+    """Commit one region-day to its cube: the snapshot, the day's status and whether a commit was made.
 
     Replaces that day's slice and nothing else (re-running is idempotent on the data); when the
-    cube already holds exactly these values for the day, no commit is made and the current
-    snapshot id is returned.
+    cube already holds exactly this version of the day (:func:`unchanged_day`), no commit is
+    made and the commit that wrote the day is returned (``changed`` False).
     ``n_rejected`` (input files of the day that could not be read) enters the day's status
     (:func:`banet_ops.cube.layout.day_status`); a day is only replaced by a version at least as
     complete (:class:`LessCompleteError` otherwise, the stored day kept) unless ``force``.
@@ -271,14 +286,14 @@ def write_day(
     loc = cube_location(image.region.name, settings=settings)
     with storage_errors(loc, f"writing {image.day}"):
         return with_deadline(
-            lambda: _write_day(image, loc, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force),
+            lambda: _commit_day(image, loc, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force),
             loc, f"writing {image.day}", settings.storage_timeout_s,
         )  # fmt: skip
 
 
-def _write_day(
+def _commit_day(
     image: DailyImage, loc: CubeLocation, *, before_commit: Callable[[], None] | None, max_attempts: int, n_rejected: int, force: bool
-) -> str:
+) -> DayCommit:
     index = L.day_index(image.day)
     repo = open_repository(loc, create=True)
     ensure_cube(repo, loc, image.region, image.day)
@@ -286,13 +301,23 @@ def _write_day(
     encoded = {name: L.encode(name, image.variables[name]) for name in CUBE_VARIABLES}
     fraction = valid_fraction(image)
     metadata = commit_metadata(image, fraction, n_rejected)
-    message = f"{image.region.name} {image.day.isoformat()}: {len(image.granules)} granules, valid {fraction:.1%}"
-    needed = L.time_length_for(image.day)
-    if (same := unchanged_snapshot(repo, loc, index, encoded, fraction)) is not None:
-        log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same)
-        return same
+    if (same := unchanged_day(repo, loc, index, encoded, fraction, image.granules)) is not None:
+        log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same.snapshot_id)
+        return DayCommit(same.snapshot_id, same.status, same.valid_fraction, False, same.written_at)
     if not force:
         check_replacement(repo, loc, image.day, metadata["status"], fraction)
+    snapshot = _commit_slices(repo, loc, image, encoded, metadata, before_commit, max_attempts)
+    return DayCommit(snapshot, metadata["status"], fraction, True, repo.lookup_snapshot(snapshot).written_at)
+
+
+def _commit_slices(
+    repo: ic.Repository, loc: CubeLocation, image: DailyImage, encoded: dict[str, np.ndarray], metadata: dict[str, Any],
+    before_commit: Callable[[], None] | None, max_attempts: int,
+) -> str:  # fmt: skip
+    """Write the day's slices and commit them, writing again on top of a concurrent commit that conflicts."""
+    index, fraction = L.day_index(image.day), metadata["valid_fraction"]
+    message = f"{image.region.name} {image.day.isoformat()}: {len(image.granules)} granules, valid {fraction:.1%}"
+    needed = L.time_length_for(image.day)
     last_error: Exception | None = None
     for attempt in range(max_attempts):
         session = repo.writable_session(BRANCH)
@@ -305,7 +330,7 @@ def _write_day(
 
         with ThreadPoolExecutor(max_workers=len(CUBE_VARIABLES)) as pool:
             list(pool.map(put, CUBE_VARIABLES))
-        get_array(group, L.VALID_VARIABLE, loc)[index] = np.float32(fraction)
+        get_array(group, L.VALID_VARIABLE, loc)[index] = np.float32(valid_fraction(image))
         if before_commit is not None:
             before_commit()
         with loc.commit_lock():
@@ -317,11 +342,10 @@ def _write_day(
                          loc.region, image.day, attempt + 1)
             else:
                 log.info("cube %s %s: committed %s", loc.region, image.day, snapshot)
-                return snapshot
+                return str(snapshot)
         _backoff(attempt)
     raise CommitConflictError(
         f"cube {loc.region} {image.day}: expected to commit within {max_attempts} attempts, found concurrent commits "
         f"conflicting every time ({type(last_error).__name__})",
         hint="retry the task; another writer keeps updating the same day or growing the time axis",
     )
-

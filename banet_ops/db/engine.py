@@ -8,11 +8,15 @@ is reported by :func:`require_schema` as a :class:`~banet_ops.errors.SchemaError
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, ExceptionContext
 
 from banet_ops.errors import DatabaseUnavailableError, SchemaError
+
+if TYPE_CHECKING:
+    from banet_ops.settings import Settings
 
 SCHEMA = "banet"
 # Tables every part of the pipeline relies on (docs/contracts.md).
@@ -41,6 +45,11 @@ def _on_error(context: ExceptionContext) -> None:
             f"expected PostgreSQL at {url} {expected}, found: {detail}",
             hint="check BANET_DATABASE_URL, or start the local stack with `banet-ops stack start`",
         ) from None
+
+
+def database_configured(settings: Settings) -> bool:
+    """Whether a database is configured: ``BANET_DATABASE_URL``, or the local stack's URL file."""
+    return settings.database_url is not None or (settings.home / "pg" / "url").is_file()
 
 
 def _resolve(url: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -15,26 +15,32 @@ from banet_ops.regions import Region, parse_region
 UpsertOutcome = Literal["inserted", "updated", "unchanged"]
 
 
-def _dependents(conn: Connection, name: str) -> tuple[int, int]:
-    row = conn.execute(
-        sa.text(
-            "SELECT (SELECT count(*) FROM banet.cube_day WHERE region = :n), "
-            "(SELECT count(*) FROM banet.run WHERE region = :n)"
-        ),
-        {"n": name},
-    ).one()
+def _dependents(cur: Any, name: str) -> tuple[int, int]:
+    cur.execute(
+        "SELECT (SELECT count(*) FROM banet.cube_day WHERE region = %(n)s), (SELECT count(*) FROM banet.run WHERE region = %(n)s)", {"n": name}
+    )
+    row = cur.fetchone()
     return int(row[0]), int(row[1])
 
 
-def _upsert(conn: Connection, region: Region) -> UpsertOutcome:
+def ensure_region(cur: Any, region: Region) -> UpsertOutcome:
+    """The one policy for a region the database may not know yet, on a DB-API cursor (the caller's transaction).
+
+    A region given with its definition is registered: inserted when unknown, updated while no
+    cube day or run uses it, and refused (:class:`RegionError`) when its grid changed and rows
+    already use the registered grid.  (A region known only by name must be registered first:
+    :func:`banet_ops.cube.db.record_cube_day` refuses it.)
+    """
     definition = region.to_file_dict()
-    current = conn.execute(
-        sa.text("SELECT definition FROM banet.region WHERE name = :n FOR UPDATE"), {"n": region.name}
-    ).scalar_one_or_none()
-    if current is not None and parse_region(current, f"banet.region {region.name}") == region:
-        return "unchanged"
+    current = None
+    for lock in ("", " FOR UPDATE"):  # the row is locked only to change it: publishers of one region never wait for each other
+        cur.execute(f"SELECT definition FROM banet.region WHERE name = %(n)s{lock}", {"n": region.name})
+        found = cur.fetchone()
+        current = None if found is None else found[0]
+        if current is not None and parse_region(current, f"banet.region {region.name}") == region:
+            return "unchanged"
     if current is not None:
-        cube_days, runs = _dependents(conn, region.name)
+        cube_days, runs = _dependents(cur, region.name)
         if cube_days or runs:
             raise RegionError(
                 f"region {region.name}: expected the same grid as the registered one ({current['bbox']}, "
@@ -43,29 +49,28 @@ def _upsert(conn: Connection, region: Region) -> UpsertOutcome:
                 hint="give the new grid a new region name",
             )
     rows, cols = region.shape
-    conn.execute(
-        sa.text(
-            """
-            INSERT INTO banet.region (name, bbox, pixel_size, n_rows, n_cols, definition)
-            VALUES (:name, ST_MakeEnvelope(:left, :bottom, :right, :top, 4326), :px, :rows, :cols, CAST(:definition AS jsonb))
-            ON CONFLICT (name) DO UPDATE SET
-                bbox = EXCLUDED.bbox, pixel_size = EXCLUDED.pixel_size, n_rows = EXCLUDED.n_rows,
-                n_cols = EXCLUDED.n_cols, definition = EXCLUDED.definition, updated_at = now()
-            """
-        ),
+    cur.execute(
+        """
+        INSERT INTO banet.region (name, bbox, pixel_size, n_rows, n_cols, definition)
+        VALUES (%(name)s, ST_MakeEnvelope(%(left)s, %(bottom)s, %(right)s, %(top)s, 4326), %(px)s, %(rows)s, %(cols)s, CAST(%(definition)s AS jsonb))
+        ON CONFLICT (name) DO UPDATE SET
+            bbox = EXCLUDED.bbox, pixel_size = EXCLUDED.pixel_size, n_rows = EXCLUDED.n_rows,
+            n_cols = EXCLUDED.n_cols, definition = EXCLUDED.definition, updated_at = now()
+        """,
         {
-            "name": region.name,
-            "left": region.left,
-            "bottom": region.bottom,
-            "right": region.right,
-            "top": region.top,
-            "px": region.pixel_size,
-            "rows": rows,
-            "cols": cols,
-            "definition": json.dumps(definition),
+            "name": region.name, "left": region.left, "bottom": region.bottom, "right": region.right, "top": region.top,
+            "px": region.pixel_size, "rows": rows, "cols": cols, "definition": json.dumps(definition),
         },
-    )
+    )  # fmt: skip
     return "inserted" if current is None else "updated"
+
+
+def _upsert(conn: Connection, region: Region) -> UpsertOutcome:
+    cur = conn.connection.cursor()  # the DB-API cursor of this connection: the same transaction
+    try:
+        return ensure_region(cur, region)
+    finally:
+        cur.close()
 
 
 def upsert_regions(engine: Engine, regions: Iterable[Region]) -> dict[str, UpsertOutcome]:

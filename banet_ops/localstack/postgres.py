@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from banet_ops.errors import ConfigError, DatabaseUnavailableError
+from banet_ops.util import atomic_write
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin",)
 DB_NAME = "banet"
@@ -116,12 +117,7 @@ def _owned_by_postgres(path: Path) -> None:
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only (mode 0600 from the start)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    tmp.replace(path)
+    atomic_write(path, text, mode=0o600)
 
 
 def _one_line(exc: subprocess.CalledProcessError) -> str:

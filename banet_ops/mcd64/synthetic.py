@@ -11,7 +11,6 @@ Each 500 m pixel takes the value of the region cell that holds its centre.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from banet_ops.errors import ValidationError
 from banet_ops.mcd64.reader import GRID_NAME, UNMAPPED, WATER, month_days, month_first_doy, read_hdf_tile
 from banet_ops.mcd64.sinusoidal import TILE_PIXELS_500M, SinuTile, bbox_pixel_window, pixel_centres_lonlat, tiles_for_bbox
 from banet_ops.regions import Region
+from banet_ops.util import atomic_path
 
 COLLECTION = "061"
 
@@ -134,33 +134,28 @@ def write_hdf_tile(path: str | Path, tile: SinuTile, year: int, month: int, arra
     types = {np.dtype(np.int16): SDC.INT16, np.dtype(np.uint8): SDC.UINT8}
     attr_types = {np.dtype(np.int16): SDC.INT16, np.dtype(np.uint8): SDC.UINT8}
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    sd = SD(str(tmp), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
-    try:
-        sd.attr("StructMetadata.0").set(SDC.CHAR8, struct_metadata(tile))
-        sd.attr("CoreMetadata.0").set(SDC.CHAR8, _core_metadata(tile, year, month))
-        for name, arr in arrays.items():
-            dtype = np.dtype(arr.dtype)
-            if arr.shape != (TILE_PIXELS_500M, TILE_PIXELS_500M) or dtype not in types:
-                raise ValidationError(f"SDS {name!r}: expected a 2400x2400 int16/uint8 array, found {arr.shape} {dtype}")
-            sds = sd.create(name, types[dtype], arr.shape)
-            sds.dim(0).setname(f"YDim:{GRID_NAME}")
-            sds.dim(1).setname(f"XDim:{GRID_NAME}")
-            sds.setcompress(SDC.COMP_DEFLATE, 4)
-            for key, value in _SDS_ATTRS[name].items():
-                if isinstance(value, str):
-                    sds.attr(key).set(SDC.CHAR8, value)
-                else:
-                    sds.attr(key).set(attr_types[dtype], value if isinstance(value, list) else [value])
-            sds[:] = arr
-            sds.endaccess()
-    except BaseException:
-        sd.end()
-        tmp.unlink(missing_ok=True)
-        raise
-    sd.end()
-    tmp.replace(p)
+    with atomic_path(p) as tmp:
+        sd = SD(str(tmp), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
+        try:
+            sd.attr("StructMetadata.0").set(SDC.CHAR8, struct_metadata(tile))
+            sd.attr("CoreMetadata.0").set(SDC.CHAR8, _core_metadata(tile, year, month))
+            for name, arr in arrays.items():
+                dtype = np.dtype(arr.dtype)
+                if arr.shape != (TILE_PIXELS_500M, TILE_PIXELS_500M) or dtype not in types:
+                    raise ValidationError(f"SDS {name!r}: expected a 2400x2400 int16/uint8 array, found {arr.shape} {dtype}")
+                sds = sd.create(name, types[dtype], arr.shape)
+                sds.dim(0).setname(f"YDim:{GRID_NAME}")
+                sds.dim(1).setname(f"XDim:{GRID_NAME}")
+                sds.setcompress(SDC.COMP_DEFLATE, 4)
+                for key, value in _SDS_ATTRS[name].items():
+                    if isinstance(value, str):
+                        sds.attr(key).set(SDC.CHAR8, value)
+                    else:
+                        sds.attr(key).set(attr_types[dtype], value if isinstance(value, list) else [value])
+                sds[:] = arr
+                sds.endaccess()
+        finally:
+            sd.end()
     return p
 
 

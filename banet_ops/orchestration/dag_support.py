@@ -1,7 +1,7 @@
 """What every banet-ops DAG shares: retry policy, default args, callbacks, deadlines, the pod task.
 
 The Airflow side of :mod:`banet_ops.orchestration`: with ``dags/`` and ``plugins/`` the only code
-that imports Airflow at module level (the import-linter contract in pyproject.toml holds the
+that imports Airflow at module level (the import-linter contract in .importlinter holds the
 exceptions); it holds no domain logic.  The retry policy maps the error hierarchy of :mod:`banet_ops.errors` onto
 Airflow: permanent errors fail the task at once with their reason, retryable ones retry with
 exponential back-off.

@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from banet_ops.errors import PermanentError, ValidationError
 from banet_ops.retrain.params import RetrainParams
 from banet_ops.settings import Settings
+from banet_ops.util import pydantic_problem
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ def plan(params: Mapping[str, Any], logical_date: dt.datetime | dt.date) -> dict
     try:
         p = RetrainParams.model_validate({k: v for k, v in params.items() if v is not None})
     except PydanticValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValidationError(f"banet_retrain params: {problems}", hint="fix the params of the manual run") from None
+        raise ValidationError(pydantic_problem(exc, source="banet_retrain params", every=True), hint="fix the params of the manual run") from None
     settings = _settings()
     known = sorted(load_regions(settings.regions_dir))
     regions = p.regions or known

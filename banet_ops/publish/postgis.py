@@ -27,7 +27,6 @@ import datetime as dt
 import io
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,249 +35,40 @@ import numpy as np
 
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
-from banet_ops.publish import event_db, pgcopy
-from banet_ops.regions import Region, grid_lines, parse_region
+from banet_ops.publish import event_db
+from banet_ops.publish.cells import (
+    CELL_COLUMNS,
+    CELL_COLUMNS_EVENT,
+    COPY_CHUNK,
+    KEY_MAX,
+    PG_EPOCH,
+    BufferReader,
+    CellPlan,
+    CellRows,
+    ScopeRows,
+    cell_copy_buffer,
+    cell_keys,
+    cell_rows,
+    parse_scope_copy,
+    plan_cells,
+    stage_copy_buffer,
+)
+from banet_ops.regions import Region, grid_lines
+from banet_ops.util import timed
 
 log = logging.getLogger(__name__)
+# re-exported: the cell encoding lives in banet_ops.publish.cells
+__all__ = [
+    "PG_EPOCH", "CellPlan", "CellRows", "ScopeRows", "cell_copy_buffer", "cell_keys", "cell_rows", "grid_lines", "parse_scope_copy", "plan_cells",
+    "stage_copy_buffer",
+]  # fmt: skip
 
-PG_EPOCH = np.datetime64("2000-01-01", "D")
-_COPY_CHUNK = 4 << 20
 # Work memory of the publish transaction: the transition table of the key-check trigger (one
 # tuple per written row) and the hash joins of updates and deletes stay in memory.
 WORK_MEM = "256MB"
 # Longest wait for any lock of the publish transaction (another publisher of the scope, a DDL
 # lock of a new partition): then a retryable error, never a wait without end.
 LOCK_TIMEOUT = "120s"
-# Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
-_KEY_BITS = 21
-_KEY_MAX = 1 << _KEY_BITS
-_DAY_OFFSET = 1 << 20
-
-# Binary COPY tuples (PostgreSQL's layout: field count, then (length, value) per field, all
-# big-endian except the EWKB inside the geometry field, which says little-endian itself).
-_STAGE_DTYPE = pgcopy.CELL_EVENT_DTYPE
-_SCOPE_DTYPE = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("l_date", ">i4"), ("date", ">i4"),
-        ("l_row", ">i4"), ("row", ">i4"),
-        ("l_col", ">i4"), ("col", ">i4"),
-        ("l_conf", ">i4"), ("conf", ">f4"),
-        ("l_run", ">i4"), ("run", ">i8"),
-        ("l_area", ">i4"), ("area", ">f8"),
-        ("l_event", ">i4"), ("event", ">i8"),
-    ]
-)  # fmt: skip
-_EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
-_EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
-_CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
-_CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2, event_id)'
-
-
-def _cell_dtype(region: bytes, product: bytes, with_event: bool = False) -> np.dtype:
-    event = [("l_event", ">i4"), ("event", ">i8")] if with_event else []
-    return np.dtype(
-        [
-            ("nfields", ">i2"),
-            ("l_region", ">i4"), ("region", f"S{len(region)}"),
-            ("l_product", ">i4"), ("product", f"S{len(product)}"),
-            ("l_date", ">i4"), ("date", ">i4"),
-            ("l_row", ">i4"), ("row", ">i4"),
-            ("l_col", ">i4"), ("col", ">i4"),
-            ("l_geom", ">i4"), ("byte_order", "u1"), ("wkb_type", "<u4"), ("srid", "<u4"), ("n_rings", "<u4"), ("n_points", "<u4"),
-            ("xy", "<f8", (10,)),
-            ("l_conf", ">i4"), ("conf", ">f4"),
-            ("l_run", ">i4"), ("run", ">i8"),
-            ("l_area", ">i4"), ("area", ">f8"),
-            *event,
-        ]
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CellRows:
-    """The burned cells of a product as columns, sorted by (burn_date, row, col)."""
-
-    row: np.ndarray  # int32
-    col: np.ndarray  # int32
-    burn_date: np.ndarray  # datetime64[D]
-    confidence: np.ndarray  # float32
-    area_km2: np.ndarray  # float64
-    event_id: np.ndarray | None = None  # int64: the cells' fire events (None: not assigned)
-
-    @property
-    def n(self) -> int:
-        return int(self.row.size)
-
-    @property
-    def days(self) -> np.ndarray:
-        """Burn dates as days since 2000-01-01 (PostgreSQL's date epoch), int32."""
-        return (self.burn_date - PG_EPOCH).astype(np.int32)
-
-    def take(self, idx: np.ndarray) -> CellRows:
-        ev = None if self.event_id is None else self.event_id[idx]
-        return CellRows(self.row[idx], self.col[idx], self.burn_date[idx], self.confidence[idx], self.area_km2[idx], ev)
-
-
-def cell_keys(days: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """(burn_date, row, col) packed into int64s that sort like the keys."""
-    return ((days.astype(np.int64) + _DAY_OFFSET) << (2 * _KEY_BITS)) | (row.astype(np.int64) << _KEY_BITS) | col.astype(np.int64)
-
-
-def cell_rows(product: Product) -> CellRows:
-    """Columns of the burned cells of ``product``, in primary-key order (burn_date, row, col)."""
-    rows, cols = np.nonzero(product.burned)  # row-major: sorted by (row, col)
-    dates = product.burn_date[rows, cols].astype("datetime64[D]")
-    if dates.size:
-        # A stable sort by date keeps (row, col) order within each date; a window spans a few
-        # dozen days, so the offsets fit 16 bits and numpy sorts them by radix, in O(n).
-        offset = (dates - dates.min()).astype(np.int64)
-        order = np.argsort(offset.astype(np.uint16) if offset.max() < (1 << 16) else offset, kind="stable")
-        rows, cols, dates = rows[order], cols[order], dates[order]
-    return CellRows(
-        row=rows.astype(np.int32),
-        col=cols.astype(np.int32),
-        burn_date=dates,
-        confidence=product.confidence[rows, cols].astype(np.float32),
-        area_km2=product.region.row_cell_area_km2()[rows],
-    )
-
-
-class _BufferReader:
-    """A read-only file over a buffer that hands out large chunks (psycopg2 wants bytes)."""
-
-    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
-        self._view = memoryview(buf)
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else min(len(self._view), self._pos + max(size, _COPY_CHUNK))
-        chunk = bytes(self._view[self._pos : end])
-        self._pos = end
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses it for text COPY
-        return self.read(size)
-
-
-def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
-    """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
-    (with ``event_id`` when the cells have events: columns :data:`_CELL_COLUMNS_EVENT`).
-
-    The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
-    gives them, at the exact decimal grid coordinates (:func:`grid_lines`).
-    """
-    name, mode = region.name.encode(), product.encode()
-    with_event = cells.event_id is not None
-    buf, rec = pgcopy.records(cells.n, _cell_dtype(name, mode, with_event))
-    rec["nfields"] = 10 if with_event else 9
-    if with_event:
-        rec["l_event"], rec["event"] = 8, cells.event_id
-    rec["l_region"], rec["region"] = len(name), name
-    rec["l_product"], rec["product"] = len(mode), mode
-    rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
-    rec["l_run"] = rec["l_area"] = 8
-    rec["l_geom"] = _EWKB_LEN
-    rec["byte_order"], rec["wkb_type"], rec["srid"], rec["n_rings"], rec["n_points"] = 1, _EWKB_POLYGON, 4326, 1, 5
-    rec["date"] = cells.days
-    rec["row"] = cells.row
-    rec["col"] = cells.col
-    rec["conf"] = cells.confidence
-    rec["run"] = run_id
-    rec["area"] = cells.area_km2
-    px = region.pixel_size
-    west, east = grid_lines(region.left, px, cells.col), grid_lines(region.left, px, cells.col + 1)
-    south, north = grid_lines(region.top, -px, cells.row + 1), grid_lines(region.top, -px, cells.row)
-    xy = rec["xy"]
-    xy[:, 0], xy[:, 1] = west, south
-    xy[:, 2], xy[:, 3] = west, north
-    xy[:, 4], xy[:, 5] = east, north
-    xy[:, 6], xy[:, 7] = east, south
-    xy[:, 8], xy[:, 9] = west, south
-    return buf
-
-
-def stage_copy_buffer(cells: CellRows) -> bytearray:
-    """The cells as (burn_date, row, col, confidence, area_km2, event_id) tuples in binary COPY format (event 0: none)."""
-    buf, rec = pgcopy.records(cells.n, _STAGE_DTYPE)
-    rec["nfields"] = 6
-    rec["l_date"] = rec["l_row"] = rec["l_col"] = rec["l_conf"] = 4
-    rec["l_area"] = rec["l_event"] = 8
-    rec["event"] = 0 if cells.event_id is None else cells.event_id
-    rec["date"] = cells.days
-    rec["row"] = cells.row
-    rec["col"] = cells.col
-    rec["conf"] = cells.confidence
-    rec["area"] = cells.area_km2
-    return buf
-
-
-@dataclass(frozen=True)
-class ScopeRows:
-    """The rows of a scope as read from the database: keys (sorted), confidence, run, area, event (0: none)."""
-
-    keys: np.ndarray  # int64, see cell_keys
-    confidence: np.ndarray
-    run_id: np.ndarray
-    area_km2: np.ndarray
-    event_id: np.ndarray | None = None
-
-    @property
-    def n(self) -> int:
-        return int(self.keys.size)
-
-
-def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
-    """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
-    rec = pgcopy.parse(data, _SCOPE_DTYPE, "the published cells")
-    keys = cell_keys(rec["date"], rec["row"], rec["col"])
-    order = np.argsort(keys, kind="stable")
-    return ScopeRows(
-        keys=keys[order],
-        confidence=rec["conf"][order].astype(np.float32),
-        run_id=rec["run"][order].astype(np.int64),
-        area_km2=rec["area"][order].astype(np.float64),
-        event_id=rec["event"][order].astype(np.int64),
-    )
-
-
-@dataclass(frozen=True)
-class CellPlan:
-    """What to do with the scope: new cells to insert, changed ones to update, keys to delete."""
-
-    insert: CellRows
-    update: CellRows
-    delete: CellRows  # only the keys (row, col, burn_date) are meaningful
-    n_unchanged: int
-
-
-def plan_cells(new: CellRows, old: ScopeRows, run_id: int) -> CellPlan:
-    """Compare the new cells with the scope's rows, by key."""
-    keys = cell_keys(new.days, new.row, new.col)
-    if keys.size > 1 and not np.all(keys[1:] > keys[:-1]):
-        raise DatabaseError("planning the cell writes: expected cells sorted by (burn_date, row, col) without duplicates, found others")
-    pos = np.searchsorted(old.keys, keys)
-    inside = pos < old.n
-    found = np.zeros(keys.size, dtype=bool)
-    found[inside] = old.keys[pos[inside]] == keys[inside]
-    p = pos[found]
-    same = (old.confidence[p] == new.confidence[found]) & (old.run_id[p] == run_id) & (old.area_km2[p] == new.area_km2[found])
-    if new.event_id is not None and old.event_id is not None:
-        same &= old.event_id[p] == new.event_id[found]
-    changed = np.zeros(keys.size, dtype=bool)
-    changed[np.nonzero(found)[0][~same]] = True
-    gone = np.ones(old.n, dtype=bool)
-    gone[p] = False
-    gone_keys = old.keys[gone]
-    mask = np.int64(_KEY_MAX - 1)
-    delete = CellRows(
-        row=((gone_keys >> _KEY_BITS) & mask).astype(np.int32),
-        col=(gone_keys & mask).astype(np.int32),
-        burn_date=PG_EPOCH + ((gone_keys >> (2 * _KEY_BITS)) - _DAY_OFFSET).astype("timedelta64[D]"),
-        confidence=old.confidence[gone],
-        area_km2=old.area_km2[gone],
-    )
-    return CellPlan(insert=new.take(~found), update=new.take(changed), delete=delete, n_unchanged=int(same.sum()))
 
 
 def effective_window(product: Product) -> tuple[dt.date, dt.date]:
@@ -349,27 +139,10 @@ def token_committed(cur: Any, token: str) -> bool:
 
 
 def ensure_region(cur: Any, region: Region) -> None:
-    """Insert the region row if missing; refuse a registered region whose grid differs."""
-    rows, cols = region.shape
-    cur.execute(
-        """
-        INSERT INTO banet.region (name, bbox, pixel_size, n_rows, n_cols, definition)
-        VALUES (%(name)s, ST_MakeEnvelope(%(left)s, %(bottom)s, %(right)s, %(top)s, 4326), %(px)s, %(rows)s, %(cols)s, %(def)s::jsonb)
-        ON CONFLICT (name) DO NOTHING
-        """,
-        {
-            "name": region.name, "left": region.left, "bottom": region.bottom, "right": region.right, "top": region.top,
-            "px": region.pixel_size, "rows": rows, "cols": cols, "def": json.dumps(region.to_file_dict()),
-        },
-    )  # fmt: skip
-    cur.execute("SELECT definition FROM banet.region WHERE name = %s", (region.name,))
-    registered = parse_region(cur.fetchone()[0], f"banet.region {region.name}")
-    if registered != region:
-        raise RegionError(
-            f"region {region.name}: expected the product grid {list(region.bbox)} @ {region.pixel_size} to match the "
-            f"registered one, found {list(registered.bbox)} @ {registered.pixel_size}",
-            hint="publish with the registered region definition, or register the new grid under a new name",
-        )
+    """Register the product's region (:func:`banet_ops.db.regions_repo.ensure_region`, the one region policy)."""
+    from banet_ops.db.regions_repo import ensure_region as register
+
+    register(cur, region)
 
 
 def upsert_run(cur: Any, product: Product, *, started_at: dt.datetime) -> int:
@@ -446,7 +219,7 @@ def _stage(cur: Any, table: str, cells: CellRows) -> None:
                                    confidence real NOT NULL, area_km2 double precision NOT NULL, event_id bigint NOT NULL) ON COMMIT DROP
         """
     )
-    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", _BufferReader(stage_copy_buffer(cells)), size=_COPY_CHUNK)
+    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", BufferReader(stage_copy_buffer(cells)), size=COPY_CHUNK)
     cur.execute(f"ANALYZE {table}")
 
 
@@ -474,10 +247,50 @@ def apply_cells(
     ``db_delete``, ``db_update`` and ``db_insert``.
     """
     timings = {} if timings is None else timings
-    t = time.perf_counter()
     r = product.region
-    if max(r.shape) >= _KEY_MAX:
-        raise RegionError(f"region {r.name}: expected at most {_KEY_MAX - 1} rows and columns, found a {r.shape[0]}x{r.shape[1]} grid")
+    first, last = effective_window(product)
+    with timed(timings, "db_read"):
+        saved, plan = _read_and_plan(cur, product, run_id, events)
+    where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
+    params = {"region": r.name, "product": product.mode, "first": first, "last": last, "run_id": run_id}
+    with timed(timings, "db_delete"):
+        if plan.delete.n:
+            _stage(cur, "banet_gone_cell", plan.delete)
+            cur.execute(
+                f'DELETE FROM banet.burned_cell b USING banet_gone_cell g WHERE {where} AND b.burn_date = g.burn_date AND b."row" = g."row" AND b.col = g.col',
+                params,
+            )
+            _check_count("deleting the cells the product no longer has", plan.delete.n, cur.rowcount)
+    with timed(timings, "db_update"):
+        if plan.update.n:
+            _stage(cur, "banet_stage_cell", plan.update)
+            cur.execute(
+                f"""
+                UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2,
+                       event_id = {"NULLIF(s.event_id, 0)" if events is not None else "b.event_id"}
+                FROM banet_stage_cell s
+                WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
+                """,
+                params,
+            )
+            _check_count("updating the re-estimated cells", plan.update.n, cur.rowcount)
+        cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", saved)
+    with timed(timings, "db_insert"):
+        if plan.insert.n:
+            _insert_cells(cur, plan.insert, r, product.mode, run_id)
+    return {"deleted": plan.delete.n, "updated": plan.update.n, "inserted": plan.insert.n, "unchanged": plan.n_unchanged}
+
+
+def _read_and_plan(
+    cur: Any, product: Product, run_id: int, events: Callable[[CellRows, ScopeRows], np.ndarray] | None
+) -> tuple[tuple[str, str], CellPlan]:
+    """Check the product, set the transaction's planner settings, read the scope and plan the writes.
+
+    Returns the settings to restore (work_mem, enable_nestloop) and the plan.
+    """
+    r = product.region
+    if max(r.shape) >= KEY_MAX:
+        raise RegionError(f"region {r.name}: expected at most {KEY_MAX - 1} rows and columns, found a {r.shape[0]}x{r.shape[1]} grid")
     first, last = effective_window(product)
     cur.execute("SELECT banet.ensure_burned_cell_partitions(%s, %s)", (first, last))
     cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
@@ -495,47 +308,22 @@ def apply_cells(
     scope = fetch_scope(cur, product)
     if events is not None:
         cells = replace(cells, event_id=events(cells, scope))
-    plan = plan_cells(cells, scope, run_id)
-    timings["db_read"] = time.perf_counter() - t
-    t = time.perf_counter()
-    where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
-    params = {"region": r.name, "product": product.mode, "first": first, "last": last, "run_id": run_id}
-    if plan.delete.n:
-        _stage(cur, "banet_gone_cell", plan.delete)
-        cur.execute(
-            f'DELETE FROM banet.burned_cell b USING banet_gone_cell g WHERE {where} AND b.burn_date = g.burn_date AND b."row" = g."row" AND b.col = g.col',
-            params,
-        )
-        _check_count("deleting the cells the product no longer has", plan.delete.n, cur.rowcount)
-    timings["db_delete"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if plan.update.n:
-        _stage(cur, "banet_stage_cell", plan.update)
-        cur.execute(
-            f"""
-            UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2,
-                   event_id = {"NULLIF(s.event_id, 0)" if events is not None else "b.event_id"}
-            FROM banet_stage_cell s
-            WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
-            """,
-            params,
-        )
-        _check_count("updating the re-estimated cells", plan.update.n, cur.rowcount)
-    cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", saved)
-    timings["db_update"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if plan.insert.n:
-        # Straight into the yearly partitions: a COPY into the partitioned parent would insert
-        # row by row, as the parent has a trigger with a transition table.
-        years = plan.insert.burn_date.astype("datetime64[Y]").astype(np.int64) + 1970
-        bounds = np.flatnonzero(np.diff(years)) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
-            part = _partition(cur, int(years[lo]))
-            buf = cell_copy_buffer(plan.insert.take(np.arange(lo, hi)), r, product.mode, run_id)
-            columns = _CELL_COLUMNS if plan.insert.event_id is None else _CELL_COLUMNS_EVENT
-            cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", _BufferReader(buf), size=_COPY_CHUNK)
-    timings["db_insert"] = time.perf_counter() - t
-    return {"deleted": plan.delete.n, "updated": plan.update.n, "inserted": plan.insert.n, "unchanged": plan.n_unchanged}
+    return (str(saved[0]), str(saved[1])), plan_cells(cells, scope, run_id)
+
+
+def _insert_cells(cur: Any, cells: CellRows, region: Region, product: str, run_id: int) -> None:
+    """Binary COPY of new cells straight into their yearly partitions.
+
+    A COPY into the partitioned parent would insert row by row, as the parent has a trigger with
+    a transition table.
+    """
+    years = cells.burn_date.astype("datetime64[Y]").astype(np.int64) + 1970
+    bounds = np.flatnonzero(np.diff(years)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
+        part = _partition(cur, int(years[lo]))
+        buf = cell_copy_buffer(cells.take(np.arange(lo, hi)), region, product, run_id)
+        columns = CELL_COLUMNS if cells.event_id is None else CELL_COLUMNS_EVENT
+        cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", BufferReader(buf), size=COPY_CHUNK)
 
 
 def summarize_cells(conn: Any, product: Product) -> float:
@@ -545,21 +333,22 @@ def summarize_cells(conn: Any, product: Product) -> float:
     treats unsummarised ranges as matching, and autovacuum summarises them too); a failure is
     logged, not raised.
     """
-    t = time.perf_counter()
+    timings: dict[str, float] = {}
     first, last = effective_window(product)
-    try:
-        with conn.cursor() as cur:
-            # It waits for VACUUM or another summary of the partition; not for long.
-            cur.execute("SET LOCAL lock_timeout = '10s'")
-            cur.execute("SELECT banet.summarize_burned_cell(%s, %s)", (first, last))
-        conn.commit()
-    except Exception:
-        log.warning("summarising the BRIN ranges of banet.burned_cell failed; autovacuum will do it", exc_info=True)
+    with timed(timings, "summary"):
         try:
-            conn.rollback()
+            with conn.cursor() as cur:
+                # It waits for VACUUM or another summary of the partition; not for long.
+                cur.execute("SET LOCAL lock_timeout = '10s'")
+                cur.execute("SELECT banet.summarize_burned_cell(%s, %s)", (first, last))
+            conn.commit()
         except Exception:
-            log.debug("rollback after the failed summary failed", exc_info=True)
-    return time.perf_counter() - t
+            log.warning("summarising the BRIN ranges of banet.burned_cell failed; autovacuum will do it", exc_info=True)
+            try:
+                conn.rollback()
+            except Exception:
+                log.debug("rollback after the failed summary failed", exc_info=True)
+    return timings["summary"]
 
 
 @dataclass
@@ -584,27 +373,24 @@ def write_product(cur: Any, product: Product, *, started_at: dt.datetime, max_ga
     Call :func:`finish_run` afterwards (still inside the transaction) to mark the run succeeded.
     """
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    lock_scope(cur, product)
-    ensure_region(cur, product.region)
-    run_id = upsert_run(cur, product, started_at=started_at)
-    timings["db_run"] = time.perf_counter() - t
+    with timed(timings, "db_run"):
+        lock_scope(cur, product)
+        ensure_region(cur, product.region)
+        run_id = upsert_run(cur, product, started_at=started_at)
 
-    t = time.perf_counter()
     planned: list[event_db.EventPlan] = []
 
     def assign_events(cells: CellRows, scope: ScopeRows) -> np.ndarray:
-        t_plan = time.perf_counter()
-        planned.append(event_db.plan_events(cur, product.region, product.mode, effective_window(product), max_gap_days, cells, scope))
-        timings["db_events_plan"] = time.perf_counter() - t_plan
+        with timed(timings, "db_events_plan"):
+            planned.append(event_db.plan_events(cur, product.region, product.mode, effective_window(product), max_gap_days, cells, scope))
         return planned[0].new_cell_ids
 
-    counts = apply_cells(cur, product, run_id, timings, events=assign_events)
-    timings["db_cells"] = time.perf_counter() - t - timings["db_events_plan"]
-
-    t = time.perf_counter()
-    events = event_db.write_events(cur, planned[0], run_id)
-    timings["db_events"] = time.perf_counter() - t + timings["db_events_plan"]
+    with timed(timings, "db_cells"):
+        counts = apply_cells(cur, product, run_id, timings, events=assign_events)
+    timings["db_cells"] -= timings["db_events_plan"]  # the events' planning counts as events
+    with timed(timings, "db_events"):
+        events = event_db.write_events(cur, planned[0], run_id)
+    timings["db_events"] += timings["db_events_plan"]
     burned = product.burned
     return DbWrite(
         run_id=run_id,

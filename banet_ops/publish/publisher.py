@@ -43,6 +43,7 @@ from banet_ops.publish import cog, postgis, quicklook, stac
 from banet_ops.publish import storage as files_journal
 from banet_ops.publish.storage import FileTransaction, LocalStore, ObjectStore, open_store
 from banet_ops.settings import Settings, get_settings
+from banet_ops.util import timed
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +125,11 @@ def validate_product(product: Product) -> None:
 
 def _render(product: Product, folder: Path, keys: dict[str, str], timings: dict[str, float]) -> dict[str, Path]:
     files = {name: folder / Path(key).name for name, key in keys.items()}
-    t = time.perf_counter()
-    cog.write_confidence_cog(files["confidence"], product)
-    cog.write_burn_date_cog(files["burn_date"], product)
-    timings["cog"] = time.perf_counter() - t
-    t = time.perf_counter()
-    quicklook.render_quicklook(files["quicklook"], product)
-    timings["quicklook"] = time.perf_counter() - t
+    with timed(timings, "cog"):
+        cog.write_confidence_cog(files["confidence"], product)
+        cog.write_burn_date_cog(files["burn_date"], product)
+    with timed(timings, "quicklook"):
+        quicklook.render_quicklook(files["quicklook"], product)
     return files
 
 
@@ -225,30 +224,28 @@ def _write_all(
         timings.update(db.timings)
         counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": db.n_events}
 
-        t = time.perf_counter()
-        refs = _asset_refs(store, keys)
-        item = stac.build_item(
-            product,
-            effective_window=postgis.effective_window(product),
-            confidence=refs["confidence"],
-            burn_date=refs["burn_date"],
-            quicklook=refs["quicklook"],
-            self_href=outputs["stac_item"],
-            run_id=db.run_id,
-            stats=counts,
-            relative=isinstance(store, LocalStore),
-        )
-        files["stac_item"].write_text(json.dumps(item, indent=2, sort_keys=True))
-        timings["stac"] = time.perf_counter() - t
+        with timed(timings, "stac"):
+            refs = _asset_refs(store, keys)
+            item = stac.build_item(
+                product,
+                effective_window=postgis.effective_window(product),
+                confidence=refs["confidence"],
+                burn_date=refs["burn_date"],
+                quicklook=refs["quicklook"],
+                self_href=outputs["stac_item"],
+                run_id=db.run_id,
+                stats=counts,
+                relative=isinstance(store, LocalStore),
+            )
+            files["stac_item"].write_text(json.dumps(item, indent=2, sort_keys=True))
 
-        t = time.perf_counter()
-        _recover_scope(cur, store, files_tx.scope)  # under the scope's lock: files of a dead publisher first
-        for name in ("confidence", "burn_date", "quicklook"):
-            files_tx.add(files[name], keys[name], refs[name].media_type)
-        files_tx.add(files["stac_item"], keys["stac_item"], stac.JSON_MEDIA_TYPE)  # the entry point goes last
-        files_tx.apply()
-        postgis.record_publish_token(cur, db.run_id, files_tx.token)
-        timings["files"] = time.perf_counter() - t
+        with timed(timings, "files"):
+            _recover_scope(cur, store, files_tx.scope)  # under the scope's lock: files of a dead publisher first
+            for name in ("confidence", "burn_date", "quicklook"):
+                files_tx.add(files[name], keys[name], refs[name].media_type)
+            files_tx.add(files["stac_item"], keys["stac_item"], stac.JSON_MEDIA_TYPE)  # the entry point goes last
+            files_tx.apply()
+            postgis.record_publish_token(cur, db.run_id, files_tx.token)
 
         timings["total"] = time.perf_counter() - t_total
         all_timings = {**{f"infer_{k}": v for k, v in product.timings.items()}, **{f"publish_{k}": v for k, v in timings.items()}}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -296,18 +294,3 @@ def cached_ok(path: Path, size: int | None, md5: str | None) -> bool:
     if actual == 0 or (size is not None and actual != size):
         return False
     return md5 is None or md5_file(path) == md5.lower()
-
-
-def atomic_write_bytes(dest: Path, data: bytes) -> Path:
-    """Write ``data`` to ``dest`` through a temp file in the same folder and ``os.replace``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest

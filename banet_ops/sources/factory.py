@@ -130,7 +130,7 @@ class Sources:
 
         def one(item: RemoteItem) -> None:
             try:
-                report.paths[item.name] = self.fetch(item, cache_dir)
+                report.paths[item.name] = self.fetch(item) if cache_dir is None else self.fetch(item, cache_dir)
             except BanetError as exc:
                 log.warning("%s: %s", item.name, exc)
                 report.errors[item.name] = exc

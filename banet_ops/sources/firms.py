@@ -18,7 +18,8 @@ from pydantic import SecretStr
 from banet_ops.errors import AuthenticationError, ConfigError, IntegrityError, NotFoundError, RateLimitError, SourceError, SourceUnavailableError
 from banet_ops.http import HttpClient, redact
 from banet_ops.regions import Region
-from banet_ops.sources.base import Discovery, RemoteItem, as_secret, atomic_write_bytes, cache_path, check_safe_name, file_url_path, log
+from banet_ops.sources.base import Discovery, RemoteItem, as_secret, cache_path, check_safe_name, file_url_path, log
+from banet_ops.util import atomic_write
 
 FIRMS_SOURCES = tuple(f"VIIRS_{sat}_{mode}" for sat in ("SNPP", "NOAA20", "NOAA21") for mode in ("NRT", "SP"))
 MAX_DAY_RANGE = 5
@@ -218,7 +219,7 @@ class FirmsApi:
         url = f"{self.base_url}/api/area/csv/{self.map_key.get_secret_value()}/{source}/{area}/{n}/{start:%Y-%m-%d}"
         response = self.client.get(url, what=item.name, ok_statuses=(200, 400, 403))
         classify_firms_body(response.status, response.content, item.name)
-        return atomic_write_bytes(dest, response.content)
+        return atomic_write(dest, response.content, fsync=True)
 
 
 _DAY_STAMP = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{3})(?!\d)(?:_(\d{1,2})d)?")

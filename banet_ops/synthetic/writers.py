@@ -7,7 +7,6 @@ the mirror listing), so a crash never leaves a half-written file under its real 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from banet_ops.regions import Region
+from banet_ops.util import atomic_path
 
 # scale factors close to the real products'
 REFLECTANCE_SCALE = 2.4417415261268616e-05
@@ -46,10 +46,6 @@ def encode_counts(values: NDArray[np.floating], scale: float, offset: float) -> 
     counts = np.clip(np.nan_to_num(counts, nan=FILL_U16), 0, 65527)
     counts[~np.isfinite(v)] = FILL_U16
     return counts.astype(np.uint16)
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + f".{os.getpid()}.tmp")
 
 
 def _stamp(when: dt.datetime) -> str:
@@ -127,9 +123,8 @@ def _write_l1b(l1b_path: Path, swath: SwathData, packed: dict[str, Any]) -> None
 
     l1b_name = l1b_path.name
     lines, pixels = swath.latitude.shape
-    tmp = _tmp(l1b_path)
     ds: Any
-    with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
+    with atomic_path(l1b_path) as tmp, netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
         _swath_header(ds, swath, l1b_name, lines, pixels)
         ds.setncattr("title", "VIIRS M-band Reflected Solar Band and Thermal Emissive Band Data")
         ds.setncattr("orbit_number", np.int32(swath.orbit))
@@ -154,7 +149,6 @@ def _write_l1b(l1b_path: Path, swath: SwathData, packed: dict[str, Any]) -> None
         t0 = (swath.start - epoch).total_seconds()
         sst[:] = t0 + np.arange(lines // 16) * (360.0 / 202.0)
         sst.units = "seconds since 1993-01-01 00:00:00.000"
-    tmp.replace(l1b_path)
 
 
 
@@ -165,8 +159,7 @@ def _write_geolocation(geo_path: Path, swath: SwathData, packed: dict[str, Any])
     geo_name = geo_path.name
     lines, pixels = swath.latitude.shape
     ds: Any
-    tmp = _tmp(geo_path)
-    with netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
+    with atomic_path(geo_path) as tmp, netCDF4.Dataset(str(tmp), "w", format="NETCDF4") as ds:
         _swath_header(ds, swath, geo_name, lines, pixels)
         ds.setncattr("title", "VIIRS M-band Geolocation Data")
         ds.setncattr("OrbitNumber", np.int32(swath.orbit))
@@ -195,7 +188,6 @@ def _write_geolocation(geo_path: Path, swath: SwathData, packed: dict[str, Any])
             var[:] = raw_angle
         lwm = geo.createVariable("land_water_mask", "u1", ("number_of_lines", "number_of_pixels"), **packed)
         lwm[:] = 1
-    tmp.replace(geo_path)
 
 
 # --- legacy NPP_VMAES_L1 gridded HDF4 --------------------------------------------------------
@@ -260,76 +252,87 @@ def write_legacy_overpass(
     ``values`` maps M05, M07, M10, M12, M15 (physical) and solar_zenith, sensor_zenith (degrees)
     to arrays of the region shape, NaN where the overpass did not see the cell.
     """
-    from pyhdf.SD import SD, SDC
-
     folder.mkdir(parents=True, exist_ok=True)
-    rows, cols = region.shape
     written = []
     layers: list[tuple[str, str, float, float]] = [(layer, src, s, o) for layer, (src, s, o) in LEGACY_ENCODING.items()]
     layers += [("SolarZenithAngle", "solar_zenith", 1.0, 0.0), ("SatelliteZenithAngle", "sensor_zenith", 1.0, 0.0)]
-    sz = np.asarray(values["sensor_zenith"], np.float64)
-    sza = np.asarray(values["solar_zenith"], np.float64)
     for layer, src, scale, offset in layers:
         path = folder / legacy_name(start, production, layer)
-        tmp = _tmp(path)
-        sd = SD(str(tmp), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
-        try:
-            is_angle = src in ("solar_zenith", "sensor_zenith")
-            global_attrs = {
-                "HDFEOSVersion": "HDFEOS_V2.19",
-                "StructMetadata.0": struct_metadata(region, layer, "DFNT_FLOAT32" if is_angle else "DFNT_UINT16"),
-                "ShortName": "NPP_VMAES_L1",
-                "LongName": "VIIRS/NPP Moderate Resolution 6-Min L1 Swath SDR and GEO 750m",
-                "DayNightFlag": "D",
-                "StartTime": f"{start:%Y-%m-%d}",
-                "BeginningDate": f"{start:%Y%m%d}",
-                "EndingDate": f"{start:%Y%m%d}",
-                "NumberOfScans": 203,
-                "OrbitNumber": float(orbit),
-                "Proj4String": " +a=6378137.0 +b=6356752.3142451793 +no_defs +proj=latlong",
-                "NorthBoundingCoord": f"{region.top:.6f}",
-                "SouthBoundingCoord": f"{region.bottom:.6f}",
-                "EastBoundingCoord": f"{region.right:.6f}",
-                "WestBoundingCoord": f"{region.left:.6f}",
-                "LocalGranuleID": legacy_name(start, production, "Radiance_M15"),
-                "ProductionTime": f"{production:%Y-%m-%dT%H:%M:%S}",
-                "Solar_Zenith_Angle_Min": float(np.nanmin(sza)) if np.isfinite(sza).any() else -999.9,
-                "Solar_Zenith_Angle_Max": float(np.nanmax(sza)) if np.isfinite(sza).any() else -999.9,
-                "Satellite_Zenith_Angle_Min": float(np.nanmin(sz)) if np.isfinite(sz).any() else -999.9,
-                "Satellite_Zenith_Angle_Max": float(np.nanmax(sz)) if np.isfinite(sz).any() else -999.9,
-            }
-            for k, v in global_attrs.items():
-                attr = sd.attr(k)
-                if isinstance(v, str):
-                    attr.set(SDC.CHAR8, v)
-                elif isinstance(v, int):
-                    attr.set(SDC.INT32, v)
-                else:
-                    attr.set(SDC.FLOAT64, v)
-            data = np.asarray(values[src], np.float64)
-            if is_angle:
-                sds = sd.create(layer, SDC.FLOAT32, (rows, cols))
-                sds.setfillvalue(float(np.float32(-999.9)))
-                arr: NDArray[Any] = np.where(np.isfinite(data), data, -999.9).astype(np.float32)
-                sds.attr("FILL_VALUES").set(SDC.CHAR8, F32_FILLS)
-                sds.attr("FILL_TEST_VALUE").set(SDC.CHAR8, "FLOAT32_FILL_TEST = -999")
-            else:
-                sds = sd.create(layer, SDC.UINT16, (rows, cols))
-                sds.setfillvalue(FILL_U16)
-                arr = encode_counts(data, scale, offset)
-                sds.attr("FILL_VALUES").set(SDC.CHAR8, U16_FILLS)
-                sds.attr("FILL_TEST_VALUE").set(SDC.CHAR8, "UINT16_FILL_TEST = 65527")
-                sds.attr("Scale").set(SDC.FLOAT64, scale)
-                sds.attr("Offset").set(SDC.FLOAT64, offset)
-            sds.dim(0).setname("YDim:VIIRS_EV_750M_SDR")
-            sds.dim(1).setname("XDim:VIIRS_EV_750M_SDR")
-            sds[:] = arr
-            sds.endaccess()
-        finally:
-            sd.end()
-        tmp.replace(path)
+        attrs = _legacy_attrs(region, layer, src in ("solar_zenith", "sensor_zenith"), start, production, values, orbit)
+        with atomic_path(path) as tmp:
+            _write_legacy_layer(tmp, region, layer, src in ("solar_zenith", "sensor_zenith"), np.asarray(values[src], np.float64), scale, offset, attrs)
         written.append(path)
     return written
+
+
+def _legacy_attrs(
+    region: Region, layer: str, is_angle: bool, start: dt.datetime, production: dt.datetime, values: Mapping[str, NDArray[np.floating]], orbit: int
+) -> dict[str, str | int | float]:
+    """The global attributes of one legacy layer file, as the real files carry them."""
+    sz = np.asarray(values["sensor_zenith"], np.float64)
+    sza = np.asarray(values["solar_zenith"], np.float64)
+    return {
+        "HDFEOSVersion": "HDFEOS_V2.19",
+        "StructMetadata.0": struct_metadata(region, layer, "DFNT_FLOAT32" if is_angle else "DFNT_UINT16"),
+        "ShortName": "NPP_VMAES_L1",
+        "LongName": "VIIRS/NPP Moderate Resolution 6-Min L1 Swath SDR and GEO 750m",
+        "DayNightFlag": "D",
+        "StartTime": f"{start:%Y-%m-%d}",
+        "BeginningDate": f"{start:%Y%m%d}",
+        "EndingDate": f"{start:%Y%m%d}",
+        "NumberOfScans": 203,
+        "OrbitNumber": float(orbit),
+        "Proj4String": " +a=6378137.0 +b=6356752.3142451793 +no_defs +proj=latlong",
+        "NorthBoundingCoord": f"{region.top:.6f}",
+        "SouthBoundingCoord": f"{region.bottom:.6f}",
+        "EastBoundingCoord": f"{region.right:.6f}",
+        "WestBoundingCoord": f"{region.left:.6f}",
+        "LocalGranuleID": legacy_name(start, production, "Radiance_M15"),
+        "ProductionTime": f"{production:%Y-%m-%dT%H:%M:%S}",
+        "Solar_Zenith_Angle_Min": float(np.nanmin(sza)) if np.isfinite(sza).any() else -999.9,
+        "Solar_Zenith_Angle_Max": float(np.nanmax(sza)) if np.isfinite(sza).any() else -999.9,
+        "Satellite_Zenith_Angle_Min": float(np.nanmin(sz)) if np.isfinite(sz).any() else -999.9,
+        "Satellite_Zenith_Angle_Max": float(np.nanmax(sz)) if np.isfinite(sz).any() else -999.9,
+    }
+
+
+def _write_legacy_layer(
+    tmp: Path, region: Region, layer: str, is_angle: bool, data: NDArray[np.float64], scale: float, offset: float, attrs: Mapping[str, str | int | float]
+) -> None:
+    """One single-SDS HDF4 file: angles as float32, radiances/reflectances as scaled uint16 counts."""
+    from pyhdf.SD import SD, SDC
+
+    rows, cols = region.shape
+    sd = SD(str(tmp), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
+    try:
+        for k, v in attrs.items():
+            attr = sd.attr(k)
+            if isinstance(v, str):
+                attr.set(SDC.CHAR8, v)
+            elif isinstance(v, int):
+                attr.set(SDC.INT32, v)
+            else:
+                attr.set(SDC.FLOAT64, v)
+        if is_angle:
+            sds = sd.create(layer, SDC.FLOAT32, (rows, cols))
+            sds.setfillvalue(float(np.float32(-999.9)))
+            arr: NDArray[Any] = np.where(np.isfinite(data), data, -999.9).astype(np.float32)
+            sds.attr("FILL_VALUES").set(SDC.CHAR8, F32_FILLS)
+            sds.attr("FILL_TEST_VALUE").set(SDC.CHAR8, "FLOAT32_FILL_TEST = -999")
+        else:
+            sds = sd.create(layer, SDC.UINT16, (rows, cols))
+            sds.setfillvalue(FILL_U16)
+            arr = encode_counts(data, scale, offset)
+            sds.attr("FILL_VALUES").set(SDC.CHAR8, U16_FILLS)
+            sds.attr("FILL_TEST_VALUE").set(SDC.CHAR8, "UINT16_FILL_TEST = 65527")
+            sds.attr("Scale").set(SDC.FLOAT64, scale)
+            sds.attr("Offset").set(SDC.FLOAT64, offset)
+        sds.dim(0).setname("YDim:VIIRS_EV_750M_SDR")
+        sds.dim(1).setname("XDim:VIIRS_EV_750M_SDR")
+        sds[:] = arr
+        sds.endaccess()
+    finally:
+        sd.end()
 
 
 # --- FIRMS -----------------------------------------------------------------------------------
@@ -364,7 +367,6 @@ def write_firms_area(path: Path, detections: pd.DataFrame) -> Path:
 
 def _write_csv(path: Path, df: pd.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    df.to_csv(tmp, index=False, float_format="%.5f")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.5f")
     return path

@@ -19,9 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import DataFormatError, InsufficientDataError, ValidationError
 from banet_ops.regions import Region, get_region
 from banet_ops.settings import Settings, get_settings
+from banet_ops.util import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -252,17 +251,7 @@ class Manifest:
             raise DataFormatError(f"{p}: expected a dataset manifest (JSON), found invalid content ({exc})", hint="rebuild the dataset") from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write then rename, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+atomic_write_bytes = atomic_write  # the one atomic write (banet_ops.util); this name kept for the training modules
 
 
 def save_sample(path: Path, x: NDArray[np.float32], target: NDArray[np.float32], valid: NDArray[np.bool_], water: NDArray[np.uint8] | None = None) -> None:

@@ -26,10 +26,10 @@ FIX = Path(__file__).resolve().parents[1] / "fixtures" / "ingest"
 START = dt.date(2024, 7, 1)
 DAY2 = START + dt.timedelta(days=1)
 POINTS = [
-    "banet_ops.ingest.pipeline:image_from_files:after",  # read and composited, nothing written
+    "banet_ops.ingest.stages:image_from_files:after",  # read and composited, nothing written
     "banet_ops.cube.storage:CubeLocation.commit_lock:before:1",  # the day's chunks written, not committed
-    "banet_ops.cube:write_day:after",  # committed to the cube, not recorded in PostGIS
-    "banet_ops.ingest.pipeline:record_day:after",  # all done, before the summary
+    "banet_ops.cube:commit_day:after",  # committed to the cube, not recorded in PostGIS
+    "banet_ops.ingest.stages:record_day:after",  # all done, before the summary
 ]
 
 

@@ -100,13 +100,53 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
     Lines holding undecodable bytes (``surrogateescape`` code points, see :func:`read_firms_csv`)
     are rejected as rows and left out of the parse.
     """
-    head = text.lstrip("\ufeff").lstrip()
-    head, not_utf8 = _drop_undecodable_lines(head)
+    head, not_utf8 = _drop_undecodable_lines(text.lstrip("\ufeff").lstrip())
+    frame = _read_frame(head, source)
+    report = FirmsReport(source=source)
+    n_fields = len(frame.columns)
+    too_many, kept_lines, too_few = _line_numbers(head, n_fields, len(frame))
+    report.format = detect_format(list(frame.columns), frame["acq_time"].head(200))
+    report.n_rows = len(frame) + len(too_many) + len(not_utf8)
+
+    lat = _numbers(frame, "latitude")
+    lon = _numbers(frame, "longitude")
+    frp = _numbers(frame, "frp")
+    dates = pd.to_datetime(frame["acq_date"], format="%Y-%m-%d", errors="coerce")
+    minutes, time_ok = _parse_time(frame["acq_time"])
+    checks: list[tuple[NDArray[np.bool_], str]] = [
+        (too_few, f"too few fields (expected {n_fields})"),
+        (~((lat >= -90) & (lat <= 90)), "latitude not a number within [-90, 90]"),
+        (~((lon >= -180) & (lon <= 180)), "longitude not a number within [-180, 180]"),
+        (~np.asarray(dates.notna()), "acq_date not a YYYY-MM-DD date"),
+        (~time_ok, "acq_time not HHMM or HH:MM"),
+        (~(np.isfinite(frp) & (frp >= 0) & (frp <= MAX_FRP_MW)), f"frp not a number within [0, {MAX_FRP_MW:g}] MW"),
+    ]
+    if "daynight" in frame.columns:
+        checks.append((~frame["daynight"].astype(str).str.strip().isin(("D", "N")).to_numpy(), "daynight not D or N"))
+    bad_mask = _report_rejects(report, checks, too_many, kept_lines, not_utf8, n_fields)
+    good = ~bad_mask
+    out = pd.DataFrame(
+        {
+            "latitude": lat[good],
+            "longitude": lon[good],
+            "acq_date": dates[good].to_numpy().astype("datetime64[D]"),
+            "acq_time": minutes[good],
+            "frp": frp[good],
+            "satellite": _satellites(_column(frame, "satellite")[good]),
+            "confidence": _column(frame, "confidence")[good].str.lower().str[:1].to_numpy(object),
+            "daynight": _column(frame, "daynight")[good].to_numpy(object),
+        }
+    )
+    report.n_valid = len(out)
+    return FirmsTable(detections=out, report=report)
+
+
+def _read_frame(head: str, source: str) -> pd.DataFrame:
+    """The rows as strings under lower-case column names; a file without a FIRMS header is refused."""
     first_line = head.split("\n", 1)[0].strip()
     if not first_line.lower().startswith(("latitude,", "country_id,")):
-        shown = first_line[:120]
         raise DataFormatError(
-            f"{source}: expected a FIRMS CSV header starting with 'latitude,', found {shown!r}",
+            f"{source}: expected a FIRMS CSV header starting with 'latitude,', found {first_line[:120]!r}",
             hint="the service answered with an error message, or this is not a FIRMS file",
         )
     try:
@@ -124,56 +164,28 @@ def parse_firms(text: str, source: str = "<firms>") -> FirmsTable:
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{source}: expected FIRMS columns {list(REQUIRED_COLUMNS)}, missing {missing} in header {first_line!r}")
-    report = FirmsReport(source=source)
-    n_fields = len(frame.columns)
-    too_many, kept_lines, too_few = _line_numbers(head, n_fields, len(frame))
-    report.format = detect_format(list(frame.columns), frame["acq_time"].head(200))
-    report.n_rows = len(frame) + len(too_many) + len(not_utf8)
+    return frame
 
-    lat = _numbers(frame, "latitude")
-    lon = _numbers(frame, "longitude")
-    frp = _numbers(frame, "frp")
-    dates = pd.to_datetime(frame["acq_date"], format="%Y-%m-%d", errors="coerce")
-    minutes, time_ok = _parse_time(frame["acq_time"])
-    reasons = np.full(len(frame), "", dtype=object)
-    checks: list[tuple[NDArray[np.bool_], str]] = [
-        (too_few, f"too few fields (expected {n_fields})"),
-        (~((lat >= -90) & (lat <= 90)), "latitude not a number within [-90, 90]"),
-        (~((lon >= -180) & (lon <= 180)), "longitude not a number within [-180, 180]"),
-        (~np.asarray(dates.notna()), "acq_date not a YYYY-MM-DD date"),
-        (~time_ok, "acq_time not HHMM or HH:MM"),
-        (~(np.isfinite(frp) & (frp >= 0) & (frp <= MAX_FRP_MW)), f"frp not a number within [0, {MAX_FRP_MW:g}] MW"),
-    ]
-    if "daynight" in frame.columns:
-        checks.append((~frame["daynight"].astype(str).str.strip().isin(("D", "N")).to_numpy(), "daynight not D or N"))
+
+def _report_rejects(
+    report: FirmsReport, checks: list[tuple[NDArray[np.bool_], str]], too_many: NDArray[np.int64], kept_lines: NDArray[np.int64],
+    not_utf8: list[tuple[int, str]], n_fields: int,
+) -> NDArray[np.bool_]:  # fmt: skip
+    """Record the rejected rows (the first failed check names the reason) in ``report`` and log a few; the mask of bad parsed rows."""
+    reasons = np.full(len(checks[0][0]), "", dtype=object)
     for bad, why in checks:
-        sel = bad & (reasons == "")
-        reasons[sel] = why
-    bad_mask = reasons != ""
+        reasons[bad & (reasons == "")] = why
+    bad_mask: NDArray[np.bool_] = reasons != ""
     rejected = [(int(line), f"too many fields (expected {n_fields})") for line in too_many] + not_utf8
     rejected += [(int(line), str(why)) for line, why in zip(kept_lines[bad_mask], reasons[bad_mask])]
     rejected.sort()
     report.n_rejected = len(rejected)
     report.rejected = rejected[:MAX_KEPT_REJECTS]
     for line, why in rejected[:MAX_LOGGED_ROWS]:
-        log.warning("%s line %d rejected: %s", source, line, why)
+        log.warning("%s line %d rejected: %s", report.source, line, why)
     if len(rejected) > MAX_LOGGED_ROWS:
-        log.warning("%s: %d more rejected rows not shown", source, len(rejected) - MAX_LOGGED_ROWS)
-    good = ~bad_mask
-    out = pd.DataFrame(
-        {
-            "latitude": lat[good],
-            "longitude": lon[good],
-            "acq_date": dates[good].to_numpy().astype("datetime64[D]"),
-            "acq_time": minutes[good],
-            "frp": frp[good],
-            "satellite": _satellites(_column(frame, "satellite")[good]),
-            "confidence": _column(frame, "confidence")[good].str.lower().str[:1].to_numpy(object),
-            "daynight": _column(frame, "daynight")[good].to_numpy(object),
-        }
-    )
-    report.n_valid = len(out)
-    return FirmsTable(detections=out, report=report)
+        log.warning("%s: %d more rejected rows not shown", report.source, len(rejected) - MAX_LOGGED_ROWS)
+    return bad_mask
 
 
 def _line_numbers(text: str, n_fields: int, n_parsed: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
