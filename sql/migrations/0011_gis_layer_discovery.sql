@@ -68,3 +68,30 @@ END
 $$;
 COMMENT ON COLUMN banet.region.id IS
     'Primary key, for GIS clients (QGIS, OGR); 1..2047 (it is packed into banet.v_burned_cell.id).  Other tables reference the unique name';
+
+-- Region ids come from max(id) + 1, not a sequence: INSERT … ON CONFLICT (name) evaluates column
+-- defaults before it finds the conflict, so with the identity of 0009 every publish (which
+-- re-registers its region) used up an id, and after 2047 publishes no new region fit the 1..2047
+-- range.  The trigger takes no number for a name already registered (it keeps that row's id), and
+-- an advisory lock makes two new regions at once take different ids.
+ALTER TABLE banet.region ALTER COLUMN id DROP IDENTITY IF EXISTS;
+ALTER TABLE banet.region ALTER COLUMN id SET NOT NULL;
+
+CREATE OR REPLACE FUNCTION banet.region_assign_id() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.id IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT r.id INTO NEW.id FROM banet.region r WHERE r.name = NEW.name;
+    IF NEW.id IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('banet.region.id'));
+        SELECT coalesce(max(r.id), 0) + 1 INTO NEW.id FROM banet.region r;
+    END IF;
+    RETURN NEW;
+END
+$$;
+DROP TRIGGER IF EXISTS region_assign_id ON banet.region;
+CREATE TRIGGER region_assign_id BEFORE INSERT ON banet.region FOR EACH ROW EXECUTE FUNCTION banet.region_assign_id();

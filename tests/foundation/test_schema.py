@@ -135,6 +135,19 @@ def test_geometry_columns(conn: sa.Connection) -> None:
     assert domain == "geometry(Polygon,4326)"
 
 
+def test_re_registering_a_region_uses_up_no_id(conn: sa.Connection) -> None:
+    """Every publish re-registers its region (INSERT … ON CONFLICT): ids stay dense, far from the 2047 limit."""
+    from banet_ops.regions import Region
+
+    first = Region(name="IDA", bbox=(0, 0, 1, 1), pixel_size=0.01)
+    insert_region(conn, first)
+    for _ in range(5):
+        insert_region(conn, first)
+    insert_region(conn, Region(name="IDB", bbox=(1, 0, 2, 1), pixel_size=0.01))
+    ids = dict(conn.execute(sa.text("SELECT name, id FROM banet.region WHERE name IN ('IDA', 'IDB')")).all())
+    assert ids["IDB"] == ids["IDA"] + 1 == conn.execute(sa.text("SELECT max(id) FROM banet.region")).scalar_one()
+
+
 def test_the_cell_polygon_domain_rewrites_no_row(conn: sa.Connection, base: int) -> None:
     """0011's type change on a table with rows: no new relfilenode (the claim of its header)."""
     insert_cell(conn, base, 1, 1, date(2023, 8, 5))
