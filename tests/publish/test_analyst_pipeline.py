@@ -6,7 +6,7 @@ file formats, ingested from those files, mapped by the demo weights in the demo'
 NRT runs (days 63 and 79) and published.  Then, as a ``banet_reader`` login: every file of
 ``sql/queries`` returns rows with its defaults, ``cells_burned_twice.sql`` names the cells the scene
 burned twice (and only cells at most two cells away from them: the model's fire edges), each dated
-by the early and by the late fire.
+by the early and by the late fire; ``ogrinfo`` lists the analyst layers only, without warnings.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from banet_ops.demo import DemoConfig
 from banet_ops.demo.weights import PACKAGED
 
 from .helpers import QUERIES, analyst_database, psql, reader_login
+from .test_analyst import test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings  # noqa: F401  (run here too, on this output)
 
 CONFIG = DemoConfig(size=64)
 REGION = CONFIG.region
@@ -63,6 +64,11 @@ def pipeline(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             runs = [run_inference(REGION, day, "nrt", settings=settings).publish.run_id for day in TARGETS]
         with reader_login(url) as reader:
             yield {"scenario": scenario, "runs": runs, "reader": reader}
+
+
+@pytest.fixture(scope="module")
+def reader(pipeline: dict[str, Any]) -> sa.URL:
+    return pipeline["reader"]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in QUERIES.glob("*.sql")))
