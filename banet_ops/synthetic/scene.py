@@ -42,7 +42,8 @@ from banet_ops.synthetic.geometry import (
 RECOVERY_DAYS = 60.0
 #: shortest time between two burns of a cell (a month and a day: never twice in a calendar month)
 MIN_REBURN_GAP_DAYS = 32
-#: the re-burn fire starts this many days before the scenario's end (the earliest day of the range)
+#: the re-burn fire starts between 12 and 10 days before the scenario's end (on the demo's 80 days:
+#: after the NRT runs of days 63 and 67, which date the early fire's cells they keep)
 REBURN_LEAD_DAYS = (12, 10)
 #: cells kept free of the re-burn fires' ignition at the region's edges
 REBURN_MARGIN = 12

@@ -102,9 +102,15 @@ def test_the_early_and_the_late_fire_are_separate_events_with_plausible_duration
     engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
     with engine.connect() as conn:
         events = conn.execute(sa.text("SELECT id, first_burn_date, duration_days, n_cells FROM banet.fire_event ORDER BY n_cells DESC")).all()
-        per_run = conn.execute(sa.text("SELECT count(*), count(DISTINCT id) FROM banet.fire_event")).one()
+        area = conn.execute(sa.text("SELECT sum(area_km2) FROM banet.fire_event")).scalar_one()
+        cells = conn.execute(sa.text('SELECT sum(a) FROM (SELECT DISTINCT ON (event_id, "row", col) area_km2 a FROM banet.burned_cell) c')).scalar_one()
+        orphans = conn.execute(
+            sa.text("SELECT count(*) FROM banet.burned_cell c LEFT JOIN banet.fire_event e ON e.id = c.event_id WHERE e.id IS NULL")
+        ).scalar_one()
+        versions = conn.execute(sa.text("SELECT count(DISTINCT run_id) FROM banet.fire_event_version")).scalar_one()
     engine.dispose()
-    assert per_run[0] == per_run[1] > 0  # one row per fire, not one per run
+    # one row per fire across the two runs: the events' areas add up to their cells' (no double counting)
+    assert area == pytest.approx(cells) and orphans == 0 and versions == 2
     big = [e for e in events if e.n_cells >= 50]
     early = [e for e in big if e.first_burn_date <= CONFIG.start + dt.timedelta(days=10)]
     late = [e for e in big if e.first_burn_date >= CONFIG.start + dt.timedelta(days=DAYS - 14)]
