@@ -167,16 +167,28 @@ class Scene:
             return
         r0, c0 = (int(v) for v in land[rng.integers(0, len(land))])
         day, early = self._spread(rng, fuel, r0, c0, int(rng.integers(1, 3)), 7, (1.5, 2.5))
+        # its cells burn in it only (it replaces what the other fires did there): the re-burns are the late fire's
         self.burn_day[early] = day[early]
         self.reburn_day[early] = -1
         # the second fire ignites at the scar's edge and spreads for a few days, over the scar and beyond
         edge = early & ~ndimage.binary_erosion(early)
         r1, c1 = (int(v) for v in np.argwhere(edge)[rng.integers(0, int(edge.sum()))])
         day, second = self._spread(rng, fuel, r1, c1, late, int(rng.integers(4, 7)), (1.5, 2.5))
-        fresh = second & (self.burn_day < 0)
-        again = second & (self.burn_day >= 0) & (self.burn_day <= day - MIN_REBURN_GAP_DAYS) & (self.reburn_day < 0)
-        self.burn_day[fresh] = day[fresh]
-        self.reburn_day[again] = day[again]
+        self._add_burns(second, day)
+
+    def _add_burns(self, cells: NDArray[np.bool_], day: NDArray[np.int32]) -> None:
+        """Burn ``cells`` on their ``day``: at most two burns per cell, :data:`MIN_REBURN_GAP_DAYS` apart (a fresh scar has no fuel)."""
+        b1, b2 = self.burn_day, self.reburn_day
+        unburned = cells & (b1 < 0)
+        once = cells & (b1 >= 0) & (b2 < 0)
+        before = once & (day <= b1 - MIN_REBURN_GAP_DAYS)  # this burn comes first, the known one re-burns
+        after = once & (day >= b1 + MIN_REBURN_GAP_DAYS)
+        sooner = once & ~before & ~after & (day < b1)  # too close: the earlier burn leaves nothing to the other
+        b2[before] = b1[before]
+        b1[before] = day[before]
+        b2[after] = day[after]
+        b1[sooner] = day[sooner]
+        b1[unburned] = day[unburned]
 
     def burns_on(self, d: int) -> NDArray[np.bool_]:
         """Cells burning on day ``d`` (a first burn or a re-burn)."""

@@ -138,7 +138,7 @@ def test_reburn_a_late_fire_runs_over_part_of_an_early_scar_and_both_burns_show(
     again = scene.reburn_day >= 0
     assert again.sum() > 20
     first, second = scene.burn_day[again], scene.reburn_day[again]
-    assert (second - first >= MIN_REBURN_GAP_DAYS).all() and first.max() <= 8 and second.min() >= 80 - 12
+    assert (second - first >= MIN_REBURN_GAP_DAYS).all() and first.max() <= 8 and second.min() >= 80 - 12  # the late fire over the early scar
     # the option adds the two fires and nothing else: every other cell is the plain scene's
     touched = again | (scene.burn_day != plain.burn_day)
     assert (~touched).sum() > 0.5 * touched.size
