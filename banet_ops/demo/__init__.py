@@ -39,6 +39,7 @@ class DemoConfig(BaseModel):
     seed: int = Field(7, ge=0)
     start: dt.date = dt.date(2024, 6, 1)
     infer_every: int = Field(4, ge=1, description="run the NRT product every N days over the last part, plus the last day")
+    reburn: bool = Field(True, description="a fire in the first days and one near the end over part of its scar (cells burned twice)")
 
     @property
     def region(self) -> Region:
@@ -147,7 +148,7 @@ def ensure_scenario(paths: DemoPaths, config: DemoConfig) -> dict[str, str]:
     if marker.is_file() and marker.read_text() == wanted:
         print("      reusing the scenario written earlier", flush=True)
     else:
-        scenario = write_scenario(paths.scenario, config.region, config.start, config.days, seed=config.seed)
+        scenario = write_scenario(paths.scenario, config.region, config.start, config.days, seed=config.seed, reburn=config.reburn)
         (paths.scenario / "env.json").write_text(json.dumps(scenario.env()))
         marker.write_text(wanted)
     return dict(json.loads((paths.scenario / "env.json").read_text()))

@@ -177,6 +177,20 @@ def months_between(first: dt.date, last: dt.date) -> list[tuple[int, int]]:
     return out
 
 
+def month_burn_dates(burn_dates: NDArray[np.datetime64], year: int, month: int) -> NDArray[np.datetime64]:
+    """One date per cell for a month's tile: a raster as it is, or of a stack the earliest burn in the month."""
+    dates = burn_dates.astype("datetime64[D]")
+    if dates.ndim == 2:
+        return dates
+    first = np.datetime64(dt.date(year, month, 1), "D")
+    following = np.datetime64(dt.date(year + month // 12, month % 12 + 1, 1), "D")
+    out = np.full(dates.shape[1:], np.datetime64("NaT"), dtype="datetime64[D]")
+    for layer in dates[::-1]:  # earlier layers win
+        inside = ~np.isnat(layer) & (layer >= first) & (layer < following)
+        out[inside] = layer[inside]
+    return out
+
+
 def write_mcd64a1(
     root: str | Path,
     region: Region,
@@ -188,17 +202,19 @@ def write_mcd64a1(
 ) -> list[Path]:
     """Write the MCD64A1 tiles covering ``region`` for each (year, month) into an archive mirror.
 
-    ``burn_dates`` is the truth raster on the region grid (``datetime64[D]``, NaT = unburned);
-    ``water`` / ``unmapped`` optional boolean rasters on the same grid.  A tile already in the
-    mirror (another region on the same tile) keeps its pixels outside this region.  Returns the
-    files written.
+    ``burn_dates`` is the truth on the region grid (``datetime64[D]``, NaT = unburned): one raster,
+    or a stack ``(n, rows, cols)`` of every burn of each cell (cells burned twice), of which each
+    month's tile takes the burn in that month (MCD64A1 maps one burn per pixel and month: the
+    earliest of the month).  ``water`` / ``unmapped`` optional boolean rasters on the same grid.  A
+    tile already in the mirror (another region on the same tile) keeps its pixels outside this
+    region.  Returns the files written.
     """
-    if burn_dates.shape != region.shape:
-        raise ValidationError(f"burn dates: expected shape {region.shape} of region {region.name}, found {burn_dates.shape}")
-    dates = burn_dates.astype("datetime64[D]")
+    if burn_dates.shape[-2:] != region.shape or burn_dates.ndim not in (2, 3):
+        raise ValidationError(f"burn dates: expected shape {region.shape} of region {region.name} (or a stack of them), found {burn_dates.shape}")
     out = []
     for year, month in months:
         folder = Path(root) / str(int(COLLECTION)) / "MCD64A1" / f"{year:04d}" / f"{month_first_doy(year, month):03d}"
+        dates = month_burn_dates(burn_dates, year, month)
         for tile in tiles_for_bbox(region.bbox):
             path = folder / tile_file_name(tile, year, month)
             base = read_hdf_tile(path).burn_date if path.exists() else None

@@ -74,7 +74,7 @@ def build_world(
     from banet_ops.cube import write_day
     from banet_ops.mcd64.synthetic import months_between, write_mcd64a1
     from banet_ops.retrain.pipeline import LabelsStep, make_labels
-    from banet_ops.synthetic import synthetic_daily_images, true_burn_dates
+    from banet_ops.synthetic import synthetic_daily_images
     from banet_ops.synthetic.scene import Scene
 
     base = Path(root)
@@ -90,10 +90,10 @@ def build_world(
             for image in synthetic_daily_images(region, start, days, wr.seed):
                 if cube_first <= image.day <= cube_last:
                     write_day(image)
-            truth = true_burn_dates(region, start, days, wr.seed)
-            water = Scene(region, start, days, wr.seed).water
-            write_mcd64a1(base / "mirror", region, truth, months_between(start, last), water=water)
-            truths[region.name] = truth
+            scene = Scene(region, start, days, wr.seed)
+            # every burn of each cell: a month's tile holds the burn of that month, as MCD64A1 does
+            write_mcd64a1(base / "mirror", region, scene.all_burn_dates(), months_between(start, last), water=scene.water)
+            truths[region.name] = scene.burn_dates()
         if label_months:
             make_labels(LabelsStep(region_months=list(label_months)))
     return World(base, list(regions), start, days, env, truths)

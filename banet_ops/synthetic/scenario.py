@@ -55,6 +55,7 @@ class Scenario:
     firms_url: str
     regions_dir: Path
     burn_dates: NDArray[np.datetime64] = field(repr=False)
+    reburn: bool = False
     granules: dict[dt.date, list[str]] = field(default_factory=dict, repr=False)
     files: list[Path] = field(default_factory=list, repr=False)
     scene: Scene | None = field(default=None, repr=False)
@@ -65,7 +66,7 @@ class Scenario:
 
     def truth_image(self, day: dt.date, platforms: Sequence[str] | None = None) -> DailyImage:
         """The per-day physical values that the files encode (what ingestion should recover)."""
-        scene = self.scene or Scene(self.region, self.start, self.days, self.seed)
+        scene = self.scene or Scene(self.region, self.start, self.days, self.seed, reburn=self.reburn)
         return truth_image(scene, (day - self.start).days, platforms)
 
     def env(self) -> dict[str, str]:
@@ -104,16 +105,16 @@ def truth_image(scene: Scene, d: int, platforms: Sequence[str] | None = None) ->
     return DailyImage(region=scene.region, day=day, variables=variables, sources={"synthetic": f"seed={scene.seed}"})
 
 
-def synthetic_daily_images(region: Region, start: dt.date, days: int, seed: int = 0) -> Iterator[DailyImage]:
+def synthetic_daily_images(region: Region, start: dt.date, days: int, seed: int = 0, *, reburn: bool = False) -> Iterator[DailyImage]:
     """The daily images a scenario encodes, without writing files (fast; for cube/inference/training tests)."""
-    scene = Scene(region, start, days, seed)
+    scene = Scene(region, start, days, seed, reburn=reburn)
     for d in range(days):
         yield truth_image(scene, d)
 
 
-def true_burn_dates(region: Region, start: dt.date, days: int, seed: int = 0) -> NDArray[np.datetime64]:
-    """Burn date per cell (``datetime64[D]``, NaT = unburned) of the scenario with these parameters."""
-    return Scene(region, start, days, seed).burn_dates()
+def true_burn_dates(region: Region, start: dt.date, days: int, seed: int = 0, *, reburn: bool = False) -> NDArray[np.datetime64]:
+    """Latest burn date per cell (``datetime64[D]``, NaT = unburned) of the scenario with these parameters."""
+    return Scene(region, start, days, seed, reburn=reburn).burn_dates()
 
 
 # --- swaths ----------------------------------------------------------------------------------
@@ -261,6 +262,7 @@ def write_scenario(
     *,
     formats: Sequence[str] = FORMATS,
     full_granules: bool = False,
+    reburn: bool = False,
 ) -> Scenario:
     """Write a scenario's local mirror under ``root`` in the real formats and return its description.
 
@@ -268,6 +270,7 @@ def write_scenario(
     and, with ``legacy``, NPP_VMAES_L1 on the region grid), ``root/firms/`` (LANCE daily text for
     Suomi-NPP, area-API CSV for NOAA-20) and ``root/regions/R_{name}.json``.  Swaths are cut to the
     region plus a margin unless ``full_granules`` (6-minute granules of 3232 × 3200 pixels).
+    ``reburn``: a fire early on and one near the end over part of its scar (:class:`Scene`).
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -279,7 +282,7 @@ def write_scenario(
     for folder in (archive, firms, regions_dir):
         folder.mkdir(parents=True, exist_ok=True)
     (regions_dir / f"R_{region.name}.json").write_text(json.dumps(region.to_file_dict()))
-    scene = Scene(region, start, days, seed)
+    scene = Scene(region, start, days, seed, reburn=reburn)
     scenario = Scenario(
         root=root_p,
         region=region,
@@ -290,6 +293,7 @@ def write_scenario(
         firms_url=firms.as_uri(),
         regions_dir=regions_dir,
         burn_dates=scene.burn_dates(),
+        reburn=reburn,
         scene=scene,
     )
     for d in range(days):

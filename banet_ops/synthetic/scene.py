@@ -7,6 +7,14 @@ reflectance rises and its surface warms; all of it recovers slowly (e-folding of
 Burning cells produce active-fire detections with FRP.  Clouds are bright and cold.  Each day has
 one Suomi-NPP and one NOAA-20 day overpass, each with its own cross-track offset, so that the
 region is seen 0, 1 or 2 times at different sensor zenith angles (gaps where it is missed).
+
+With ``reburn=True`` (the demo's scenario) a cell can burn twice: a fire in the first days and,
+near the end, a second fire that starts beside its scar and runs over part of it.  A scar burns
+again only after :data:`MIN_REBURN_GAP_DAYS` (so two burns of a cell never share a calendar month:
+MCD64A1 maps one burn date per pixel and month); each burn has its own drop and recovery.  The
+truth is then :meth:`Scene.all_burn_dates` (every burn); :meth:`Scene.burn_dates` gives the
+latest burn of each cell (what a product on the scenario's last day sees).  Without the option
+the scene is exactly what it was (other random streams untouched).
 """
 
 from __future__ import annotations
@@ -32,6 +40,13 @@ from banet_ops.synthetic.geometry import (
 )
 
 RECOVERY_DAYS = 60.0
+#: shortest time between two burns of a cell (a month and a day: never twice in a calendar month)
+MIN_REBURN_GAP_DAYS = 32
+#: the re-burn fire starts between 12 and 10 days before the scenario's end (on the demo's 80 days:
+#: after the NRT runs of days 63 and 67, which date the early fire's cells they keep)
+REBURN_LEAD_DAYS = (12, 10)
+#: cells kept free of the re-burn fires' ignition at the region's edges
+REBURN_MARGIN = 12
 #: platforms flown every day: (file prefix, FIRMS satellite code, local solar time of the day pass, hours)
 PLATFORMS: tuple[tuple[str, str, float], ...] = (("VNP", "N", 13.5), ("VJ1", "N20", 12.7))
 CLOUD = {"Red": 0.42, "NIR": 0.46, "M10": 0.33, "MIR": 0.12, "T": 265.0}
@@ -82,11 +97,12 @@ class DayView:
 class Scene:
     """The deterministic synthetic world of a region over ``days`` days from ``start``."""
 
-    def __init__(self, region: Region, start: dt.date, days: int, seed: int = 0) -> None:
+    def __init__(self, region: Region, start: dt.date, days: int, seed: int = 0, *, reburn: bool = False) -> None:
         self.region = region
         self.start = start
         self.days = days
         self.seed = seed
+        self.reburn = reburn
         self.shape = region.shape
         rng = np.random.default_rng([seed, 1])
         h, w = self.shape
@@ -102,6 +118,9 @@ class Scene:
         self.mir0[self.water], self.temp0[self.water] = 0.01, 289.0
         self._views: dict[tuple[str, int], DayView] = {}
         self.burn_day = self._fires(np.random.default_rng([seed, 2]), h, w)
+        self.reburn_day = np.full((h, w), -1, np.int32)  # second burn day index per cell (-1 none)
+        if reburn:
+            self._reburn_fires(np.random.default_rng([seed, 7]))
 
     # fires --------------------------------------------------------------------------------
     def _fires(self, rng: np.random.Generator, h: int, w: int) -> NDArray[np.int32]:
@@ -110,32 +129,88 @@ class Scene:
         if self.days < 3:
             return burn
         n_fires = max(1, round(h * w / 5000))
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
         fuel = 0.5 + _smooth_noise(rng, self.shape, 6)
         for _ in range(n_fires):
             r0, c0 = int(rng.integers(0, h)), int(rng.integers(0, w))
             if self.water[r0, c0]:
                 continue
             first = int(rng.integers(1, max(2, self.days - 2)))
-            duration = int(rng.integers(2, 8))
-            speed = float(rng.uniform(1.5, 5.0))  # cells per day
-            wind = float(rng.uniform(0, 2 * np.pi))
-            stretch = float(rng.uniform(1.0, 2.5))
-            dy, dx = yy - r0, xx - c0
-            u = dx * np.cos(wind) + dy * np.sin(wind)
-            v = -dx * np.sin(wind) + dy * np.cos(wind)
-            dist = np.sqrt((u / stretch) ** 2 + v**2) / fuel
-            day = first + np.floor(dist / speed).astype(np.int32)
-            mask = (day < first + duration) & (day < self.days) & ~self.water
+            day, mask = self._spread(rng, fuel, r0, c0, first, int(rng.integers(2, 8)), (1.5, 5.0))
             newer = mask & ((burn < 0) | (day < burn))
             burn[newer] = day[newer]
         return burn
 
+    def _spread(
+        self, rng: np.random.Generator, fuel: NDArray[np.float64], r0: int, c0: int, first: int, duration: int, speeds: tuple[float, float]
+    ) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+        """Burn day of every cell a fire from (r0, c0) on day ``first`` reaches, and the cells it burns."""
+        yy, xx = np.mgrid[0 : self.shape[0], 0 : self.shape[1]].astype(np.float64)
+        speed = float(rng.uniform(*speeds))  # cells per day
+        wind = float(rng.uniform(0, 2 * np.pi))
+        stretch = float(rng.uniform(1.0, 2.5))
+        dy, dx = yy - r0, xx - c0
+        u = dx * np.cos(wind) + dy * np.sin(wind)
+        v = -dx * np.sin(wind) + dy * np.cos(wind)
+        dist = np.sqrt((u / stretch) ** 2 + v**2) / fuel
+        day = first + np.floor(dist / speed).astype(np.int32)
+        return day, (day < first + duration) & (day < self.days) & ~self.water
+
+    def _reburn_fires(self, rng: np.random.Generator) -> None:
+        """A fire in the first days and, ``REBURN_LEAD_DAYS`` before the end, one that starts beside its scar and runs over part of it."""
+        h, w = self.shape
+        late = self.days - int(rng.integers(REBURN_LEAD_DAYS[1], REBURN_LEAD_DAYS[0] + 1))
+        if late - MIN_REBURN_GAP_DAYS < 1 or min(h, w) <= 2 * REBURN_MARGIN:
+            return
+        fuel = 0.5 + _smooth_noise(rng, self.shape, 6)
+        land = np.argwhere(~self.water[REBURN_MARGIN : h - REBURN_MARGIN, REBURN_MARGIN : w - REBURN_MARGIN]) + REBURN_MARGIN
+        if land.size == 0:
+            return
+        r0, c0 = (int(v) for v in land[rng.integers(0, len(land))])
+        day, early = self._spread(rng, fuel, r0, c0, int(rng.integers(1, 3)), 7, (1.5, 2.5))
+        # its cells burn in it only (it replaces what the other fires did there): the re-burns are the late fire's
+        self.burn_day[early] = day[early]
+        self.reburn_day[early] = -1
+        # the second fire ignites at the scar's edge and spreads for a few days, over the scar and beyond
+        edge = early & ~ndimage.binary_erosion(early)
+        r1, c1 = (int(v) for v in np.argwhere(edge)[rng.integers(0, int(edge.sum()))])
+        day, second = self._spread(rng, fuel, r1, c1, late, int(rng.integers(4, 7)), (1.5, 2.5))
+        self._add_burns(second, day)
+
+    def _add_burns(self, cells: NDArray[np.bool_], day: NDArray[np.int32]) -> None:
+        """Burn ``cells`` on their ``day``: at most two burns per cell, :data:`MIN_REBURN_GAP_DAYS` apart (a fresh scar has no fuel)."""
+        b1, b2 = self.burn_day, self.reburn_day
+        unburned = cells & (b1 < 0)
+        once = cells & (b1 >= 0) & (b2 < 0)
+        before = once & (day <= b1 - MIN_REBURN_GAP_DAYS)  # this burn comes first, the known one re-burns
+        after = once & (day >= b1 + MIN_REBURN_GAP_DAYS)
+        sooner = once & ~before & ~after & (day < b1)  # too close: the earlier burn leaves nothing to the other
+        b2[before] = b1[before]
+        b1[before] = day[before]
+        b2[after] = day[after]
+        b1[sooner] = day[sooner]
+        b1[unburned] = day[unburned]
+
+    def burns_on(self, d: int) -> NDArray[np.bool_]:
+        """Cells burning on day ``d`` (a first burn or a re-burn)."""
+        return (self.burn_day == d) | (self.reburn_day == d)
+
+    def last_burn_day(self, d: int) -> NDArray[np.int32]:
+        """Day index of each cell's latest burn on or before day ``d`` (-1 none yet)."""
+        again = (self.reburn_day >= 0) & (self.reburn_day <= d)
+        return np.where(again, self.reburn_day, np.where(self.burn_day <= d, self.burn_day, -1)).astype(np.int32)
+
     def burn_dates(self) -> NDArray[np.datetime64]:
-        """The truth raster: burn date per cell (``datetime64[D]``), NaT where unburned."""
+        """The truth raster: latest burn date per cell (``datetime64[D]``), NaT where unburned."""
+        return self._dates(self.last_burn_day(self.days - 1))
+
+    def all_burn_dates(self) -> NDArray[np.datetime64]:
+        """Every burn: ``(2, rows, cols)`` dates, the first burn then the re-burn (NaT where none)."""
+        return np.stack([self._dates(self.burn_day), self._dates(self.reburn_day)])
+
+    def _dates(self, day_index: NDArray[np.int32]) -> NDArray[np.datetime64]:
         out = np.full(self.shape, np.datetime64("NaT"), dtype="datetime64[D]")
-        burned = self.burn_day >= 0
-        out[burned] = np.datetime64(self.start, "D") + self.burn_day[burned].astype("timedelta64[D]")
+        burned = day_index >= 0
+        out[burned] = np.datetime64(self.start, "D") + day_index[burned].astype("timedelta64[D]")
         return out
 
     # surface ------------------------------------------------------------------------------
@@ -149,8 +224,9 @@ class Scene:
 
     def surface(self, d: int) -> dict[str, NDArray[np.float64]]:
         """Red, NIR, M10, MIR reflectance and temperature T (K) of day ``d``, clouds included."""
-        since = d - self.burn_day
-        effect = np.where((self.burn_day >= 0) & (since >= 0), np.exp(-np.maximum(since, 0) / RECOVERY_DAYS), 0.0)
+        last = self.last_burn_day(d)  # a re-burn starts the drop and recovery again
+        since = d - last
+        effect = np.where((last >= 0) & (since >= 0), np.exp(-np.maximum(since, 0) / RECOVERY_DAYS), 0.0)
         out = {
             "Red": self.red0 * (1 - 0.3 * effect),
             "NIR": self.nir0 * (1 - 0.55 * effect),
@@ -226,7 +302,7 @@ class Scene:
     def detections(self, d: int) -> pd.DataFrame:
         """Active-fire detections of day ``d`` (points inside burning cells, plus a few outside the region)."""
         rng = np.random.default_rng([self.seed, 5, d])
-        rows, cols = np.nonzero(self.burn_day == d)
+        rows, cols = np.nonzero(self.burns_on(d))
         keep = rng.random(rows.size) < 0.85
         rows, cols = rows[keep], cols[keep]
         per_cell = rng.integers(1, 3, rows.size)

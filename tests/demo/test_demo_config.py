@@ -23,3 +23,28 @@ def test_a_too_short_scenario_is_refused_in_one_line(capsys: pytest.CaptureFixtu
     assert main(["demo", "--days", "10"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "days" in err and "66" in err
+
+
+def test_the_demo_scenario_re_burns_part_of_an_early_scar(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo writes its scenario with re-burns (so that cells_burned_twice.sql has rows), and a config change rewrites it."""
+    import banet_ops.synthetic as synthetic
+    from banet_ops.demo import DemoPaths, ensure_scenario
+
+    calls: list[dict[str, object]] = []
+
+    class Written:
+        def env(self) -> dict[str, str]:
+            return {"BANET_ARCHIVE_URL": "file:///a"}
+
+    def fake_write(root, region, start, days, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        root.mkdir(parents=True, exist_ok=True)
+        return Written()
+
+    monkeypatch.setattr(synthetic, "write_scenario", fake_write)
+    paths = DemoPaths(tmp_path)
+    assert DemoConfig().reburn is True
+    ensure_scenario(paths, DemoConfig())
+    ensure_scenario(paths, DemoConfig())  # reused
+    ensure_scenario(paths, DemoConfig(reburn=False))
+    assert [c["reburn"] for c in calls] == [True, False]

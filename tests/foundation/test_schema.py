@@ -30,7 +30,7 @@ CONTRACT_COLUMNS = {
                            "area_km2", "n_cells", "mean_confidence", "daily_area_km2", "recorded_at"},
 }
 PRIMARY_KEYS = {
-    "region": ["name"],
+    "region": ["id"],  # the integer key GIS clients use (0011); name is UNIQUE and what other tables reference
     "granule": ["id"],
     "cube_day": ["region", "day"],
     "model": ["id"],
@@ -70,7 +70,8 @@ def test_fresh_database_lifecycle(make_database: Callable[[], str]) -> None:
 
     assert upgrade(url) == migration_ids() == ["0001_base_schema", "0002_burned_cell_partitions", "0003_views", "0004_roles",
                                                    "0005_burned_cell_fast_publish", "0006_fire_event_anchor", "0007_run_tiling_window",
-                                                   "0008_publish_locks_and_journal", "0009_fire_events_space_time", "0013_model_architecture"]
+                                                   "0008_publish_locks_and_journal", "0009_fire_events_space_time", "0011_gis_layer_discovery",
+                                                   "0013_model_architecture"]
     assert upgrade(url) == []
     require_schema(engine)
 
@@ -123,8 +124,38 @@ def test_geometry_columns(conn: sa.Connection) -> None:
     rows = conn.execute(sa.text("SELECT f_table_name, f_geometry_column, type, srid FROM geometry_columns WHERE f_table_schema = 'banet'")).all()
     found = {(t, c): (typ, srid) for t, c, typ, srid in rows}
     assert found[("region", "bbox")] == ("POLYGON", 4326)
-    assert found[("burned_cell", "geom")] == ("POLYGON", 4326)
+    assert found[("v_burned_cell", "geom")] == ("POLYGON", 4326)
     assert found[("fire_event", "geom")] == ("MULTIPOLYGON", 4326)
+    # since 0011 the cells' table and its partitions hold a domain over geometry: layer discovery skips them
+    assert ("burned_cell", "geom") not in found
+    domain = conn.execute(sa.text(
+        "SELECT format_type(t.typbasetype, t.typtypmod) FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = 'banet.burned_cell'::regclass AND a.attname = 'geom' AND t.typtype = 'd'"
+    )).scalar_one()  # fmt: skip
+    assert domain == "geometry(Polygon,4326)"
+
+
+def test_re_registering_a_region_uses_up_no_id(conn: sa.Connection) -> None:
+    """Every publish re-registers its region (INSERT … ON CONFLICT): ids stay dense, far from the 2047 limit."""
+    from banet_ops.regions import Region
+
+    first = Region(name="IDA", bbox=(0, 0, 1, 1), pixel_size=0.01)
+    insert_region(conn, first)
+    for _ in range(5):
+        insert_region(conn, first)
+    insert_region(conn, Region(name="IDB", bbox=(1, 0, 2, 1), pixel_size=0.01))
+    ids = dict(conn.execute(sa.text("SELECT name, id FROM banet.region WHERE name IN ('IDA', 'IDB')")).all())
+    assert ids["IDB"] == ids["IDA"] + 1 == conn.execute(sa.text("SELECT max(id) FROM banet.region")).scalar_one()
+
+
+def test_the_cell_polygon_domain_rewrites_no_row(conn: sa.Connection, base: int) -> None:
+    """0011's type change on a table with rows: no new relfilenode (the claim of its header)."""
+    insert_cell(conn, base, 1, 1, date(2023, 8, 5))
+    conn.execute(sa.text("DROP VIEW banet.v_burned_cell"))
+    conn.execute(sa.text("ALTER TABLE banet.burned_cell ALTER COLUMN geom TYPE geometry(Polygon, 4326)"))
+    before = conn.execute(sa.text("SELECT pg_relation_filenode('banet_internal.burned_cell_y2023')")).scalar_one()
+    conn.execute(sa.text("ALTER TABLE banet.burned_cell ALTER COLUMN geom TYPE banet.cell_polygon"))
+    assert conn.execute(sa.text("SELECT pg_relation_filenode('banet_internal.burned_cell_y2023')")).scalar_one() == before
 
 
 def test_primary_and_foreign_keys(conn: sa.Connection) -> None:

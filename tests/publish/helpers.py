@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 from banet_ops.product import ModelRef, Product
 from banet_ops.regions import Region
+
+QUERIES = Path(__file__).resolve().parents[2] / "sql" / "queries"
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -77,3 +84,52 @@ def blob_dates(region: Region, target: dt.date, n_blobs: int = 6, seed: int = 0,
         ignition = start + np.timedelta64(int(rng.integers(0, 30)), "D")
         out[inside] = ignition + (d[inside] / 2).astype("timedelta64[D]")
     return out
+
+
+@contextmanager
+def analyst_database(pg_url: str) -> Iterator[str]:
+    """A fresh migrated database of the session cluster (the queries' defaults see only its runs); dropped after."""
+    from banet_ops.db.engine import dispose_engines
+    from banet_ops.db.migrate import upgrade
+
+    admin = sa.create_engine(sa.make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"analyst_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def reader_login(url: str) -> Iterator[sa.URL]:
+    """A login in banet_reader with a password, as docs/analysts.md adds one (dropped after)."""
+    login, password = f"analyst_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE banet_reader"))
+    try:
+        yield sa.make_url(url).set(username=login, password=password, drivername="postgresql")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE {login}"))
+        admin.dispose()
+
+
+def psql(url: sa.URL, name: str, **variables: object) -> list[list[str]]:
+    """Rows of ``sql/queries/{name}.sql`` run by psql as ``url`` with these variables (fields split on ``|``)."""
+    from banet_ops.localstack.postgres import pg_bin
+
+    cmd = [str(pg_bin() / "psql"), "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1"]
+    for key, value in variables.items():
+        cmd += ["-v", f"{key}={value}"]
+    out = subprocess.run([*cmd, "-f", str(QUERIES / f"{name}.sql"), url.render_as_string(hide_password=False)],
+                         capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
+    assert out.returncode == 0, f"{name}.sql: {out.stderr}"
+    return [line.split("|") for line in out.stdout.splitlines() if line.strip()]

@@ -11,23 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from banet_ops.db.engine import dispose_engines
 from banet_ops.localstack.postgres import pg_bin
 from banet_ops.publish import publish_product
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
 
-from .helpers import build_product
+from .helpers import QUERIES, analyst_database, build_product, psql, reader_login
 
-QUERIES = Path(__file__).resolve().parents[2] / "sql" / "queries"
 REGION = Region(name="DEMO", bbox=(-8.30, 39.80, -7.70, 40.40), pixel_size=0.01)
 TARGETS = [dt.date(2024, 8, 3) + dt.timedelta(days=4 * k) for k in range(5)]
 MAIN, JUNE, AUGUST = dt.date(2024, 7, 22), dt.date(2024, 6, 3), dt.date(2024, 8, 9)
@@ -56,44 +52,17 @@ def scene(target: dt.date, k: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def demo_db(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[int]]]:
-    admin = sa.create_engine(sa.make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"analyst_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    from banet_ops.db.migrate import upgrade
-
-    upgrade(url)
-    settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=url, products_root=str(tmp_path_factory.mktemp("products")))
-    runs = [publish_product(build_product(REGION, scene(t, k), target=t, seed=k), settings=settings).run_id for k, t in enumerate(TARGETS)]
-    yield url, runs
-    dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with analyst_database(pg_url) as url:
+        settings = Settings(home=tmp_path_factory.mktemp("home"), database_url=url, products_root=str(tmp_path_factory.mktemp("products")))
+        runs = [publish_product(build_product(REGION, scene(t, k), target=t, seed=k), settings=settings).run_id for k, t in enumerate(TARGETS)]
+        yield url, runs
 
 
 @pytest.fixture(scope="module")
-def reader(demo_db: tuple[str, list[int]], pg_url: str) -> Iterator[sa.URL]:
+def reader(demo_db: tuple[str, list[int]]) -> Iterator[sa.URL]:
     """A login in banet_reader with a password, as docs/analysts.md adds one."""
-    login, password = f"analyst_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    admin = sa.create_engine(demo_db[0], isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE banet_reader"))
-    yield sa.make_url(demo_db[0]).set(username=login, password=password, drivername="postgresql")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP ROLE {login}"))
-    admin.dispose()
-
-
-def psql(url: sa.URL, name: str, **variables: object) -> list[list[str]]:
-    cmd = [str(pg_bin() / "psql"), "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1"]
-    for key, value in variables.items():
-        cmd += ["-v", f"{key}={value}"]
-    out = subprocess.run([*cmd, "-f", str(QUERIES / f"{name}.sql"), url.render_as_string(hide_password=False)],
-                         capture_output=True, text=True, check=False, timeout=60)  # fmt: skip
-    assert out.returncode == 0, f"{name}.sql: {out.stderr}"
-    return [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+    with reader_login(demo_db[0]) as url:
+        yield url
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in QUERIES.glob("*.sql")))
@@ -143,18 +112,22 @@ def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: t
     assert float(growth[-1][4]) == pytest.approx(fires[1][4], abs=1e-3)
 
 
-def test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings(reader: sa.URL) -> None:
+@pytest.mark.parametrize("schemas", ["", " schemas=banet"], ids=["plain", "schemas=banet"])
+def test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings(reader: sa.URL, schemas: str) -> None:
+    """Plain ``PG:…`` is what QGIS's and GDAL's layer discovery does by default: the same five layers, no partition, no warning."""
     ogrinfo = shutil.which("ogrinfo")
     if ogrinfo is None:
         pytest.fail("expected ogrinfo (Debian gdal-bin, installed by scripts/install.sh), found none")
-    conn = f"PG:host={reader.host} port={reader.port} dbname={reader.database} user={reader.username} password={reader.password} schemas=banet"
+    conn = f"PG:host={reader.host} port={reader.port} dbname={reader.database} user={reader.username} password={reader.password}{schemas}"
     listing = subprocess.run([ogrinfo, "-ro", conn], capture_output=True, text=True, check=False, timeout=120)
-    assert listing.returncode == 0, listing.stderr
-    layers = sorted(line.split(": ", 1)[1].split(" (")[0] for line in listing.stdout.splitlines() if line[:1].isdigit())
+    assert listing.returncode == 0 and not listing.stderr, listing.stderr
+    layers = sorted(line.split(": ", 1)[1].split(" (")[0].removeprefix("banet.") for line in listing.stdout.splitlines() if line[:1].isdigit())
     assert layers == ["fire_event", "fire_event_version", "region", "v_burned_cell", "v_latest_fire_events"]
     full = subprocess.run([ogrinfo, "-ro", "-so", "-al", conn], capture_output=True, text=True, check=False, timeout=120)
-    assert full.returncode == 0 and "Warning" not in full.stderr and "ERROR" not in full.stderr, full.stderr
-    assert "FID Column = id" in full.stdout  # fire_event and fire_event_version: integer keys
+    assert full.returncode == 0 and not full.stderr, full.stderr  # no warning, no error (permission denied, multi-column key)
+    fids = {block.split("\n", 1)[0].strip().removeprefix("banet."): line.split(" = ", 1)[1]
+            for block in full.stdout.split("Layer name: ")[1:] for line in block.splitlines() if line.startswith("FID Column = ")}  # fmt: skip
+    assert fids == {"fire_event": "id", "fire_event_version": "id", "region": "id"}  # tables: their integer primary key
     engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
     with engine.connect() as c:  # what QGIS lists: geometry_columns, filtered by the reader's privileges
         listed = c.execute(sa.text("SELECT f_table_schema || '.' || f_table_name FROM geometry_columns ORDER BY 1")).scalars().all()

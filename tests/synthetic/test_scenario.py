@@ -13,8 +13,11 @@ from pyhdf.SD import SD, SDC
 
 from banet_ops.bands import CUBE_VARIABLES
 from banet_ops.ingest.readers.firms_csv import read_firms_csv
+from banet_ops.mcd64.reader import labels_from_hdf, month_first_doy
+from banet_ops.mcd64.synthetic import months_between, write_mcd64a1
 from banet_ops.regions import Region
 from banet_ops.synthetic import Scene, synthetic_daily_images, true_burn_dates, write_scenario
+from banet_ops.synthetic.scene import MIN_REBURN_GAP_DAYS
 
 PI = Region(name="PI", bbox=(-10, 36, 5, 44), pixel_size=0.01)
 BOX = PI.subregion("SYN", 300, 600, 64, 64)
@@ -127,3 +130,48 @@ def test_generation_is_fast() -> None:
     elapsed = time.perf_counter() - t0
     assert len(images) == 80
     assert elapsed < 30, f"80 days of 128 x 128 took {elapsed:.1f}s"
+
+
+def test_reburn_a_late_fire_runs_over_part_of_an_early_scar_and_both_burns_show() -> None:
+    region = PI.subregion("SYN3", 300, 600, 64, 64)
+    plain, scene = Scene(region, START, 80, seed=7), Scene(region, START, 80, seed=7, reburn=True)
+    again = scene.reburn_day >= 0
+    assert again.sum() > 20
+    first, second = scene.burn_day[again], scene.reburn_day[again]
+    assert (second - first >= MIN_REBURN_GAP_DAYS).all() and first.max() <= 8 and second.min() >= 80 - 12  # the late fire over the early scar
+    # the option adds the two fires and nothing else: every other cell is the plain scene's
+    touched = again | (scene.burn_day != plain.burn_day)
+    assert (~touched).sum() > 0.5 * touched.size
+    for d in (0, 40, 79):
+        np.testing.assert_array_equal(scene.surface(d)["NIR"][~touched], plain.surface(d)["NIR"][~touched])
+    # each burn: the NIR drops (clear days before and on it) and recovers, with FRP on its day
+    for days in (first, second):
+        d = int(np.bincount(days).argmax())
+        cells = again & ((scene.burn_day == d) | (scene.reburn_day == d)) & ~scene.clouds(d) & ~scene.clouds(d - 1) & ~scene.clouds(d + 5)
+        assert cells.sum() > 5
+        before, on, later = scene.surface(d - 1)["NIR"], scene.surface(d)["NIR"], scene.surface(d + 5)["NIR"]
+        assert (on[cells] < before[cells] - 0.03).all() and (later[cells] > on[cells]).all()
+        assert scene.frp(d)[cells].sum() > 0
+    # the truth: every burn, the latest one per cell in the raster
+    layers = scene.all_burn_dates()
+    start = np.datetime64(START, "D")
+    np.testing.assert_array_equal(layers[1][again], start + second.astype("timedelta64[D]"))
+    np.testing.assert_array_equal(scene.burn_dates()[again], layers[1][again])
+    np.testing.assert_array_equal(true_burn_dates(region, START, 80, seed=7, reburn=True), scene.burn_dates())
+    np.testing.assert_array_equal(true_burn_dates(region, START, 80, seed=7), plain.burn_dates())
+
+
+def test_reburned_cells_carry_both_burns_into_the_monthly_mcd64a1_labels(tmp_path: Path) -> None:
+    region = PI.subregion("SYN4", 300, 600, 64, 64)
+    scene = Scene(region, START, 80, seed=7, reburn=True)
+    files = write_mcd64a1(tmp_path, region, scene.all_burn_dates(), months_between(START, START + dt.timedelta(days=79)))
+    again = scene.reburn_day >= 0
+    for layer in scene.all_burn_dates():
+        for year, month in {(int(str(d)[:4]), int(str(d)[5:7])) for d in np.unique(layer[again])}:
+            month_files = [f for f in files if f".A{year}{month_first_doy(year, month):03d}." in f.name]
+            labels = labels_from_hdf(region, year, month, month_files)
+            in_month = again & (layer.astype("datetime64[M]") == np.datetime64(f"{year}-{month:02d}"))
+            day = (layer - np.datetime64(dt.date(year, month, 1), "D")).astype(np.int64)
+            rows, cols = np.nonzero(in_month)
+            core = labels.bafrac[day[rows, cols], rows, cols]  # the burned fraction on the cell's burn day of that month
+            assert in_month.sum() > 0 and np.nanmean(core) > 0.5, (year, month)
