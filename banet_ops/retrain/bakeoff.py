@@ -98,8 +98,8 @@ def _train_one(cfg: BakeoffConfig, arch: str) -> tuple[Any, float]:
         "arch_config": cfg.arch_configs.get(arch, {}), "init": "scratch",
     }  # fmt: skip
     tc = TrainConfig.model_validate({**fields, **cfg.train_options.get(arch, {})})
-    t0 = time.perf_counter()
-    return train(tc), time.perf_counter() - t0
+    result = train(tc)
+    return result, result.duration_s  # as recorded when it trained (a re-run reuses a finished run)
 
 
 def _register(cfg: BakeoffConfig, arch: str, weights: str, report: EvalReport, settings: Settings) -> dict[str, Any]:

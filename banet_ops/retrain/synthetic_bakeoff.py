@@ -25,7 +25,7 @@ REGION = Region(name="BAKE", bbox=(-8.3, 39.8, -7.34, 40.76), pixel_size=0.01)
 SEED = 1
 TRAIN, HELD_OUT = "BAKE:2020-07", "BAKE:2020-08"
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "data" / "weights" / "banet_synthetic_demo_ONLY.pth"
-BANET_FINE_TUNE_STEPS = 10  # BA-Net is already trained: a short fine-tune (the zoo models get ``steps``)
+BANET_FINE_TUNE_STEPS = 20  # BA-Net is already trained: a short fine-tune at the bake-off's lr (the zoo models get ``steps``)
 SMALL: dict[str, dict[str, Any]] = {
     "unet_convlstm": {"width": 8, "depth": 2},
     "deepforest_early": {"width": 8, "depth": 2, "lstm_blocks": 2},
@@ -70,7 +70,7 @@ def synthetic_bakeoff(
         )
         fields: dict[str, Any] = {
             "arch_configs": SMALL,
-            "train_options": {"banet": {"init": str(DEMO_WEIGHTS), "lr": 5e-4, "steps": BANET_FINE_TUNE_STEPS}},
+            "train_options": {"banet": {"init": str(DEMO_WEIGHTS), "steps": BANET_FINE_TUNE_STEPS}},
             "manifest": manifest.path,
             "eval": EvalConfig(region_months=[HELD_OUT], days=32, device="cpu", tile=96),
             "out_dir": out / "report",
