@@ -45,7 +45,7 @@ def test_synthetic_bakeoff_every_architecture_maps_held_out_fires(tmp_path: Path
     """The whole `bakeoff --synthetic` on CPU; ``BANET_BAKEOFF_STEPS`` sets the length (benchmarks/README.md ``## bakeoff``)."""
     from banet_ops.retrain.synthetic_bakeoff import synthetic_bakeoff
 
-    report = synthetic_bakeoff(tmp_path, steps=int(os.environ.get("BANET_BAKEOFF_STEPS", "200")), register=False)
+    report = synthetic_bakeoff(tmp_path, steps=int(os.environ.get("BANET_BAKEOFF_STEPS", "100")), register=False)
     assert [r["architecture"] for r in report["rows"]] == list(zoo.ARCHS)
     for row in report["rows"]:
         assert row["dice"] is not None and row["dice"] >= 0.7, row
