@@ -46,8 +46,9 @@ class DeepForestRepr(nn.Module):
         self.head = nn.Conv2d(cfg.width, 1, 1)
         self.optical_head = nn.Conv2d(cfg.width, 1, 1)
         self.thermal_head = nn.Conv2d(cfg.thermal_width, 1, 1)
-        for aux in (self.optical_head, self.thermal_head):  # burns are rare: the branch heads start near p = 0.005, like the output
-            nn.init.constant_(aux.bias, math.log(0.005 / 0.995))
+        for aux in (self.optical_head.bias, self.thermal_head.bias):  # burns are rare: the branch heads start near p = 0.005, like the output
+            if aux is not None:
+                nn.init.constant_(aux, math.log(0.005 / 0.995))
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, float]]]:
         b, _, _, h, w = x.shape
