@@ -40,6 +40,20 @@ def test_time_tile_runs_the_inference_form() -> None:
     assert 0 < time_tile(model, tile=32, days=16) < 60
 
 
+def test_a_changed_config_trains_in_its_own_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from banet_ops.retrain import bakeoff
+    from banet_ops.training import train as train_mod
+
+    seen: list[Path] = []
+    monkeypatch.setattr(train_mod, "train", lambda tc: seen.append(tc.run_dir) or SimpleNamespace(duration_s=12.5))
+    base = {"manifest": tmp_path / "m.json", "eval": EvalConfig(region_months=["A:2020-08"]), "out_dir": tmp_path}
+    for fields in (base, base, {**base, "train_options": {"segnet": {"lr": 0.01}}}):
+        assert bakeoff._train_one(BakeoffConfig.model_validate(fields), "segnet")[1] == 12.5  # the run's recorded time
+    assert seen[0] == seen[1] != seen[2] and all(p.parent == tmp_path / "segnet" and p.name.startswith("run-") for p in seen)
+
+
 @pytest.mark.slow
 def test_synthetic_bakeoff_every_architecture_maps_held_out_fires(tmp_path: Path) -> None:
     """The whole `bakeoff --synthetic` on CPU; ``BANET_BAKEOFF_STEPS`` sets the length (benchmarks/README.md ``## bakeoff``)."""
