@@ -54,6 +54,41 @@ def test_a_changed_config_trains_in_its_own_run_folder(tmp_path: Path, monkeypat
     assert seen[0] == seen[1] != seen[2] and all(p.parent == tmp_path / "segnet" and p.name.startswith("run-") for p in seen)
 
 
+def test_every_bakeoff_model_is_registered_and_gated(db_url: str, banet_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    from banet_ops.db.engine import get_engine
+    from banet_ops.models.weights import save_weights
+    from banet_ops.retrain import bakeoff
+    from banet_ops.settings import get_settings
+    from banet_ops.training.evaluate import EvalReport
+
+    monkeypatch.setenv("BANET_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    with get_engine(db_url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM banet.model"))
+    manifest = tmp_path / "manifest.json"
+    sample = {"file": "t.npz", "region": "A", "month": "2020-07", "split": "train", "first_day": "2020-07-01", "last_day": "2020-07-31",
+              "row0": 0, "col0": 0, "burned_cells": 9}  # fmt: skip
+    manifest.write_text(json.dumps({"version": 1, "config": {}, "samples": [sample], "val_set_id": "vs-b"}))
+    cfg = BakeoffConfig.model_validate({"manifest": manifest, "eval": EvalConfig(region_months=["A:2020-08"]), "out_dir": tmp_path})
+    decisions = {}
+    for arch, dice in (("segnet", 0.80), ("unet_convlstm", 0.85), ("deepforest_early", 0.855)):
+        torch.manual_seed(0)
+        weights = tmp_path / f"{arch}.pth"
+        save_weights(zoo.build_model(arch, {"width": 2, "depth": 1}), weights)
+        report = EvalReport(val_set_id="vs-b", weights=[str(weights)], overall={"dice": dice}, per_region_month={})
+        decisions[arch] = bakeoff._register(cfg, arch, str(weights), report, get_settings())
+    assert [d["promoted"] for d in decisions.values()] == [True, True, False]  # first, better by the margin, not by the margin
+    assert "refused" in decisions["deepforest_early"]["reason"]
+    with get_engine(db_url).connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT architecture, status FROM banet.model")).all())
+    assert rows == {"segnet": "retired", "unet_convlstm": "production", "deepforest_early": "candidate"}  # a promotion retires the former production
+    get_settings.cache_clear()
+
+
 @pytest.mark.slow
 def test_synthetic_bakeoff_every_architecture_maps_held_out_fires(tmp_path: Path) -> None:
     """The whole `bakeoff --synthetic` on CPU; ``BANET_BAKEOFF_STEPS`` sets the length (benchmarks/README.md ``## bakeoff``)."""
