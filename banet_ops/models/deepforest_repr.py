@@ -10,6 +10,8 @@ Each branch also has its own head; training weighs their losses ``optical_weight
 
 from __future__ import annotations
 
+import math
+
 import torch
 from pydantic import Field
 from torch import Tensor, nn
@@ -44,6 +46,9 @@ class DeepForestRepr(nn.Module):
         self.head = nn.Conv2d(cfg.width, 1, 1)
         self.optical_head = nn.Conv2d(cfg.width, 1, 1)
         self.thermal_head = nn.Conv2d(cfg.thermal_width, 1, 1)
+        for aux in (self.optical_head.bias, self.thermal_head.bias):  # burns are rare: the branch heads start near p = 0.005, like the output
+            if aux is not None:
+                nn.init.constant_(aux, math.log(0.005 / 0.995))
 
     def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, float]]]:
         b, _, _, h, w = x.shape

@@ -93,13 +93,14 @@ def _train_one(cfg: BakeoffConfig, arch: str) -> tuple[Any, float]:
     from banet_ops.training.train import TrainConfig, train
 
     fields: dict[str, Any] = {
-        "manifest": cfg.manifest, "run_dir": cfg.out_dir / arch / "run", "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
+        "manifest": cfg.manifest, "run_dir": cfg.out_dir / arch, "steps": cfg.steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
         "warmup_steps": cfg.warmup_steps, "seed": cfg.seed, "device": "cpu", "threads": cfg.threads, "architecture": arch,
         "arch_config": cfg.arch_configs.get(arch, {}), "init": "scratch",
     }  # fmt: skip
     tc = TrainConfig.model_validate({**fields, **cfg.train_options.get(arch, {})})
-    t0 = time.perf_counter()
-    return train(tc), time.perf_counter() - t0
+    tc = tc.model_copy(update={"run_dir": cfg.out_dir / arch / f"run-{tc.fingerprint()}"})  # a changed config trains afresh beside the old run
+    result = train(tc)
+    return result, result.duration_s  # as recorded when it trained (a re-run reuses a finished run)
 
 
 def _register(cfg: BakeoffConfig, arch: str, weights: str, report: EvalReport, settings: Settings) -> dict[str, Any]:

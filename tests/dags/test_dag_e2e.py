@@ -217,6 +217,43 @@ def test_nrt_dag_skips_an_incomplete_window_with_the_reason(world: dict[str, Any
     assert _rows(world["db_url"], "SELECT 1 FROM banet.run WHERE region = :r AND product = 'nrt' AND target_date = :d", r=REGION.name, d=day) == []
 
 
+def test_nrt_dag_maps_with_a_promoted_unet_convlstm(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A promoted zoo model runs in the NRT DAG with no code change: BANET_WEIGHTS unset, the registry's production model is used."""
+    from banet_ops import registry
+    from banet_ops.db.engine import get_engine
+    from banet_ops.inference.run import run_inference
+    from banet_ops.models.weights import init_weights
+    from banet_ops.settings import get_settings
+
+    if TARGET not in _cube_days():
+        pytest.skip("needs test_ingest_dag_fills_the_cube_day_by_day")
+    engine = get_engine(world["db_url"])
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM banet.model"))  # the session database holds other tests' models
+    weights = world["root"] / "unet_convlstm.pth"
+    init_weights(weights, seed=1, prior=0.05, architecture="unet_convlstm", config={"width": 4, "depth": 2})
+    rec = registry.register_candidate(engine, weights, name="unet_convlstm", metrics={"validation": {"vs-e2e": {"dice": 0.8}}})
+    assert rec.architecture == "unet_convlstm" and registry.gate(engine, rec.id, val_set_id="vs-e2e").promoted
+    monkeypatch.delenv("BANET_WEIGHTS")
+    get_settings.cache_clear()
+    try:
+        dr = run_dag(world["dags"][f"banet_infer_nrt_{REGION.name}"], conf={"day": TARGET.isoformat()})
+        states = task_states(dr)
+        assert str(dr.state) == "success" and states["infer[0]"][0] == "success", states
+        [run] = _rows(
+            world["db_url"],
+            "SELECT * FROM banet.run WHERE region = :r AND product = 'nrt' AND target_date = :d AND :id = ANY(model_ids)",
+            r=REGION.name, d=TARGET, id=rec.id,
+        )  # fmt: skip
+        assert run.status == "succeeded" and list(run.model_ids) == [rec.id]
+        direct = run_inference(REGION, TARGET, "nrt", weights=[weights], device="cpu", publish=False).product
+        assert 0 < run.n_burned_cells == int(direct.burned.sum()) < REGION.shape[0] * REGION.shape[1]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM banet.model WHERE id = :id"), {"id": rec.id})
+        get_settings.cache_clear()
+
+
 def _asset_events(asset_name: str, run_id: str) -> list[dict[str, Any]]:
     """``extra`` of the asset events that the run ``run_id`` emitted for ``asset_name``."""
     from airflow.models.asset import AssetEvent, AssetModel

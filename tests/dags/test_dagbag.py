@@ -104,3 +104,5 @@ def test_retrain_dag_shape(dagbag) -> None:
     assert dag.task_dict["gate"].upstream_task_ids == {"plan", "register", "evaluate"}
     assert dag.max_active_runs == 1 and dag.task_dict["evaluate"].on_failure_callback
     assert dag.params["from_scratch"] is False and dag.params["margin"] == 0.01
+    assert dag.params["architectures"] == ["banet"]  # the architecture list is a param (banet_ops.retrain.params)
+    assert dag.params.get_param("architectures").schema["type"] == "array"

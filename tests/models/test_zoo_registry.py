@@ -26,15 +26,24 @@ def engine(db_url: str, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> sa
     return eng
 
 
-def test_registry_row_records_architecture_and_production_weights_load_it(engine: sa.Engine, tmp_path: Path) -> None:
+TINY = {
+    "unet_convlstm": {"width": 4, "depth": 1},
+    "deepforest_early": {"width": 4, "depth": 1, "lstm_blocks": 1},
+    "deepforest_repr": {"width": 4, "thermal_width": 2, "depth": 1},
+    "segnet": {"width": 4, "depth": 1, "context": 1},
+}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_registry_row_records_architecture_and_production_weights_load_it(name: str, engine: sa.Engine, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = zoo.build_model("unet_convlstm", {"width": 4, "depth": 1}).eval()
+    model = zoo.build_model(name, TINY[name]).eval()
     path = tmp_path / "u.pth"
     save_weights(model, path)
-    rec = registry.register_candidate(engine, path, name="unet_convlstm", metrics={"validation": {"vs": {"dice": 0.8}}})
-    assert rec.architecture == "unet_convlstm" and rec.arch_config == zoo.arch_config("unet_convlstm", {"width": 4, "depth": 1}).model_dump(mode="json")
+    rec = registry.register_candidate(engine, path, name=name, metrics={"validation": {"vs": {"dice": 0.8}}})
+    assert rec.architecture == name and rec.arch_config == zoo.arch_config(name, TINY[name]).model_dump(mode="json")
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT architecture FROM banet.model WHERE id = :id"), {"id": rec.id}).scalar_one() == "unet_convlstm"
+        assert conn.execute(sa.text("SELECT architecture FROM banet.model WHERE id = :id"), {"id": rec.id}).scalar_one() == name
     assert registry.gate(engine, rec.id, val_set_id="vs").promoted
     (stored,) = registry.production_weights(engine) or []
     assert not stored.with_suffix(".json").exists()  # the registry copy is the .pth alone: it carries its architecture
