@@ -5,8 +5,10 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder level 1 computed once per row of tiles);
+  batching, encoder level 1 computed once per row of tiles, temporal convolutions as matrix products);
 * ``published, level 1 per tile``: the same without the shared level 1;
+* ``published, convolutions``: the same with the temporal convolutions left to oneDNN
+  (``EngineOptions(time_gemm=False)``, see ``inference/time_gemm.py``);
 * ``fast``: 256-px tiles, cosine blending;
 * ``literal, heap allocator``: the literal procedure with the engine's allocator setting
   (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
@@ -128,6 +130,9 @@ def main() -> int:
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
         "published, level 1 per tile": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(share_first_level=False)
+        ),
+        "published, convolutions": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=False)
         ),
         "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),
     }
