@@ -44,12 +44,16 @@ class TimeGemm(nn.Module):
         c_out = int(self.w.shape[2])
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = x.new_empty((n, t_out, h, w, c_out))
-        if self.b is None:
-            out.zero_()
-        else:
-            out.copy_(self.b.expand_as(out))
         s = self.stride
-        for i in range(self.k):
+        # the centre tap first: it reads a day for every output day, so with stride 1 it can write
+        # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
+        taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
+        direct = s == 1 and self.b is not None and 0 <= self.pad < self.k
+        if not direct and self.b is not None:
+            out.copy_(self.b.expand_as(out))
+        elif not direct:
+            out.zero_()
+        for i in taps:
             d = i - self.pad  # output day t reads input day s*t + d
             lo = max(0, (s - 1 - d) // s)  # first t with s*t + d >= 0
             hi = min(t_out, (t_in - 1 - d) // s + 1)
@@ -58,7 +62,9 @@ class TimeGemm(nn.Module):
             for j in range(n):
                 o = out[j, lo:hi].view(hi - lo, h * w, c_out)
                 xs = xt[j, s * lo + d : s * (hi - 1) + d + 1 : s].view(hi - lo, h * w, c)
-                if s == 1:
+                if direct and d == 0:
+                    torch.addmm(self.b, xs.view(-1, c), self.w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
+                elif s == 1:
                     o.view(-1, c_out).addmm_(xs.view(-1, c), self.w[i])
                 else:
                     o.baddbmm_(xs, self.w[i].expand(hi - lo, c, c_out))
