@@ -14,9 +14,10 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; encoder level 1 is computed once per row of tiles (:mod:`.first_level`, exact), the
-full-resolution tail only on the part of a tile inside the region, and glibc keeps freed memory
-mapped while the engine runs (:mod:`.allocator`).  All exact to float rounding; figures in
+tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder level 1
+is computed once per row of tiles (:mod:`.first_level`, exact), the full-resolution tail only on
+the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
+(:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
 the precision (bf16, fp16 or fp32) and memory format are chosen by timing one batch of each on
 the first call.
@@ -61,7 +62,9 @@ class EngineOptions:
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     share_first_level: bool = True  # CPU, fused BA-Nets: encoder level 1 once per row of tiles (exact)
-    time_gemm: bool = True  # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py)
+    # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py); None: only
+    # with one intra-op thread (1.5x faster there; with 2 threads oneDNN's convolutions are faster)
+    time_gemm: bool | None = None
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
@@ -95,15 +98,16 @@ class EngineStats:
 _AUTOTUNE_CACHE: dict[tuple[str, int, int, int, int], tuple[str, bool]] = {}
 
 
-def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool = True) -> list[nn.Module]:
+def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool | None = None) -> list[nn.Module]:
     """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused; on CPU with ``time_gemm``,
-    their temporal convolutions as matrix products); the caller's modules are untouched."""
+    their temporal convolutions as matrix products, ``None``: with one thread); the caller's modules are untouched."""
     if not models:
         raise ModelError("expected at least one model, found none", hint="pass --weights or promote a model")
     out = []
     for m in models:
         copy_ = fuse_for_inference(m) if fuse and isinstance(m, BANet) else copy.deepcopy(m)
-        if time_gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
+        gemm = torch.get_num_threads() == 1 if time_gemm is None else time_gemm
+        if gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
             use_time_gemm(copy_)
         out.append(copy_.to(device).eval())
     return out

@@ -36,17 +36,30 @@ def test_time_gemm_refuses_a_spatial_kernel_and_leaves_autograd_to_the_convoluti
     assert x.grad is not None and conv.weight.grad is not None
 
 
-def test_fused_banet_with_time_gemm_matches_and_the_engine_uses_it_on_cpu(banet: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
+def test_fused_banet_with_time_gemm_matches_and_the_engine_can_use_it_on_cpu(banet: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
     fused = fuse_for_inference(banet)
     gemm = use_time_gemm(fuse_for_inference(banet))
     x = torch.randn(1, 4, 16, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(gemm(x), fused(x), atol=1e-4, rtol=1e-4)
-    (net,) = prepare_models([banet], torch.device("cpu"))
+    (net,) = prepare_models([banet], torch.device("cpu"), time_gemm=True)
     assert isinstance(net, FusedBANet) and isinstance(net.head, TimeGemm) and all(isinstance(lv.time, TimeGemm) for lv in net.levels)
     (plain,) = prepare_models([banet], torch.device("cpu"), time_gemm=False)
     assert isinstance(plain, FusedBANet) and isinstance(plain.head, nn.Conv3d)
     win = make_window(140, 90, days=16, seed=3)
-    a = predict_probabilities(win, [banet])
+    a = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=True))
     b = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=False))
     assert np.abs(a - b).max() <= 1e-5 and a.std() > 1e-3
+
+
+def test_time_gemm_by_default_only_with_one_thread(banet: BANet) -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        (one,) = prepare_models([banet], torch.device("cpu"))
+        torch.set_num_threads(2)
+        (two,) = prepare_models([banet], torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(one, FusedBANet) and isinstance(one.head, TimeGemm)
+    assert isinstance(two, FusedBANet) and isinstance(two.head, nn.Conv3d)
