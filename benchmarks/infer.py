@@ -15,6 +15,7 @@ averaged (``reference_probabilities``).  Variants, interleaved round by round in
   (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/infer.py                   # CPU, 228 x 260 x 64 window
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/infer.py --threads 1       # one thread (the faster on a shared 2-core machine)
     .venv/bin/python benchmarks/infer.py --device cuda --region-size 800x1500 --skip-literal
 
 Prints the median wall and process-CPU seconds of ``--runs`` rounds, the speed-ups over the
