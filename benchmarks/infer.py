@@ -5,13 +5,17 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder level 1 computed once per row of tiles);
+  batching, encoder level 1 computed once per row of tiles, with one thread temporal convolutions as
+  matrix products);
 * ``published, level 1 per tile``: the same without the shared level 1;
+* ``published, time GEMM on/off``: the same with the other choice of temporal convolutions than
+  the default (matrix products with one thread, oneDNN convolutions with more; ``inference/time_gemm.py``);
 * ``fast``: 256-px tiles, cosine blending;
 * ``literal, heap allocator``: the literal procedure with the engine's allocator setting
   (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/infer.py                   # CPU, 228 x 260 x 64 window
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/infer.py --threads 1       # one thread (the faster on a shared 2-core machine)
     .venv/bin/python benchmarks/infer.py --device cuda --region-size 800x1500 --skip-literal
 
 Prints the median wall and process-CPU seconds of ``--runs`` rounds, the speed-ups over the
@@ -124,10 +128,14 @@ def main() -> int:
     region = Region(name="BENCH", bbox=(0.0, 0.0, w * 0.01, h * 0.01), pixel_size=0.01)
     day = dt.date(2024, 8, 1)
     model.to(args.device)
+    use_gemm = args.device == "cpu" and torch.get_num_threads() == 1  # the engine's default (EngineOptions.time_gemm=None)
     variants: dict[str, Callable[[], np.ndarray]] = {
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
         "published, level 1 per tile": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(share_first_level=False)
+        ),
+        f"published, time GEMM {'off' if use_gemm else 'on'}": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=not use_gemm)
         ),
         "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),
     }

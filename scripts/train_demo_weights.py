@@ -216,6 +216,23 @@ def demo_check(weights: Path, work: Path, *, ingested: bool) -> dict[str, Any]:
     }
 
 
+def _reuse_dataset(dcfg: Any) -> Any | None:
+    """The dataset already built in the work folder with the same configuration (a re-run resumes), else None."""
+    from banet_ops.errors import DataFormatError
+    from banet_ops.training.dataset import Manifest
+
+    try:
+        manifest = Manifest.load(Path(dcfg.out_dir) / "manifest.json")
+    except DataFormatError:
+        return None
+    keys = ("region_months", "val_region_months", "tile", "days", "stride", "min_burned_cells")
+    wanted = dcfg.model_dump(mode="json")
+    if any(manifest.config.get(k) != wanted.get(k) for k in keys) or not all((manifest.folder / s.file).is_file() for s in manifest.samples):
+        return None
+    print(f"dataset: reusing {manifest.path}", flush=True)
+    return manifest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "banet-demo-weights", help="work folder (re-runs resume from it)")
@@ -226,6 +243,8 @@ def main() -> int:
     ap.add_argument("--max-stages", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3, help="learning rate of the first stage (later stages: half)")
+    ap.add_argument("--init", type=Path, default=None, help="start stage 0 from these weights instead of scratch (fine-tuning)")
+    ap.add_argument("--warmup-steps", type=int, default=None, help="warm-up steps per stage (default 10 for stage 0, 5 later)")
     ap.add_argument("--tile", type=int, default=32)
     ap.add_argument("--days", type=int, default=32)
     ap.add_argument("--threads", type=int, default=int(os.environ["OMP_NUM_THREADS"]))
@@ -283,7 +302,7 @@ def main() -> int:
             min_burned_cells=5,
             out_dir=work / "dataset",
         )
-        manifest = build_dataset(dcfg)
+        manifest = _reuse_dataset(dcfg) or build_dataset(dcfg)
         n_train, n_val = len(manifest.split("train")), len(manifest.split("val"))
         dataset_s = time.perf_counter() - t
         print(
@@ -306,9 +325,9 @@ def main() -> int:
                 steps=args.stage_steps,
                 batch_size=args.batch,
                 lr=args.lr if k == 0 else args.lr / 2,
-                warmup_steps=10 if k == 0 else 5,
+                warmup_steps=args.warmup_steps if args.warmup_steps is not None else (10 if k == 0 else 5),
                 seed=k,  # a different batch order and augmentation per stage
-                init="scratch" if prev is None else prev.weights,
+                init=(str(args.init) if args.init else "scratch") if prev is None else prev.weights,
                 device="cpu",
                 threads=args.threads,
                 checkpoint_every=10,
@@ -414,7 +433,11 @@ def main() -> int:
         },
         "dataset": {"tile": args.tile, "days": args.days, "stride": args.tile // 2, "min_burned_cells": 5, "n_train": n_train, "n_val": n_val},
         "training": {
-            "from": "scratch (banet_ops.models.weights.initialise_model, seed 0)",
+            "from": (
+                f"{args.init.name} (sha256 {sha256_file(args.init)}), fine-tuned"
+                if args.init
+                else "scratch (banet_ops.models.weights.initialise_model, seed 0)"
+            ),
             "steps": sum(s["steps"] for s in stages),
             "kept_stage": best_k,
             "batch_size": args.batch,

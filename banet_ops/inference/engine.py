@@ -14,9 +14,10 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; encoder level 1 is computed once per row of tiles (:mod:`.first_level`, exact), the
-full-resolution tail only on the part of a tile inside the region, and glibc keeps freed memory
-mapped while the engine runs (:mod:`.allocator`).  All exact to float rounding; figures in
+tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder level 1
+is computed once per row of tiles (:mod:`.first_level`, exact), the full-resolution tail only on
+the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
+(:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
 the precision (bf16, fp16 or fp32) and memory format are chosen by timing one batch of each on
 the first call.
@@ -42,6 +43,7 @@ from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.allocator import heap_allocator
 from banet_ops.inference.first_level import first_level_tiles
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
+from banet_ops.inference.time_gemm import use_time_gemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 from banet_ops.models.weights import resolve_device
 
@@ -60,6 +62,9 @@ class EngineOptions:
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     share_first_level: bool = True  # CPU, fused BA-Nets: encoder level 1 once per row of tiles (exact)
+    # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py); None: only
+    # with one intra-op thread (1.5x faster there; with 2 threads oneDNN's convolutions are faster)
+    time_gemm: bool | None = None
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
@@ -93,13 +98,17 @@ class EngineStats:
 _AUTOTUNE_CACHE: dict[tuple[str, int, int, int, int], tuple[str, bool]] = {}
 
 
-def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True) -> list[nn.Module]:
-    """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused); the caller's modules are untouched."""
+def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool | None = None) -> list[nn.Module]:
+    """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused; on CPU with ``time_gemm``,
+    their temporal convolutions as matrix products, ``None``: with one thread); the caller's modules are untouched."""
     if not models:
         raise ModelError("expected at least one model, found none", hint="pass --weights or promote a model")
     out = []
     for m in models:
         copy_ = fuse_for_inference(m) if fuse and isinstance(m, BANet) else copy.deepcopy(m)
+        gemm = torch.get_num_threads() == 1 if time_gemm is None else time_gemm
+        if gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
+            use_time_gemm(copy_)
         out.append(copy_.to(device).eval())
     return out
 
@@ -155,10 +164,12 @@ def _set_format(model: nn.Module, fmt: torch.memory_format) -> None:
             m.to(memory_format=fmt)  # type: ignore[call-overload]
 
 
-def _read_rows(source: WindowSource, rows: slice) -> NDArray[np.float32]:
-    if callable(source):
-        return np.asarray(source(rows), dtype=np.float32)
-    return np.asarray(source[:, :, rows], dtype=np.float32)
+def _read_band(source: WindowSource, rows: slice, expected: tuple[int, int, int, int]) -> NDArray[np.float32]:
+    """Raw window rows ``(T, band, rows, W)`` of ``source``, shape checked."""
+    band = np.asarray(source(rows) if callable(source) else source[:, :, rows], dtype=np.float32)
+    if band.shape != expected:
+        raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {expected}, found {band.shape}")
+    return band
 
 
 def standardise_(x: torch.Tensor) -> torch.Tensor:
@@ -182,12 +193,16 @@ def _deterministic(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    previous = torch.are_deterministic_algorithms_enabled()
+    previous, fill = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # deterministic mode also fills every new tensor with NaN (a debugging aid), which cost a sixth
+    # of the CPU time of a run (profile in benchmarks/README.md); the engine reads no uninitialised memory
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+        torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:
@@ -276,6 +291,50 @@ def _forward_shared(
     return total.div_(len(models))
 
 
+class _ChunkRunner:
+    """Runs the models on one chunk of tiles of a tile-row: raw values in, weighted probabilities out (numpy)."""
+
+    def __init__(self, nets: list[nn.Module], dev: torch.device, options: EngineOptions, tile_w: int, weight2d: torch.Tensor) -> None:
+        self.nets, self.dev, self.options, self.tile_w, self.weight2d = nets, dev, options, tile_w, weight2d
+        self.share = options.share_first_level and dev.type == "cpu" and all(isinstance(m, FusedBANet) for m in nets)
+        self.precision = "off"
+        self.channels_last = options.channels_last if options.channels_last is not None else True
+        self.tuned = False
+
+    def _plain(self, xb: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+        x = torch.cat([xb[..., o : o + self.tile_w] for o in offsets])
+        if not self.tuned:
+            if self.dev.type == "cuda":
+                self.precision, self.channels_last = _choose_cuda_config(self.nets, x, self.dev, self.options)
+            self.tuned = True
+            for m in self.nets:
+                _set_format(m, torch.channels_last_3d if self.channels_last else torch.contiguous_format)
+        x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
+        return _forward(self.nets, x, self.dev, self.precision)
+
+    def __call__(
+        self, raw: NDArray[np.float32], offsets: Sequence[int], valid: tuple[int, int], out_size: tuple[int, int], stats: EngineStats
+    ) -> NDArray[np.float32]:
+        """Probabilities ``(n, T, h, w)`` of the tiles ``raw[..., x : x + tile_w]``, times the blending weight."""
+        # the grad/determinism modes are entered per chunk so that nothing leaks into the caller's
+        # code while the engine's generator is suspended at a yield
+        with torch.inference_mode(), _deterministic(self.options.deterministic and self.dev.type == "cpu"):
+            xb = torch.from_numpy(raw)
+            xb = standardise_(xb.to(self.dev, non_blocking=True) if self.dev.type == "cuda" else xb)
+            t0 = time.perf_counter()
+            probs_t = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size) if self.share else self._plain(xb, offsets)
+            probs = probs_t.mul_(self.weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
+            stats.model_seconds += time.perf_counter() - t0
+        return probs
+
+
+def _check_call(shape: tuple[int, int, int], batch: int) -> None:
+    if shape[0] % 16 or shape[0] <= 0:
+        raise ValidationError(f"expected a window length that is a positive multiple of 16 days (64 for BA-Net), found {shape[0]}")
+    if batch < 1:
+        raise ValidationError(f"batch: expected >= 1, found {batch}")
+
+
 def iter_probability_strips(
     source: WindowSource,
     shape: tuple[int, int, int],
@@ -294,71 +353,38 @@ def iter_probability_strips(
     given rows of it; ``shape`` is ``(T, H, W)``.  Each yielded array ``(T, rows, W)`` is the
     ensemble-mean daily burn probability, final; it is reused after the next step (copy to keep).
     """
+    _check_call(shape, batch)
     options = options or EngineOptions()
-    tiling = tiling or PRESETS[DEFAULT_PRESET]
     stats = stats if stats is not None else EngineStats()
     n_time, height, width = shape
-    if n_time % 16 or n_time <= 0:
-        raise ValidationError(f"expected a window length that is a positive multiple of 16 days (64 for BA-Net), found {n_time}")
-    if batch < 1:
-        raise ValidationError(f"batch: expected >= 1, found {batch}")
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed tile shapes: let cuDNN pick its fastest kernels
     t_start = time.perf_counter()
-    nets = prepare_models(models, dev, fuse=options.fuse)
-    plan = plan_tiles(height, width, tiling)
-    boxes = plan.boxes
+    nets = prepare_models(models, dev, fuse=options.fuse, time_gemm=options.time_gemm)
+    plan = plan_tiles(height, width, tiling or PRESETS[DEFAULT_PRESET])
     th, tw = plan.tile_h, plan.tile_w
     weight2d = torch.from_numpy(plan.weight_y[:, None] * plan.weight_x[None, :]).to(dev)
     weight2d_np = weight2d.cpu().numpy()
+    run = _ChunkRunner(nets, dev, options, tw, weight2d)
     acc = _Accumulator(plan, n_time)
-    stats.tiles, stats.tile_shape, stats.n_models = len(boxes), (th, tw), len(nets)
-    n_bands = len(MODEL_BANDS)
-    precision, channels_last = "off", options.channels_last if options.channels_last is not None else True
-    share = options.share_first_level and dev.type == "cpu" and all(isinstance(m, FusedBANet) for m in nets)
-    tuned = False
+    stats.tiles, stats.tile_shape, stats.n_models = len(plan), (th, tw), len(nets)
     band_rows: tuple[int, NDArray[np.float32]] | None = None  # (tile-row, raw rows of it)
     current_row = 0
-
-    max_span = max(c[-1].x0 + tw - c[0].x0 for c in _row_chunks(boxes, batch))
-    raw_buf = np.zeros((1, n_bands, n_time, th, max_span), dtype=np.float32)  # one row of tiles, raw values
+    chunks = list(_row_chunks(plan.boxes, batch))
+    max_span = max(c[-1].x0 + tw - c[0].x0 for c in chunks)
+    raw_buf = np.zeros((1, len(MODEL_BANDS), n_time, th, max_span), dtype=np.float32)  # one row of tiles, raw values
     with heap_allocator(options.heap_allocator and dev.type == "cpu"):
-        for chunk in _row_chunks(boxes, batch):
-            row = chunk[0].row
+        for chunk in chunks:
+            row, first = chunk[0].row, chunk[0]
             if band_rows is None or band_rows[0] != row:
-                rows = slice(chunk[0].y0, chunk[0].y0 + chunk[0].h)
-                band = _read_rows(source, rows)
-                if band.shape != (n_time, n_bands, chunk[0].h, width):
-                    raise ValidationError(f"window rows {rows.start}..{rows.stop}: expected shape {(n_time, n_bands, chunk[0].h, width)}, found {band.shape}")
-                band_rows = (row, band)
-            x_first, span = chunk[0].x0, chunk[-1].x0 + tw - chunk[0].x0
-            valid = (chunk[0].h, min(span, width - x_first))
+                band_rows = (row, _read_band(source, slice(first.y0, first.y0 + first.h), (n_time, len(MODEL_BANDS), first.h, width)))
+            span = chunk[-1].x0 + tw - first.x0
+            valid = (first.h, min(span, width - first.x0))
             raw = raw_buf[..., :span]
             raw[:] = 0.0  # raw zero past the region edge = missing data, as in training
-            raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, x_first : x_first + valid[1]].transpose(1, 0, 2, 3)
-            offsets = [box.x0 - x_first for box in chunk]
-            # the grad/determinism modes are entered per batch so that nothing leaks into the
-            # caller's code while this generator is suspended at a yield
-            with torch.inference_mode(), _deterministic(options.deterministic and dev.type == "cpu"):
-                xb = torch.from_numpy(raw)
-                xb = standardise_(xb.to(dev, non_blocking=True) if dev.type == "cuda" else xb)
-                t0 = time.perf_counter()
-                if share:
-                    out_size = (chunk[0].h, max(box.w for box in chunk))
-                    probs_t = _forward_shared(nets, xb, offsets, tw, valid, out_size)
-                else:
-                    x = torch.cat([xb[..., o : o + tw] for o in offsets])
-                    if not tuned:
-                        if dev.type == "cuda":
-                            precision, channels_last = _choose_cuda_config(nets, x, dev, options)
-                        tuned = True
-                        for m in nets:
-                            _set_format(m, torch.channels_last_3d if channels_last else torch.contiguous_format)
-                    x = x.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
-                    probs_t = _forward(nets, x, dev, precision)
-                probs = probs_t.mul_(weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
-                stats.model_seconds += time.perf_counter() - t0
+            raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, first.x0 : first.x0 + valid[1]].transpose(1, 0, 2, 3)
+            probs = run(raw, [box.x0 - first.x0 for box in chunk], valid, (first.h, max(box.w for box in chunk)), stats)
             if row != current_row:
                 released = acc.release(plan.ys[row])
                 if released is not None:
@@ -368,8 +394,8 @@ def iter_probability_strips(
                 acc.add(box.y0, box.x0, probs[i, :, : box.h, : box.w], weight2d_np[: box.h, : box.w])
             if progress is not None:
                 progress(len(chunk))
-    stats.precision = precision if precision != "off" else "fp32"
-    stats.channels_last = bool(channels_last)
+    stats.precision = run.precision if run.precision != "off" else "fp32"
+    stats.channels_last = bool(run.channels_last)
     final = acc.release(height)
     if final is not None:
         yield final

@@ -135,6 +135,57 @@ def _cube_reader(
     return read
 
 
+def _probe_window(reg: Region, mode: str, day: dt.date, first: dt.date, last: dt.date, snapshot: str | None, settings: Settings) -> tuple[str, int]:
+    """The pinned snapshot and the number of ingested days of the window; refuses a window with too few (before any model is loaded)."""
+    cube = _cube()
+    snap = snapshot or cube.latest_snapshot(reg, settings=settings)
+    probe = cube.read_window(reg, first, last, rows=slice(0, 1), cols=slice(0, 1), snapshot=snap, variables=("NIR",), settings=settings)
+    snap = str(probe.snapshot)
+    observed = int(np.asarray(probe.available, dtype=bool).sum())
+    check_window_days(
+        observed,
+        settings.min_window_days,
+        f"{reg.name} {mode} {day}: window {first}..{last} in snapshot {snap}",
+        hint=f"ingest the missing days first: banet-ops ingest --region {reg.name} --date {first} --end {last}",
+    )
+    return snap, observed
+
+
+def _load_models(files: Sequence[tuple[Path, str | None]], dev: Any) -> tuple[list[Any], list[Any]]:
+    models, refs = [], []
+    for path, model_id in files:
+        m, ref = load_weights(path, dev, model_id=model_id)
+        models.append(m)
+        refs.append(ref)
+    return models, refs
+
+
+def _finish_product(builder: ProductBuilder, reg: Region, first: dt.date, last: dt.date, snap: str, settings: Settings, **meta: Any) -> Product:
+    """The product from the builder's probabilities: NIR for the quicklook, never-observed cells as NoData, water mask."""
+    cube = _cube()
+    h = reg.shape[0]
+    nir_days = [builder.days[i] for i in builder.nir_days]
+    nir = cube.read_window(reg, nir_days[0], nir_days[-1], snapshot=snap, variables=("NIR",), settings=settings)
+    builder.add_nir(slice(0, h), np.asarray(nir.data, dtype=np.float32)[:, 0])
+    for r0 in range(0, h, OBSERVED_STRIP_ROWS):  # cells the window never saw: NoData in the products
+        rows = slice(r0, min(h, r0 + OBSERVED_STRIP_ROWS))
+        win = cube.read_window(reg, builder.days[0], builder.days[-1], rows=rows, snapshot=snap, variables=("NIR",), settings=settings)
+        builder.add_observed(rows, np.asarray(np.isfinite(np.asarray(win.data, dtype=np.float32)[:, 0]).any(axis=0), dtype=bool))
+    product = builder.build(cube_snapshot=snap, **meta)
+    if settings.water_mask:
+        from banet_ops.water import mask_product, water_mask
+
+        wv = np.asarray(cube.read_window(reg, first, last, snapshot=snap, variables=("Red", "NIR", "M10"), settings=settings).data, dtype=np.float32)
+        log.info(
+            "%s %s %s: water mask unburned %d cells",
+            reg.name,
+            product.mode,
+            product.target_date,
+            mask_product(product, water_mask(wv[:, 0], wv[:, 1], wv[:, 2])),
+        )
+    return product
+
+
 def run_inference(
     region: Region | str,
     day: dt.date,
@@ -171,58 +222,29 @@ def run_inference(
     t0 = time.perf_counter()
     files = resolve_weights(weights, settings)
     timings["resolve_weights"] = time.perf_counter() - t0
-
     t0 = time.perf_counter()
-    cube = _cube()
-    snap = snapshot or cube.latest_snapshot(reg, settings=settings)
-    # fail fast, before loading models, when the window holds no data at this snapshot
-    probe = cube.read_window(reg, first, last, rows=slice(0, 1), cols=slice(0, 1), snapshot=snap, variables=("NIR",), settings=settings)
-    snap = str(probe.snapshot)
-    observed = int(np.asarray(probe.available, dtype=bool).sum())
-    check_window_days(
-        observed,
-        settings.min_window_days,
-        f"{reg.name} {mode} {day}: window {first}..{last} in snapshot {snap}",
-        hint=f"ingest the missing days first: banet-ops ingest --region {reg.name} --date {first} --end {last}",
-    )
+    snap, observed = _probe_window(reg, mode, day, first, last, snapshot, settings)
     timings["snapshot"] = time.perf_counter() - t0
-
     t0 = time.perf_counter()
-    models, refs = [], []
-    for path, model_id in files:
-        m, ref = load_weights(path, dev, model_id=model_id)
-        models.append(m)
-        refs.append(ref)
+    models, refs = _load_models(files, dev)
     timings["load_models"] = time.perf_counter() - t0
 
     builder = ProductBuilder(reg, mode, day, threshold=settings.burn_threshold if threshold is None else threshold)
     seen: dict[str, Any] = {}
-    reader = _cube_reader(reg, first, last, snap, settings, seen)
     stats = EngineStats()
     t0 = time.perf_counter()
-    n_days = len(builder.days)
-    h, w = reg.shape
+    shape = (len(builder.days), *reg.shape)
+    reader = _cube_reader(reg, first, last, snap, settings, seen)
+    batch = batch or settings.batch_size
     for rows, strip in iter_probability_strips(
-        reader, (n_days, h, w), models, tiling=plan, batch=batch or settings.batch_size, device=dev, options=EngineOptions(), stats=stats, progress=progress
+        reader, shape, models, tiling=plan, batch=batch, device=dev, options=EngineOptions(), stats=stats, progress=progress
     ):
         builder.add(rows, strip)
     timings["read_window"] = float(seen.get("read_s", 0.0))
     timings["infer"] = time.perf_counter() - t0 - timings["read_window"]
 
     t0 = time.perf_counter()
-    nir_days = [builder.days[i] for i in builder.nir_days]
-    nir = cube.read_window(reg, nir_days[0], nir_days[-1], snapshot=snap, variables=("NIR",), settings=settings)
-    builder.add_nir(slice(0, h), np.asarray(nir.data, dtype=np.float32)[:, 0])
-    for r0 in range(0, h, OBSERVED_STRIP_ROWS):  # cells the window never saw: NoData in the products
-        rows = slice(r0, min(h, r0 + OBSERVED_STRIP_ROWS))
-        win = cube.read_window(reg, builder.days[0], builder.days[-1], rows=rows, snapshot=snap, variables=("NIR",), settings=settings)
-        builder.add_observed(rows, np.asarray(np.isfinite(np.asarray(win.data, dtype=np.float32)[:, 0]).any(axis=0), dtype=bool))
-    product = builder.build(models=refs, cube_snapshot=snap, timings=timings, tiling=plan.label, observed_days=observed)
-    if settings.water_mask:
-        from banet_ops.water import mask_product, water_mask
-
-        wv = np.asarray(cube.read_window(reg, first, last, snapshot=snap, variables=("Red", "NIR", "M10"), settings=settings).data, dtype=np.float32)
-        log.info("%s %s %s: water mask unburned %d cells", reg.name, mode, day, mask_product(product, water_mask(wv[:, 0], wv[:, 1], wv[:, 2])))
+    product = _finish_product(builder, reg, first, last, snap, settings, models=refs, timings=timings, tiling=plan.label, observed_days=observed)
     timings["product"] = time.perf_counter() - t0
 
     result_publish = None
@@ -236,11 +258,5 @@ def run_inference(
     product.timings = dict(timings)
     log.info("%s %s %s: %d burned cells, %d tiles in %.1f s", reg.name, mode, day, product.n_burned, stats.tiles, timings["infer"])
     return InferenceResult(
-        product=product,
-        publish=result_publish,
-        engine=stats,
-        device=str(dev),
-        cube_snapshot=product.cube_snapshot,
-        available_days=observed,
-        timings=timings,
+        product=product, publish=result_publish, engine=stats, device=str(dev), cube_snapshot=product.cube_snapshot, available_days=observed, timings=timings
     )

@@ -1,0 +1,65 @@
+"""Temporal convolutions as matrix products (inference/time_gemm.py): equal to the convolutions, used by the engine on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from banet_ops.inference.engine import EngineOptions, predict_probabilities, prepare_models
+from banet_ops.inference.time_gemm import TimeGemm, use_time_gemm
+from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
+
+
+@pytest.mark.parametrize(("kernel", "stride", "days"), [(7, 1, 16), (7, 2, 16), (5, 2, 8), (3, 2, 4), (3, 1, 16), (1, 1, 4), (7, 2, 2), (3, 2, 2)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, batch: int) -> None:
+    torch.manual_seed(kernel * 10 + stride)
+    conv = nn.Conv3d(6, 5, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0))
+    gemm = TimeGemm(conv)
+    x = torch.randn(batch, 6, days, 3, 7)
+    with torch.inference_mode():
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            ref, ours = conv(x.contiguous(memory_format=layout)), gemm(x.contiguous(memory_format=layout))
+            assert ours.shape == ref.shape
+            assert ours.is_contiguous(memory_format=torch.channels_last_3d)
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_time_gemm_refuses_a_spatial_kernel_and_leaves_autograd_to_the_convolution() -> None:
+    with pytest.raises(ValueError, match="k×1×1"):
+        TimeGemm(nn.Conv3d(4, 4, (3, 3, 3), padding=1))
+    conv = nn.Conv3d(4, 4, (3, 1, 1), padding=(1, 0, 0))
+    x = torch.randn(1, 4, 8, 2, 2, requires_grad=True)
+    TimeGemm(conv)(x).sum().backward()  # with grad enabled: the convolution itself
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+def test_fused_banet_with_time_gemm_matches_and_the_engine_can_use_it_on_cpu(banet: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
+    fused = fuse_for_inference(banet)
+    gemm = use_time_gemm(fuse_for_inference(banet))
+    x = torch.randn(1, 4, 16, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(gemm(x), fused(x), atol=1e-4, rtol=1e-4)
+    (net,) = prepare_models([banet], torch.device("cpu"), time_gemm=True)
+    assert isinstance(net, FusedBANet) and isinstance(net.head, TimeGemm) and all(isinstance(lv.time, TimeGemm) for lv in net.levels)
+    (plain,) = prepare_models([banet], torch.device("cpu"), time_gemm=False)
+    assert isinstance(plain, FusedBANet) and isinstance(plain.head, nn.Conv3d)
+    win = make_window(140, 90, days=16, seed=3)
+    a = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=True))
+    b = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=False))
+    assert np.abs(a - b).max() <= 1e-5 and a.std() > 1e-3
+
+
+def test_time_gemm_by_default_only_with_one_thread(banet: BANet) -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        (one,) = prepare_models([banet], torch.device("cpu"))
+        torch.set_num_threads(2)
+        (two,) = prepare_models([banet], torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert isinstance(one, FusedBANet) and isinstance(one.head, TimeGemm)
+    assert isinstance(two, FusedBANet) and isinstance(two.head, nn.Conv3d)
