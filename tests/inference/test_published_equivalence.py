@@ -69,12 +69,9 @@ def test_default_nrt_product_has_the_published_decisions_and_dates(demo_crop: np
     assert np.abs(fast - ref).max() > 1e-3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 5 not fixed: the demo weights answer the tiles' zero padding at the region's top/left edges "
-    "with burns on the window's last day (published procedure included); see benchmarks/README.md#border-fringe",
-)
 def test_a_scene_without_fire_maps_no_burned_cell_borders_included() -> None:
+    """The demo's world without its fires: no burned cell anywhere, the region's top and left edges
+    included (where the published grid's tiles start and their zero padding meets the region)."""
     from banet_ops.synthetic.scenario import truth_image
     from banet_ops.synthetic.scene import Scene
 
