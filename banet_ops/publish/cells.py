@@ -19,7 +19,6 @@ from banet_ops.publish import pgcopy
 from banet_ops.regions import Region, grid_lines
 
 PG_EPOCH = np.datetime64("2000-01-01", "D")
-COPY_CHUNK = 4 << 20
 # Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
 _KEY_BITS = 21
 KEY_MAX = 1 << _KEY_BITS
@@ -113,23 +112,6 @@ def cell_rows(product: Product) -> CellRows:
         confidence=product.confidence[rows, cols].astype(np.float32),
         area_km2=product.region.row_cell_area_km2()[rows],
     )
-
-
-class BufferReader:
-    """A read-only file over a buffer that hands out large chunks (psycopg2 wants bytes)."""
-
-    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
-        self._view = memoryview(buf)
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else min(len(self._view), self._pos + max(size, COPY_CHUNK))
-        chunk = bytes(self._view[self._pos : end])
-        self._pos = end
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses it for text COPY
-        return self.read(size)
 
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:

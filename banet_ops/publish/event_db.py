@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from banet_ops.db.copy import copy_in, copy_out
 from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.publish import events as ev
 from banet_ops.publish import pgcopy
@@ -72,18 +73,17 @@ def reload_span(cur: Any, region: str, product: str, first: dt.date, last: dt.da
 
 def read_cells(cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date] | None = None) -> tuple[ev.Cells, np.ndarray]:
     """The stored cells of [lo, hi] (less those of ``skip``) and their burn dates as days since 2000-01-01 (for writing back)."""
-    out = io.BytesIO()
     skip = skip or (dt.date(1, 1, 2), dt.date(1, 1, 1))  # an empty range
-    sql = cur.mogrify(
+    data = copy_out(
+        cur,
         """
         COPY (SELECT burn_date, "row", col, confidence, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
               WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s AND NOT (burn_date BETWEEN %s AND %s))
         TO STDOUT WITH (FORMAT binary)
         """,
         (region, product, lo, hi, skip[0], skip[1]),
-    ).decode()
-    cur.copy_expert(sql, out)
-    rec = pgcopy.parse(out.getbuffer(), pgcopy.CELL_EVENT_DTYPE, f"the cells of {region} {product}")
+    )
+    rec = pgcopy.parse(data, pgcopy.CELL_EVENT_DTYPE, f"the cells of {region} {product}")
     days = rec["date"].astype(np.int64)
     cells = ev.Cells.build(rec["row"], rec["col"], days + pgcopy.PG_EPOCH_DAYS, rec["conf"], rec["area"], rec["event"])
     return cells, days
@@ -102,10 +102,9 @@ def _stage_events(cur: Any, found: list[ev.FireEvent], ids: np.ndarray) -> None:
     for e, i in zip(found, ids, strict=True):
         daily = json.dumps(e.daily_area_km2, separators=(",", ":"))
         buf.write(f"{i}\t{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t{e.mean_confidence!r}\t{daily}\t{e.geojson}\n")
-    buf.seek(0)
     cur.execute("CREATE TEMP TABLE banet_stage_event_raw (LIKE banet_stage_event) ON COMMIT DROP")
     cur.execute("ALTER TABLE banet_stage_event_raw ALTER COLUMN geom TYPE text")
-    cur.copy_expert("COPY banet_stage_event_raw FROM STDIN", buf)
+    copy_in(cur, "COPY banet_stage_event_raw FROM STDIN", buf.getvalue())
     cur.execute(
         "INSERT INTO banet_stage_event SELECT id, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, daily_area_km2, "
         "ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geom), 4326)) FROM banet_stage_event_raw"
@@ -185,8 +184,7 @@ def _write_cell_events(cur: Any, p: dict[str, Any], days: np.ndarray, cells: ev.
     base = dt.date(2000, 1, 1).toordinal()
     for k in changed:
         buf.write(f"{dt.date.fromordinal(base + int(days[k]))}\t{cells.row[k]}\t{cells.col[k]}\t{new_ids[k]}\n")
-    buf.seek(0)
-    cur.copy_expert("COPY banet_cell_event FROM STDIN", buf)
+    copy_in(cur, "COPY banet_cell_event FROM STDIN", buf.getvalue())
     cur.execute(
         """
         UPDATE banet.burned_cell b SET event_id = s.event_id FROM banet_cell_event s

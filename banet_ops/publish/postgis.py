@@ -24,7 +24,6 @@ around the window are then recomputed from the stored cells, keeping their ids
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -33,16 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from banet_ops.db.copy import copy_in, copy_out
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import event_db
 from banet_ops.publish.cells import (
     CELL_COLUMNS,
     CELL_COLUMNS_EVENT,
-    COPY_CHUNK,
     KEY_MAX,
     PG_EPOCH,
-    BufferReader,
     CellPlan,
     CellRows,
     ScopeRows,
@@ -89,12 +87,12 @@ def model_key(product: Product) -> str:
 
 
 def wrap_db_error(exc: BaseException, what: str) -> Exception:
-    """A project error for a psycopg2 error (retryable for connection losses, deadlocks, conflicts)."""
-    import psycopg2
-    from psycopg2 import errors as pgerr
+    """A project error for a psycopg error (retryable for connection losses, deadlocks, conflicts)."""
+    import psycopg
+    from psycopg import errors as pgerr
 
     detail = " ".join(str(exc).split())[:400]
-    if isinstance(exc, psycopg2.OperationalError | pgerr.SerializationFailure | pgerr.DeadlockDetected | pgerr.LockNotAvailable):
+    if isinstance(exc, psycopg.OperationalError | pgerr.SerializationFailure | pgerr.DeadlockDetected | pgerr.LockNotAvailable):
         return DatabaseUnavailableError(f"{what}: expected the database to complete it, found: {detail}", hint="retry the task")
     if isinstance(exc, pgerr.UndefinedTable | pgerr.UndefinedFunction | pgerr.UndefinedColumn | pgerr.InvalidSchemaName):
         return SchemaError(f"{what}: expected the banet schema, found: {detail}", hint="run `banet-ops db upgrade`")
@@ -189,18 +187,15 @@ def finish_run(cur: Any, run_id: int, *, timings: Mapping[str, float], counts: M
 def fetch_scope(cur: Any, product: Product) -> ScopeRows:
     """The current rows of the product's scope (region, product, effective window)."""
     first, last = effective_window(product)
-    out = io.BytesIO()
-    cur.copy_expert(
-        cur.mogrify(
-            """
-            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
-                  WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
-            """,
-            (product.region.name, product.mode, first, last),
-        ).decode(),
-        out,
+    data = copy_out(
+        cur,
+        """
+        COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
+              WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
+        """,
+        (product.region.name, product.mode, first, last),
     )
-    return parse_scope_copy(out.getbuffer())
+    return parse_scope_copy(data)
 
 
 def _partition(cur: Any, year: int) -> str:
@@ -219,7 +214,7 @@ def _stage(cur: Any, table: str, cells: CellRows) -> None:
                                    confidence real NOT NULL, area_km2 double precision NOT NULL, event_id bigint NOT NULL) ON COMMIT DROP
         """
     )
-    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", BufferReader(stage_copy_buffer(cells)), size=COPY_CHUNK)
+    copy_in(cur, f"COPY {table} FROM STDIN WITH (FORMAT binary)", stage_copy_buffer(cells))
     cur.execute(f"ANALYZE {table}")
 
 
@@ -323,7 +318,7 @@ def _insert_cells(cur: Any, cells: CellRows, region: Region, product: str, run_i
         part = _partition(cur, int(years[lo]))
         buf = cell_copy_buffer(cells.take(np.arange(lo, hi)), region, product, run_id)
         columns = CELL_COLUMNS if cells.event_id is None else CELL_COLUMNS_EVENT
-        cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", BufferReader(buf), size=COPY_CHUNK)
+        copy_in(cur, f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", buf)
 
 
 def summarize_cells(conn: Any, product: Product) -> float:

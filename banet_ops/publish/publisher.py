@@ -283,7 +283,7 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
     publisher killed a moment ago); a scope still locked then belongs to a publish in flight and
     its journal is left alone.  Returns how many were settled.
     """
-    from psycopg2 import errors as pgerr
+    from psycopg import errors as pgerr
 
     journals = files_journal.pending_journals(store)
     settled = 0
@@ -314,6 +314,6 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
 
 
 def _is_db_error(exc: BaseException) -> bool:
-    import psycopg2
+    import psycopg
 
-    return isinstance(exc, psycopg2.Error)
+    return isinstance(exc, psycopg.Error)
