@@ -43,9 +43,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from banet_ops.db import runs
 from banet_ops.db.copy import copy_in
 from banet_ops.db.engine import dispose_engines, get_engine
 from banet_ops.db.migrate import migrations_dir, upgrade
+from banet_ops.db.regions_repo import ensure_region
 from banet_ops.localstack.postgres import LocalPostgres
 from banet_ops.product import ModelRef, Product
 from banet_ops.publish import postgis, publish_product
@@ -125,7 +127,7 @@ def db_publish(url: str, product: Product) -> dict[str, float]:
         cur = raw.cursor()
         db = postgis.write_product(cur, product, started_at=dt.datetime.now(dt.UTC))
         counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": db.n_events}
-        postgis.finish_run(cur, db.run_id, timings=db.timings, counts=counts, outputs={}, version="bench")
+        runs.finish_run(cur, db.run_id, timings=db.timings, counts=counts, outputs={}, version="bench")
         t = time.perf_counter()
         raw.commit()
         commit = time.perf_counter() - t
@@ -209,8 +211,8 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
         b0 = _proc_cpu(pid)
         cur = raw.cursor()
         postgis.lock_scope(cur, product)
-        postgis.ensure_region(cur, product.region)
-        run_id = postgis.upsert_run(cur, product, started_at=dt.datetime.now(dt.UTC))
+        ensure_region(cur, product.region)
+        run_id = runs.upsert_run(cur, product, started_at=dt.datetime.now(dt.UTC))
         first, last = postgis.effective_window(product)
         r = product.region
         cells = postgis.cell_rows(product)
@@ -248,7 +250,7 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
         )
         legacy_replace_events(cur, product, run_id, events)
         counts = {"n_burned_cells": cells.n, "burned_area_km2": float(cells.area_km2.sum()), "n_events": len(events)}
-        postgis.finish_run(cur, run_id, timings={}, counts=counts, outputs={}, version="bench")
+        runs.finish_run(cur, run_id, timings={}, counts=counts, outputs={}, version="bench")
         raw.commit()
         backend = _proc_cpu(pid) - b0
     finally:

@@ -4,7 +4,7 @@ Columns in numpy (:class:`CellRows`), sorted by key (burn_date, row, col); the b
 tuples of ``banet.burned_cell`` (with the cell polygon as EWKB built by numpy) and of the staging
 table; the scope's current rows parsed back (:class:`ScopeRows`); and :func:`plan_cells`, which
 splits the new cells into inserts, in-place updates, deletes and unchanged rows.  No database
-access here: :mod:`banet_ops.publish.postgis` runs the statements.
+access here: :mod:`banet_ops.db.cells` runs the statements.
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ _SCOPE_DTYPE = np.dtype(
 )  # fmt: skip
 _EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
 _EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
-CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
-CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2, event_id)'
 
 
 def _cell_dtype(region: bytes, product: bytes, with_event: bool = False) -> np.dtype:
@@ -116,7 +114,7 @@ def cell_rows(product: Product) -> CellRows:
 
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
     """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
-    (with ``event_id`` when the cells have events: columns :data:`CELL_COLUMNS_EVENT`).
+    (with ``event_id`` when the cells have events: columns :data:`banet_ops.db.cells.CELL_COLUMNS_EVENT`).
 
     The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
     gives them, at the exact decimal grid coordinates (:func:`grid_lines`).

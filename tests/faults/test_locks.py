@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from publish.helpers import blob_dates, build_product, new_region
 
+from banet_ops.db import runs
 from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.publish import postgis, publish_product
 from banet_ops.publish.storage import open_store
@@ -73,7 +74,7 @@ def test_a_lock_held_too_long_is_a_retryable_error(db_url: str, tmp_path: Path, 
     monkeypatch.setattr(postgis, "LOCK_TIMEOUT", "1s")
     holder = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
     try:
-        postgis.lock_publish_scope(holder.cursor(), f"{region.name}/nrt")  # another publisher, stuck
+        runs.lock_publish_scope(holder.cursor(), f"{region.name}/nrt")  # another publisher, stuck
         product = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s2")
         done, result = _in_thread(lambda: publish_product(product, settings=settings), 60)
     finally:
