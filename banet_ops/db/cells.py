@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from psycopg import Cursor
+from sqlalchemy.engine import Connection
 
 from banet_ops.db.copy import copy_in, copy_out
 from banet_ops.errors import DatabaseError, SchemaError
@@ -112,3 +114,12 @@ def burn_date_range(cur: Cursor[Any], region: str, product: str) -> tuple[dt.dat
     cur.execute("SELECT min(burn_date), max(burn_date) FROM banet.burned_cell WHERE region = %s AND product = %s", (region, product))
     row = cur.fetchone()
     return (None, None) if row is None else (row[0], row[1])
+
+
+def burned_area_per_day(conn: Connection, region: str, product: str) -> list[tuple[dt.date, int, float]]:
+    """(burn date, cells, km²) of the (region, product) cells, by burn date."""
+    rows = conn.execute(
+        sa.text("SELECT burn_date, count(*), sum(area_km2) FROM banet.burned_cell WHERE region = :r AND product = :p GROUP BY burn_date ORDER BY burn_date"),
+        {"r": region, "p": product},
+    ).all()
+    return [(r[0], int(r[1]), float(r[2])) for r in rows]

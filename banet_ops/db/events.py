@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from psycopg import Cursor
+from sqlalchemy.engine import Connection, Row
 
 from banet_ops.db.copy import copy_in, copy_out
 from banet_ops.errors import DatabaseUnavailableError
@@ -158,3 +160,16 @@ def set_cell_events(cur: Cursor[Any], p: dict[str, Any], rows: str, expected: in
             "the cells were changed concurrently by another writer",
             hint="retry the task",
         )
+
+
+def largest_events(conn: Connection, region: str, product: str, limit: int = 5) -> list[Row[Any]]:
+    """The ``limit`` largest fire events of (region, product): id, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence."""
+    return list(
+        conn.execute(
+            sa.text(
+                "SELECT id, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence FROM banet.fire_event "
+                "WHERE region = :r AND product = :p ORDER BY area_km2 DESC LIMIT :n"
+            ),
+            {"r": region, "p": product, "n": limit},
+        ).all()
+    )

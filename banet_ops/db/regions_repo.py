@@ -74,6 +74,11 @@ def region_by_name(cur: Any, name: str) -> Region:
     return parse_region(row[0], f"banet.region {name}")
 
 
+def is_registered(conn: Connection, name: str) -> bool:
+    """Whether ``banet.region`` has a row named ``name``."""
+    return conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is not None
+
+
 def _upsert(conn: Connection, region: Region) -> UpsertOutcome:
     cur = conn.connection.cursor()  # the DB-API cursor of this connection: the same transaction
     try:

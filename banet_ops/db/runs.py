@@ -10,7 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from psycopg import Cursor
+from sqlalchemy.engine import Connection
 
 from banet_ops.product import Product
 
@@ -104,6 +106,30 @@ def latest_succeeded_run(cur: Cursor[Any], region: str, product: str) -> int:
         (region, product),
     )
     return _one(cur)
+
+
+def recorded_snapshots(conn: Connection, region: str) -> set[str]:
+    """Cube snapshots that recorded runs of ``region`` read (``banet.run.cube_snapshot``)."""
+    rows = conn.execute(sa.text("SELECT DISTINCT cube_snapshot FROM banet.run WHERE region = :r"), {"r": region}).scalars()
+    return {str(s) for s in rows if s}
+
+
+def succeeded_summary(conn: Connection, region: str, product: str) -> tuple[int, dt.date | None]:
+    """How many runs of (region, product) succeeded, and the latest target date."""
+    row = conn.execute(
+        sa.text("SELECT count(*), max(target_date) FROM banet.run WHERE region = :r AND product = :p AND status = 'succeeded'"),
+        {"r": region, "p": product},
+    ).one()
+    return int(row[0]), row[1]
+
+
+def latest_outputs(conn: Connection, region: str, product: str) -> dict[str, str]:
+    """The output files of the latest succeeded run of (region, product) (empty without one)."""
+    outputs = conn.execute(
+        sa.text("SELECT outputs FROM banet.run WHERE region = :r AND product = :p AND status = 'succeeded' ORDER BY target_date DESC, id DESC LIMIT 1"),
+        {"r": region, "p": product},
+    ).scalar()
+    return {str(k): str(v) for k, v in dict(outputs or {}).items()}
 
 
 def _one(cur: Cursor[Any]) -> int:
