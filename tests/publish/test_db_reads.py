@@ -6,13 +6,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from publish.helpers import blob_dates, build_product, new_region
 
 from banet_ops.db import cells, events, runs
 from banet_ops.db.engine import get_engine
 from banet_ops.demo.summary import print_summary
 from banet_ops.publish import publish_product
 from banet_ops.settings import Settings
+from publish.helpers import blob_dates, build_product, new_region
 
 TARGET = dt.date(2023, 8, 31)
 
