@@ -19,6 +19,8 @@ BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  Th
 around the window are then recomputed from the stored cells, keeping their ids
 (:mod:`banet_ops.publish.event_db`).  Callers own the transaction
 (:func:`write_product` never commits), so a failure anywhere leaves the previous state.
+The statements themselves live in the db layer (:mod:`banet_ops.db.cells`, :mod:`banet_ops.db.runs`);
+this module plans what they write.
 """
 
 from __future__ import annotations
