@@ -9,18 +9,41 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from psycopg import Cursor, sql
+from psycopg import Cursor, OperationalError, errors, pq, sql
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
 def copy_out(cur: Cursor[Any], statement: str | sql.Composed, params: Params = None) -> bytes:
-    """The whole stream of a ``COPY … TO STDOUT`` (parameters bound on the client)."""
-    with cur.copy(statement, params) as copy:
-        return b"".join(copy)
+    """The whole stream of a ``COPY … TO STDOUT`` (parameters bound on the client).
+
+    The server sends one message per row; they are drained straight from libpq (``pgconn``)
+    rather than one :meth:`psycopg.Copy.read` per row, whose per-call overhead tripled the
+    client time of reading a million-cell scope.
+    """
+    parts: list[bytes] = []
+    with cur.copy(statement, params):
+        pgconn = cur.connection.pgconn
+        while True:
+            nbytes, data = pgconn.get_copy_data(0)  # blocking: a row, -1 at the end, -2 on error
+            if nbytes <= 0:
+                break
+            parts.append(bytes(data))
+        _finish_copy_out(pgconn, nbytes)
+    return b"".join(parts)
 
 
-def copy_in(cur: Cursor[Any], statement: str | sql.Composed, data: bytes | bytearray | memoryview | str) -> None:
-    """Send ``data`` to a ``COPY … FROM STDIN``: a text stream, or a complete binary one (written in large blocks)."""
-    with cur.copy(statement) as copy:
-        copy.write(data if isinstance(data, str) else memoryview(data))
+def _finish_copy_out(pgconn: Any, nbytes: int) -> None:
+    """Read the final result of a COPY TO drained by hand; a failure raises psycopg's error for its SQLSTATE."""
+    results = []
+    while (result := pgconn.get_result()) is not None:
+        results.append(result)
+    failed = [r for r in results if r.status != pq.ExecStatus.COMMAND_OK]
+    if nbytes == -2 or failed:
+        detail = (failed[0].error_message if failed else pgconn.error_message).decode(errors="replace").strip()
+        sqlstate = failed[0].error_field(pq.DiagnosticField.SQLSTATE) if failed else None
+        try:
+            cls: type[Exception] = errors.lookup(sqlstate.decode()) if sqlstate else OperationalError
+        except KeyError:
+            cls = OperationalError
+        raise cls(f"COPY TO STDOUT failed: {detail}")
