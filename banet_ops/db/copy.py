@@ -47,3 +47,9 @@ def _finish_copy_out(pgconn: Any, nbytes: int) -> None:
         except KeyError:
             cls = OperationalError
         raise cls(f"COPY TO STDOUT failed: {detail}")
+
+
+def copy_in(cur: Cursor[Any], statement: str | sql.Composed, data: bytes | bytearray | memoryview | str) -> None:
+    """Send ``data`` to a ``COPY … FROM STDIN``: a text stream, or a complete binary one (written in large blocks)."""
+    with cur.copy(statement) as copy:
+        copy.write(data if isinstance(data, str) else memoryview(data))
