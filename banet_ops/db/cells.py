@@ -22,7 +22,7 @@ CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence,
 _IN_SCOPE = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
 
 
-def scope_copy(cur: Cursor[Any], region: str, product: str, first: dt.date, last: dt.date) -> bytes:
+def scope_copy(cur: Cursor[Any], region: str, product: str, first: dt.date, last: dt.date) -> bytearray:
     """The scope's rows as a binary COPY stream of (burn_date, row, col, confidence, run_id, area_km2, event_id or 0)."""
     return copy_out(
         cur,

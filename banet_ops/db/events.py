@@ -36,7 +36,7 @@ def events_near(cur: Cursor[Any], region: str, product: str, lo: dt.date, hi: dt
     return row[0], row[1], [int(i) for i in row[2]]
 
 
-def cells_copy(cur: Cursor[Any], region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date]) -> bytes:
+def cells_copy(cur: Cursor[Any], region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date]) -> bytearray:
     """The stored cells of [lo, hi] less those of ``skip``, as a binary COPY stream of
     (burn_date, row, col, confidence, area_km2, event_id or 0)."""
     return copy_out(

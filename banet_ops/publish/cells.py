@@ -179,7 +179,7 @@ class ScopeRows:
         return int(self.keys.size)
 
 
-def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
+def parse_scope_copy(data: bytes | bytearray | memoryview) -> ScopeRows:
     """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
     rec = pgcopy.parse(data, _SCOPE_DTYPE, "the published cells")
     keys = cell_keys(rec["date"], rec["row"], rec["col"])
