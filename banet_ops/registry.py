@@ -11,9 +11,7 @@ it); promoting one retires the previous one in the same transaction.  Inference 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -21,9 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from banet_ops.db import models as models_db
+from banet_ops.db.models import ModelRecord
 from banet_ops.errors import IntegrityError, ModelError, StorageError, ValidationError
 from banet_ops.settings import Settings, get_settings
 from banet_ops.util import atomic_path
@@ -33,41 +32,6 @@ log = logging.getLogger(__name__)
 Status = Literal["candidate", "production", "retired"]
 #: metrics where higher is better; the others (errors, |bias|) are better when lower
 HIGHER_IS_BETTER = {"dice", "f1", "date_within_0", "date_within_1", "date_within_2", "date_within_4"}
-
-
-@dataclass
-class ModelRecord:
-    """One row of ``banet.model``."""
-
-    id: str
-    name: str
-    sha256: str
-    weights_uri: str
-    status: str
-    config: dict[str, Any]
-    data_window: dict[str, Any] | None
-    metrics: dict[str, Any] | None
-    created_at: dt.datetime
-    promoted_at: dt.datetime | None
-    promotion_reason: str | None
-    architecture: str = "banet"
-    arch_config: dict[str, Any] | None = None
-
-    def validation_metrics(self, val_set_id: str) -> dict[str, Any] | None:
-        return ((self.metrics or {}).get("validation") or {}).get(val_set_id)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["created_at"] = self.created_at.isoformat()
-        d["promoted_at"] = self.promoted_at.isoformat() if self.promoted_at else None
-        return d
-
-
-_COLUMNS = "id, name, sha256, weights_uri, status, config, data_window, metrics, created_at, promoted_at, promotion_reason, architecture, arch_config"
-
-
-def _record(row: Any) -> ModelRecord:
-    return ModelRecord(**dict(row._mapping))
 
 
 def sha256_file(path: str | Path) -> str:
@@ -173,78 +137,48 @@ def register_candidate(
     uri = store_weights(p, sha, settings)
     model_id = f"{name}-{sha[:12]}"
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO banet.model (id, name, sha256, weights_uri, status, config, data_window, metrics, architecture, arch_config) "
-                "VALUES (:id, :name, :sha, :uri, 'candidate', CAST(:config AS jsonb), CAST(:window AS jsonb), CAST(:metrics AS jsonb), "
-                ":arch, CAST(:arch_config AS jsonb)) "
-                "ON CONFLICT (sha256) DO NOTHING"
-            ),
-            {
-                "id": model_id,
-                "name": name,
-                "sha": sha,
-                "uri": uri,
-                "config": json.dumps(config or {}),
-                "window": json.dumps(data_window) if data_window is not None else None,
-                "metrics": json.dumps(metrics) if metrics is not None else None,
-                "arch": arch,
-                "arch_config": json.dumps(arch_config),
-            },
-        )
-        row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM banet.model WHERE sha256 = :sha"), {"sha": sha}).one()
-        record = _record(row)
+        models_db.insert_candidate(
+            conn, model_id=model_id, name=name, sha256=sha, weights_uri=uri, config=config or {}, data_window=data_window,
+            metrics=metrics, architecture=arch, arch_config=arch_config,
+        )  # fmt: skip
+        record = models_db.by_sha256(conn, sha)
         for val_set_id, m in ((metrics or {}).get("validation") or {}).items():
-            _merge_metrics(conn, record.id, val_set_id, m)
-        row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM banet.model WHERE sha256 = :sha"), {"sha": sha}).one()
+            models_db.merge_metrics(conn, record.id, val_set_id, m)
+        record = models_db.by_sha256(conn, sha)
     log.info("registry: %s registered (%s)", record.id, uri)
-    return _record(row)
-
-
-def _merge_metrics(conn: Connection, model_id: str, val_set_id: str, metrics: dict[str, Any]) -> None:
-    conn.execute(
-        sa.text(
-            "UPDATE banet.model SET metrics = jsonb_set(coalesce(metrics, '{}'::jsonb), '{validation}', "
-            "coalesce(metrics->'validation', '{}'::jsonb) || jsonb_build_object(CAST(:vs AS text), CAST(:m AS jsonb))) WHERE id = :id"
-        ),
-        {"id": model_id, "vs": val_set_id, "m": json.dumps(metrics)},
-    )
+    return record
 
 
 def record_metrics(engine: Engine, model_id: str, val_set_id: str, metrics: dict[str, Any]) -> ModelRecord:
     """Store a model's metrics on a validation set (replacing earlier ones for that set)."""
     with engine.begin() as conn:
         get_model(conn, model_id)
-        _merge_metrics(conn, model_id, val_set_id, metrics)
+        models_db.merge_metrics(conn, model_id, val_set_id, metrics)
         return get_model(conn, model_id)
 
 
 def get_model(conn_or_engine: Engine | Connection, model_id: str) -> ModelRecord:
     """The registry record of ``model_id`` (ValidationError naming the known ids if absent)."""
-    query = sa.text(f"SELECT {_COLUMNS} FROM banet.model WHERE id = :id")
     if isinstance(conn_or_engine, Engine):
         with conn_or_engine.connect() as conn:
-            row = conn.execute(query, {"id": model_id}).one_or_none()
+            record = models_db.by_id(conn, model_id)
     else:
-        row = conn_or_engine.execute(query, {"id": model_id}).one_or_none()
-    if row is None:
+        record = models_db.by_id(conn_or_engine, model_id)
+    if record is None:
         raise ValidationError(f"expected a registered model {model_id!r}, found none", hint="see `banet-ops models list`")
-    return _record(row)
+    return record
 
 
 def list_models(engine: Engine, status: Status | None = None) -> list[ModelRecord]:
     """Registered models, newest first (optionally of one status)."""
-    where = "WHERE status = :status" if status else ""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM banet.model {where} ORDER BY created_at DESC, id"), {"status": status}).all()
-    return [_record(r) for r in rows]
+        return models_db.all_models(conn, status)
 
 
 def production_model(engine: Engine) -> ModelRecord | None:
     """The production model, or None."""
     with engine.connect() as conn:
-        row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM banet.model WHERE status = 'production'")).one_or_none()
-    return _record(row) if row is not None else None
+        return models_db.production(conn)
 
 
 def production_weights(engine: Engine, *, settings: Settings | None = None) -> list[Path] | None:
@@ -260,15 +194,11 @@ def promote(engine: Engine, model_id: str, reason: str) -> ModelRecord:
     if not reason.strip():
         raise ValidationError("promote: expected a reason, found an empty one", hint="say why, e.g. --reason 'better Dice on vs-…'")
     with engine.begin() as conn:
-        conn.execute(sa.text("LOCK TABLE banet.model IN SHARE ROW EXCLUSIVE MODE"))
+        models_db.lock_models(conn)
         record = get_model(conn, model_id)
         if record.status == "production":
             return record
-        conn.execute(sa.text("UPDATE banet.model SET status = 'retired' WHERE status = 'production'"))
-        conn.execute(
-            sa.text("UPDATE banet.model SET status = 'production', promoted_at = now(), promotion_reason = :reason WHERE id = :id"),
-            {"id": model_id, "reason": reason.strip()},
-        )
+        models_db.make_production(conn, model_id, reason.strip())
         promoted = get_model(conn, model_id)
     log.info("registry: %s promoted to production (%s)", model_id, reason)
     return promoted

@@ -31,7 +31,6 @@ os.environ.setdefault("GDAL_NUM_THREADS", "2")
 
 import argparse
 import datetime as dt
-import io
 import re
 import statistics
 import sys
@@ -44,8 +43,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from banet_ops.db import runs
+from banet_ops.db.copy import copy_in
 from banet_ops.db.engine import dispose_engines, get_engine
 from banet_ops.db.migrate import migrations_dir, upgrade
+from banet_ops.db.regions_repo import ensure_region
 from banet_ops.localstack.postgres import LocalPostgres
 from banet_ops.product import ModelRef, Product
 from banet_ops.publish import postgis, publish_product
@@ -125,7 +127,7 @@ def db_publish(url: str, product: Product) -> dict[str, float]:
         cur = raw.cursor()
         db = postgis.write_product(cur, product, started_at=dt.datetime.now(dt.UTC))
         counts = {"n_burned_cells": db.n_burned_cells, "burned_area_km2": db.burned_area_km2, "n_events": db.n_events}
-        postgis.finish_run(cur, db.run_id, timings=db.timings, counts=counts, outputs={}, version="bench")
+        runs.finish_run(cur, db.run_id, timings=db.timings, counts=counts, outputs={}, version="bench")
         t = time.perf_counter()
         raw.commit()
         commit = time.perf_counter() - t
@@ -188,7 +190,7 @@ def legacy_replace_events(cur: Any, product: Product, run_id: int, events: list[
         "n_cells integer, mean_confidence real, geojson text) ON COMMIT DROP"
     )
     rows = "".join(f"{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t{e.mean_confidence!r}\t{e.geojson}\n" for e in events)
-    cur.copy_expert("COPY banet_stage_event FROM STDIN", io.StringIO(rows))
+    copy_in(cur, "COPY banet_stage_event FROM STDIN", rows)
     cur.execute(
         "INSERT INTO banet.fire_event (run_id, region, product, geom, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence) "
         "SELECT %s, %s, %s, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geojson), 4326)), first_burn_date, last_burn_date, area_km2, "
@@ -209,8 +211,8 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
         b0 = _proc_cpu(pid)
         cur = raw.cursor()
         postgis.lock_scope(cur, product)
-        postgis.ensure_region(cur, product.region)
-        run_id = postgis.upsert_run(cur, product, started_at=dt.datetime.now(dt.UTC))
+        ensure_region(cur, product.region)
+        run_id = runs.upsert_run(cur, product, started_at=dt.datetime.now(dt.UTC))
         first, last = postgis.effective_window(product)
         r = product.region
         cells = postgis.cell_rows(product)
@@ -218,7 +220,7 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
             'CREATE TEMP TABLE banet_stage_cell (burn_date date NOT NULL, "row" integer NOT NULL, col integer NOT NULL, '
             "confidence real NOT NULL, area_km2 double precision NOT NULL) ON COMMIT DROP"
         )
-        cur.copy_expert("COPY banet_stage_cell FROM STDIN WITH (FORMAT binary)", io.BytesIO(bytes(postgis.stage_copy_buffer(cells))))
+        copy_in(cur, "COPY banet_stage_cell FROM STDIN WITH (FORMAT binary)", postgis.stage_copy_buffer(cells))
         cur.execute("ANALYZE banet_stage_cell")
         params = {"region": r.name, "product": product.mode, "first": first, "last": last, "left": r.left, "top": r.top, "px": r.pixel_size, "run_id": run_id}
         cur.execute("SELECT banet.ensure_burned_cell_partitions(%s, %s)", (first, last))
@@ -248,7 +250,7 @@ def legacy_publish(url: str, product: Product) -> dict[str, float]:
         )
         legacy_replace_events(cur, product, run_id, events)
         counts = {"n_burned_cells": cells.n, "burned_area_km2": float(cells.area_km2.sum()), "n_events": len(events)}
-        postgis.finish_run(cur, run_id, timings={}, counts=counts, outputs={}, version="bench")
+        runs.finish_run(cur, run_id, timings={}, counts=counts, outputs={}, version="bench")
         raw.commit()
         backend = _proc_cpu(pid) - b0
     finally:
@@ -340,11 +342,9 @@ def baseline_st_union(url: str, product: Product, max_cells: int) -> tuple[float
     raw = get_engine(url).raw_connection()
     try:
         cur = raw.cursor()
-        import io
 
         cur.execute('CREATE TEMP TABLE lab ("row" int, col int, label int) ON COMMIT DROP')
-        buf = io.StringIO("".join(f"{r}\t{c}\t{v}\n" for r, c, v in zip(rows[sel], cols[sel], lab[sel])))
-        cur.copy_expert("COPY lab FROM STDIN", buf)
+        copy_in(cur, "COPY lab FROM STDIN", "".join(f"{r}\t{c}\t{v}\n" for r, c, v in zip(rows[sel], cols[sel], lab[sel])))
         r = product.region
         t = time.perf_counter()
         cur.execute(

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from banet_ops.cube import layout as L
 from banet_ops.cube.info import DayRecord, day_records
 from banet_ops.cube.reader import open_group
 from banet_ops.cube.storage import check_region_name, check_snapshot_id
-from banet_ops.db import cube_days
+from banet_ops.db import cube_days, regions_repo, runs
 from banet_ops.errors import ValidationError
 from banet_ops.regions import Region
 from banet_ops.settings import Settings
@@ -29,7 +28,7 @@ def _ensure_region(engine: Engine, region: Region | str) -> str:
         return region.name
     name = check_region_name(region)
     with engine.connect() as conn:
-        if conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is None:
+        if not regions_repo.is_registered(conn, name):
             raise ValidationError(f"expected region {name!r} registered in banet.region, found no such row", hint="run `banet-ops regions add`")
     return name
 
@@ -97,5 +96,4 @@ def sync_cube_days(region: str, engine: Engine, *, settings: Settings | None = N
 def recorded_snapshots(engine: Engine, region: str) -> set[str]:
     """Cube snapshots that recorded runs of ``region`` read (``banet.run.cube_snapshot``)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT DISTINCT cube_snapshot FROM banet.run WHERE region = :r"), {"r": region}).scalars()
-        return {str(s) for s in rows if s}
+        return runs.recorded_snapshots(conn, region)

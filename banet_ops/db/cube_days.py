@@ -59,3 +59,9 @@ def delete_other_days(conn: Connection, region: str, days: Sequence[dt.date]) ->
     """Delete the rows of ``region`` whose day is not in ``days``; how many."""
     result = conn.execute(sa.text("DELETE FROM banet.cube_day WHERE region = :r AND NOT (day = ANY(:days))"), {"r": region, "days": list(days)})
     return int(result.rowcount or 0)
+
+
+def day_span(conn: Connection, region: str) -> tuple[int, dt.date | None, dt.date | None]:
+    """How many days of ``region`` the cube holds, and the first and last."""
+    row = conn.execute(sa.text("SELECT count(*), min(day), max(day) FROM banet.cube_day WHERE region = :r"), {"r": region}).one()
+    return int(row[0]), row[1], row[2]

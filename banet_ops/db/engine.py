@@ -1,4 +1,8 @@
-"""SQLAlchemy engines for the PostGIS database, one per URL per process.
+"""SQLAlchemy engines for the PostGIS database, one per URL per process, on one driver: psycopg 3.
+
+:func:`sqlalchemy_url` is the one place a configured URL is normalised: ``postgres://``,
+``postgresql://`` and ``postgresql+psycopg2://`` (older settings and ``$BANET_HOME/pg/url``
+files) all become ``postgresql+psycopg://``.
 
 Connection failures surface as :class:`~banet_ops.errors.DatabaseUnavailableError` (retryable)
 with the password hidden; a database without the ``banet`` schema, or with migrations pending,
@@ -13,12 +17,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, ExceptionContext
 
-from banet_ops.errors import DatabaseUnavailableError, SchemaError
+from banet_ops.errors import ConfigError, DatabaseUnavailableError, SchemaError
 
 if TYPE_CHECKING:
     from banet_ops.settings import Settings
 
 SCHEMA = "banet"
+DRIVER = "postgresql+psycopg"
+_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2", DRIVER)
 # Tables every part of the pipeline relies on (docs/contracts.md).
 REQUIRED_TABLES = ("region", "granule", "cube_day", "model", "run", "burned_cell", "fire_event")
 
@@ -32,6 +38,20 @@ def safe_url(url: str | sa.URL) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "<unparseable database URL>"
+
+
+def sqlalchemy_url(url: str | sa.URL) -> str:
+    """``url`` with banet_ops' driver, psycopg 3 (``postgresql+psycopg://``); other drivers are refused."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"expected an SQLAlchemy database URL, found {safe_url(url)!r}") from exc
+    if parsed.drivername not in _ALIASES:
+        raise ConfigError(
+            f"expected a postgresql:// URL, found driver {parsed.drivername!r} in {safe_url(url)}",
+            hint="use postgresql+psycopg://user@host/db",
+        )
+    return parsed.set(drivername=DRIVER).render_as_string(hide_password=False)
 
 
 def _on_error(context: ExceptionContext) -> None:
@@ -53,11 +73,11 @@ def database_configured(settings: Settings) -> bool:
 
 
 def _resolve(url: str | None) -> str:
-    if url is not None:
-        return url
-    from banet_ops.settings import get_settings
+    if url is None:
+        from banet_ops.settings import get_settings
 
-    return get_settings().resolved_database_url()
+        url = get_settings().resolved_database_url()
+    return sqlalchemy_url(url)
 
 
 def get_engine(url: str | None = None) -> Engine:

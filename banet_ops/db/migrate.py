@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from banet_ops.db.engine import safe_url
+from banet_ops.db.engine import safe_url, sqlalchemy_url
 from banet_ops.errors import ConfigError, DatabaseUnavailableError, SchemaError
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,9 @@ def _read_migrations() -> Any:
 
 
 def _yoyo_uri(url: str) -> str:
-    """The yoyo form of an SQLAlchemy PostgreSQL URL (psycopg2 or psycopg 3 driver)."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"expected an SQLAlchemy database URL, found {safe_url(url)!r}") from exc
-    driver = parsed.drivername
-    if driver in ("postgresql", "postgresql+psycopg2", "postgres"):
-        scheme = "postgresql"
-    elif driver == "postgresql+psycopg":
-        scheme = "postgresql+psycopg"
-    else:
-        raise ConfigError(f"expected a postgresql:// URL, found driver {driver!r} in {safe_url(url)}", hint="use postgresql+psycopg2://user@host/db")
+    """The yoyo form of a database URL (normalised to psycopg 3 by :func:`sqlalchemy_url`)."""
+    parsed = sa.make_url(sqlalchemy_url(url))
+    scheme = parsed.drivername
     # yoyo keeps its bookkeeping tables in `public`; pin the search path so that a login role
     # named like a schema (the local stack's superuser is called `banet`) does not move them.
     query = {**parsed.query, "schema": "public"}
@@ -69,7 +60,7 @@ def _backend(url: str) -> Iterator[Any]:
 
     try:
         backend = get_backend(_yoyo_uri(url), migration_table=MIGRATION_TABLE)
-    except Exception as exc:  # psycopg2.OperationalError and friends: the driver's own classes
+    except Exception as exc:  # psycopg.OperationalError and friends: the driver's own classes
         if type(exc).__name__ == "OperationalError":
             detail = " ".join(str(exc).split())[:300]
             raise DatabaseUnavailableError(

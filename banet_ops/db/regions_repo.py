@@ -65,6 +65,20 @@ def ensure_region(cur: Any, region: Region) -> UpsertOutcome:
     return "inserted" if current is None else "updated"
 
 
+def region_by_name(cur: Any, name: str) -> Region:
+    """The registered region ``name`` (:class:`RegionError` when unknown)."""
+    cur.execute("SELECT definition FROM banet.region WHERE name = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        raise RegionError(f"expected region {name} in banet.region, found none", hint="register it: `banet-ops regions add`")
+    return parse_region(row[0], f"banet.region {name}")
+
+
+def is_registered(conn: Connection, name: str) -> bool:
+    """Whether ``banet.region`` has a row named ``name``."""
+    return conn.execute(sa.text("SELECT 1 FROM banet.region WHERE name = :n"), {"n": name}).first() is not None
+
+
 def _upsert(conn: Connection, region: Region) -> UpsertOutcome:
     cur = conn.connection.cursor()  # the DB-API cursor of this connection: the same transaction
     try:

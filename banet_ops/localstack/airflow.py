@@ -44,18 +44,23 @@ def write_deployment_overrides(home: Path, values: dict[str, str]) -> None:
 
 
 def local_metadata_db(pg_url: str) -> str:
-    """The ``airflow`` database of the local PostGIS cluster at ``pg_url`` (created when missing)."""
+    """The ``airflow`` database of the local PostGIS cluster at ``pg_url`` (created when missing).
+
+    Its URL names psycopg2, the driver of Airflow's own metadata database.
+    """
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    from banet_ops.db.engine import sqlalchemy_url
+
+    admin = sa.create_engine(sqlalchemy_url(pg_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": METADATA_DB_NAME}).first() is None:
                 conn.execute(sa.text(f'CREATE DATABASE "{METADATA_DB_NAME}"'))
     finally:
         admin.dispose()
-    return make_url(pg_url).set(database=METADATA_DB_NAME).render_as_string(hide_password=False)
+    return make_url(pg_url).set(drivername="postgresql+psycopg2", database=METADATA_DB_NAME).render_as_string(hide_password=False)
 
 
 def airflow_env(home: Path, *, port: int = 8080, dags_folder: Path | None = None, metadata_db: str | None = None) -> dict[str, str]:

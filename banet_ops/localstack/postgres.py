@@ -169,7 +169,7 @@ class LocalPostgres:
     def url(self) -> str:
         """The superuser's SQLAlchemy URL, password included (keep it out of logs: safe_url)."""
         port = int(self.port_file.read_text())
-        return f"postgresql+psycopg2://{SUPERUSER}:{quote(self.password(), safe='')}@127.0.0.1:{port}/{DB_NAME}"
+        return f"postgresql+psycopg://{SUPERUSER}:{quote(self.password(), safe='')}@127.0.0.1:{port}/{DB_NAME}"
 
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists() or not self.port_file.exists():

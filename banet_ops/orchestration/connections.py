@@ -37,6 +37,8 @@ CONNECTION_IDS = ("banet_laads", "banet_firms", "banet_postgis", "banet_s3")
 
 def env_from_connections(get: Callable[[str], ConnectionLike | None]) -> dict[str, str]:
     """Environment variables for the connections that exist (``get`` returns None when absent)."""
+    from banet_ops.db.engine import sqlalchemy_url
+
     env: dict[str, str] = {}
     if conn := get("banet_laads"):
         if conn.password:
@@ -49,8 +51,7 @@ def env_from_connections(get: Callable[[str], ConnectionLike | None]) -> dict[st
         if conn.host:
             env["BANET_FIRMS_URL"] = conn.host
     if conn := get("banet_postgis"):
-        uri = conn.get_uri()
-        env["BANET_DATABASE_URL"] = uri.replace("postgres://", "postgresql+psycopg2://", 1).replace("postgresql://", "postgresql+psycopg2://", 1)
+        env["BANET_DATABASE_URL"] = sqlalchemy_url(conn.get_uri())
     if conn := get("banet_s3"):
         if conn.login:
             env["AWS_ACCESS_KEY_ID"] = conn.login

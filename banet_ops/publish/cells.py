@@ -4,7 +4,7 @@ Columns in numpy (:class:`CellRows`), sorted by key (burn_date, row, col); the b
 tuples of ``banet.burned_cell`` (with the cell polygon as EWKB built by numpy) and of the staging
 table; the scope's current rows parsed back (:class:`ScopeRows`); and :func:`plan_cells`, which
 splits the new cells into inserts, in-place updates, deletes and unchanged rows.  No database
-access here: :mod:`banet_ops.publish.postgis` runs the statements.
+access here: :mod:`banet_ops.db.cells` runs the statements.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from banet_ops.publish import pgcopy
 from banet_ops.regions import Region, grid_lines
 
 PG_EPOCH = np.datetime64("2000-01-01", "D")
-COPY_CHUNK = 4 << 20
 # Keys (burn_date, row, col) packed into one int64, 21 bits each (days offset to stay positive).
 _KEY_BITS = 21
 KEY_MAX = 1 << _KEY_BITS
@@ -42,8 +41,6 @@ _SCOPE_DTYPE = np.dtype(
 )  # fmt: skip
 _EWKB_POLYGON = 3 | 0x20000000  # Polygon with an SRID
 _EWKB_LEN = 1 + 4 + 4 + 4 + 4 + 5 * 16
-CELL_COLUMNS = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2)'
-CELL_COLUMNS_EVENT = '(region, product, burn_date, "row", col, geom, confidence, run_id, area_km2, event_id)'
 
 
 def _cell_dtype(region: bytes, product: bytes, with_event: bool = False) -> np.dtype:
@@ -115,26 +112,9 @@ def cell_rows(product: Product) -> CellRows:
     )
 
 
-class BufferReader:
-    """A read-only file over a buffer that hands out large chunks (psycopg2 wants bytes)."""
-
-    def __init__(self, buf: bytes | bytearray | memoryview) -> None:
-        self._view = memoryview(buf)
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else min(len(self._view), self._pos + max(size, COPY_CHUNK))
-        chunk = bytes(self._view[self._pos : end])
-        self._pos = end
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:  # psycopg2 only uses it for text COPY
-        return self.read(size)
-
-
 def cell_copy_buffer(cells: CellRows, region: Region, product: str, run_id: int) -> bytearray:
     """The cells as full ``banet.burned_cell`` rows in binary COPY format, polygons as EWKB
-    (with ``event_id`` when the cells have events: columns :data:`CELL_COLUMNS_EVENT`).
+    (with ``event_id`` when the cells have events: columns :data:`banet_ops.db.cells.CELL_COLUMNS_EVENT`).
 
     The polygon of a cell is its grid square, with the corners in the order ST_MakeEnvelope
     gives them, at the exact decimal grid coordinates (:func:`grid_lines`).
@@ -199,7 +179,7 @@ class ScopeRows:
         return int(self.keys.size)
 
 
-def parse_scope_copy(data: bytes | memoryview) -> ScopeRows:
+def parse_scope_copy(data: bytes | bytearray | memoryview) -> ScopeRows:
     """Rows of a binary ``COPY (SELECT burn_date, row, col, confidence, run_id, area_km2, coalesce(event_id, 0) …) TO STDOUT``."""
     rec = pgcopy.parse(data, _SCOPE_DTYPE, "the published cells")
     keys = cell_keys(rec["date"], rec["row"], rec["col"])

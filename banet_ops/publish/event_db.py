@@ -31,16 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from banet_ops.errors import DatabaseUnavailableError
+from banet_ops.db import events as events_db
 from banet_ops.publish import events as ev
 from banet_ops.publish import pgcopy
 from banet_ops.regions import Region
 
 if TYPE_CHECKING:
     from banet_ops.publish.postgis import CellRows, ScopeRows
-
-_EVENT_COLUMNS = "first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, daily_area_km2, geom"
-_STAGED_COLUMNS = ", ".join(f"s.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -55,124 +52,29 @@ def reload_span(cur: Any, region: str, product: str, first: dt.date, last: dt.da
     """The burn-date span to recompute and the stored events inside it (see the module doc)."""
     lo, hi = first - dt.timedelta(days=gap), last + dt.timedelta(days=gap)
     while True:
-        cur.execute(
-            """
-            SELECT min(first_burn_date), max(last_burn_date), coalesce(array_agg(id ORDER BY id), '{}')
-            FROM banet.fire_event
-            WHERE region = %s AND product = %s AND last_burn_date >= %s AND first_burn_date <= %s
-            """,
-            (region, product, lo - dt.timedelta(days=gap), hi + dt.timedelta(days=gap)),
-        )
-        a, b, ids = cur.fetchone()
+        a, b, ids = events_db.events_near(cur, region, product, lo - dt.timedelta(days=gap), hi + dt.timedelta(days=gap))
         new_lo, new_hi = min(lo, a or lo), max(hi, b or hi)
         if (new_lo, new_hi) == (lo, hi):
-            return lo, hi, [int(i) for i in ids]
+            return lo, hi, ids
         lo, hi = new_lo, new_hi
 
 
 def read_cells(cur: Any, region: str, product: str, lo: dt.date, hi: dt.date, skip: tuple[dt.date, dt.date] | None = None) -> tuple[ev.Cells, np.ndarray]:
     """The stored cells of [lo, hi] (less those of ``skip``) and their burn dates as days since 2000-01-01 (for writing back)."""
-    out = io.BytesIO()
     skip = skip or (dt.date(1, 1, 2), dt.date(1, 1, 1))  # an empty range
-    sql = cur.mogrify(
-        """
-        COPY (SELECT burn_date, "row", col, confidence, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
-              WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s AND NOT (burn_date BETWEEN %s AND %s))
-        TO STDOUT WITH (FORMAT binary)
-        """,
-        (region, product, lo, hi, skip[0], skip[1]),
-    ).decode()
-    cur.copy_expert(sql, out)
-    rec = pgcopy.parse(out.getbuffer(), pgcopy.CELL_EVENT_DTYPE, f"the cells of {region} {product}")
+    data = events_db.cells_copy(cur, region, product, lo, hi, skip)
+    rec = pgcopy.parse(data, pgcopy.CELL_EVENT_DTYPE, f"the cells of {region} {product}")
     days = rec["date"].astype(np.int64)
     cells = ev.Cells.build(rec["row"], rec["col"], days + pgcopy.PG_EPOCH_DAYS, rec["conf"], rec["area"], rec["event"])
     return cells, days
 
 
 def _stage_events(cur: Any, found: list[ev.FireEvent], ids: np.ndarray) -> None:
-    cur.execute(
-        """
-        CREATE TEMP TABLE banet_stage_event (
-            id bigint PRIMARY KEY, first_burn_date date, last_burn_date date, area_km2 double precision, n_cells integer,
-            mean_confidence real, daily_area_km2 jsonb, geom geometry(MultiPolygon, 4326)
-        ) ON COMMIT DROP
-        """
-    )
     buf = io.StringIO()
     for e, i in zip(found, ids, strict=True):
         daily = json.dumps(e.daily_area_km2, separators=(",", ":"))
         buf.write(f"{i}\t{e.first_burn_date}\t{e.last_burn_date}\t{e.area_km2!r}\t{e.n_cells}\t{e.mean_confidence!r}\t{daily}\t{e.geojson}\n")
-    buf.seek(0)
-    cur.execute("CREATE TEMP TABLE banet_stage_event_raw (LIKE banet_stage_event) ON COMMIT DROP")
-    cur.execute("ALTER TABLE banet_stage_event_raw ALTER COLUMN geom TYPE text")
-    cur.copy_expert("COPY banet_stage_event_raw FROM STDIN", buf)
-    cur.execute(
-        "INSERT INTO banet_stage_event SELECT id, first_burn_date, last_burn_date, area_km2, n_cells, mean_confidence, daily_area_km2, "
-        "ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(geom), 4326)) FROM banet_stage_event_raw"
-    )
-
-
-_VERSION_CONFLICT = """
-    ON CONFLICT (event_id, run_id) DO UPDATE SET
-        change = CASE WHEN banet.fire_event_version.change = 'created' AND EXCLUDED.change = 'updated' THEN 'created' ELSE EXCLUDED.change END,
-        merged_into = EXCLUDED.merged_into, geom = EXCLUDED.geom, first_burn_date = EXCLUDED.first_burn_date,
-        last_burn_date = EXCLUDED.last_burn_date, area_km2 = EXCLUDED.area_km2, n_cells = EXCLUDED.n_cells,
-        mean_confidence = EXCLUDED.mean_confidence, daily_area_km2 = EXCLUDED.daily_area_km2, recorded_at = now()
-"""
-
-
-def _write_events(cur: Any, p: dict[str, Any], retired: dict[int, int]) -> dict[str, int]:
-    """Rows of banet.fire_event and their versions, from the staged events; counts by change."""
-    cur.execute("CREATE TEMP TABLE banet_retired_event (id bigint PRIMARY KEY, merged_into bigint) ON COMMIT DROP")
-    if retired:
-        cur.execute("INSERT INTO banet_retired_event SELECT * FROM unnest(%s::bigint[], %s::bigint[])",
-                    (list(retired), [v or None for v in retired.values()]))  # fmt: skip
-    cur.execute(
-        f"""
-        WITH gone AS (DELETE FROM banet.fire_event e USING banet_retired_event r WHERE e.id = r.id
-                      RETURNING e.*, r.merged_into)
-        INSERT INTO banet.fire_event_version (event_id, run_id, change, merged_into, region, product, {_EVENT_COLUMNS})
-        SELECT id, %(run)s, CASE WHEN merged_into IS NULL THEN 'gone' ELSE 'merged' END, merged_into, region, product, {_EVENT_COLUMNS}
-        FROM gone {_VERSION_CONFLICT}
-        """,
-        p,
-    )
-    n_retired = cur.rowcount
-    cur.execute(
-        f"""
-        WITH upd AS (
-            UPDATE banet.fire_event e SET run_id = %(run)s, first_burn_date = s.first_burn_date, last_burn_date = s.last_burn_date,
-                   area_km2 = s.area_km2, n_cells = s.n_cells, mean_confidence = s.mean_confidence,
-                   daily_area_km2 = s.daily_area_km2, geom = s.geom, updated_at = now()
-            FROM banet_stage_event s
-            WHERE e.id = s.id AND ((e.first_burn_date, e.last_burn_date, e.area_km2, e.n_cells, e.mean_confidence, e.daily_area_km2)
-                                   IS DISTINCT FROM (s.first_burn_date, s.last_burn_date, s.area_km2, s.n_cells, s.mean_confidence, s.daily_area_km2)
-                                   OR NOT ST_OrderingEquals(e.geom, s.geom))
-            RETURNING e.id
-        )
-        INSERT INTO banet.fire_event_version (event_id, run_id, change, region, product, {_EVENT_COLUMNS})
-        SELECT s.id, %(run)s, 'updated', %(region)s, %(product)s, {_STAGED_COLUMNS}
-        FROM banet_stage_event s JOIN upd USING (id) {_VERSION_CONFLICT}
-        """,
-        p,
-    )
-    n_updated = cur.rowcount
-    cur.execute(
-        f"""
-        WITH ins AS (
-            INSERT INTO banet.fire_event (id, run_id, first_run_id, region, product, {_EVENT_COLUMNS})
-            SELECT s.id, %(run)s, %(run)s, %(region)s, %(product)s, {_STAGED_COLUMNS}
-            FROM banet_stage_event s WHERE NOT EXISTS (SELECT 1 FROM banet.fire_event e WHERE e.id = s.id)
-            ORDER BY s.id
-            RETURNING id
-        )
-        INSERT INTO banet.fire_event_version (event_id, run_id, change, region, product, {_EVENT_COLUMNS})
-        SELECT s.id, %(run)s, 'created', %(region)s, %(product)s, {_STAGED_COLUMNS}
-        FROM banet_stage_event s JOIN ins USING (id) {_VERSION_CONFLICT}
-        """,
-        p,
-    )
-    return {"created": cur.rowcount, "updated": n_updated, "retired": n_retired}
+    events_db.stage_events(cur, buf.getvalue())
 
 
 def _write_cell_events(cur: Any, p: dict[str, Any], days: np.ndarray, cells: ev.Cells, new_ids: np.ndarray) -> None:
@@ -180,27 +82,11 @@ def _write_cell_events(cur: Any, p: dict[str, Any], days: np.ndarray, cells: ev.
     changed = np.flatnonzero(new_ids != cells.event_id)
     if changed.size == 0:
         return
-    cur.execute('CREATE TEMP TABLE banet_cell_event (burn_date date, "row" integer, col integer, event_id bigint) ON COMMIT DROP')
     buf = io.StringIO()
     base = dt.date(2000, 1, 1).toordinal()
     for k in changed:
         buf.write(f"{dt.date.fromordinal(base + int(days[k]))}\t{cells.row[k]}\t{cells.col[k]}\t{new_ids[k]}\n")
-    buf.seek(0)
-    cur.copy_expert("COPY banet_cell_event FROM STDIN", buf)
-    cur.execute(
-        """
-        UPDATE banet.burned_cell b SET event_id = s.event_id FROM banet_cell_event s
-        WHERE b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(lo)s AND %(hi)s
-          AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
-        """,
-        p,
-    )
-    if cur.rowcount != changed.size:
-        raise DatabaseUnavailableError(
-            f"setting the events of {p['region']} {p['product']} cells: expected {changed.size} rows, found {cur.rowcount}: "
-            "the cells were changed concurrently by another writer",
-            hint="retry the task",
-        )
+    events_db.set_cell_events(cur, p, buf.getvalue(), int(changed.size))
 
 
 @dataclass(frozen=True)
@@ -253,8 +139,7 @@ def _draw_ids(cur: Any, matched: np.ndarray) -> np.ndarray:
     ids = matched.copy()
     fresh = np.flatnonzero(ids == 0)
     if fresh.size:
-        cur.execute("SELECT nextval('banet.fire_event_id_seq') FROM generate_series(1, %s)", (int(fresh.size),))
-        ids[fresh] = [int(r[0]) for r in cur.fetchall()]
+        ids[fresh] = events_db.next_event_ids(cur, int(fresh.size))
     return ids
 
 
@@ -262,7 +147,7 @@ def write_events(cur: Any, plan: EventPlan, run_id: int) -> EventWrite:
     """The planned events' rows and history, and the event ids of the stored cells outside the window."""
     p = {"region": plan.region.name, "product": plan.product, "run": run_id, "lo": plan.span[0], "hi": plan.span[1]}
     _stage_events(cur, plan.found, plan.ids)
-    changes = _write_events(cur, p, plan.retired)
+    changes = events_db.write_staged_events(cur, p, plan.retired)
     _write_cell_events(cur, p, plan.outside_days, plan.outside, plan.outside_ids)
     changes["unchanged"] = len(plan.found) - changes["created"] - changes["updated"]
     return EventWrite(n_events=plan.n_events, changes=changes)
@@ -279,7 +164,7 @@ def update_events(cur: Any, region: Region, product: str, window: tuple[dt.date,
     retired = {sid: (int(ids[home - 1]) if home else 0) for sid, home in match.retired.items()}
     p = {"region": region.name, "product": product, "run": run_id, "lo": lo, "hi": hi}
     _stage_events(cur, found, ids)
-    changes = _write_events(cur, p, retired)
+    changes = events_db.write_staged_events(cur, p, retired)
     cell_ids = ids[labels] if n else np.empty(0, np.int64)
     _write_cell_events(cur, p, days, cells, cell_ids)
     w0 = (window[0] - dt.date(1970, 1, 1)).days
@@ -297,31 +182,23 @@ def rebuild_events(url: str, max_gap_days: int, region_name: str | None = None) 
     the latest succeeded run.  ``region_name`` limits it to one region.  Returns (region,
     product, number of events).
     """
+    from banet_ops.db import cells as cells_db
+    from banet_ops.db import runs
     from banet_ops.db.engine import get_engine
-    from banet_ops.publish.postgis import LOCK_TIMEOUT, lock_publish_scope
-    from banet_ops.regions import parse_region
+    from banet_ops.db.regions_repo import region_by_name
+    from banet_ops.publish.postgis import LOCK_TIMEOUT
 
     out = []
     raw = get_engine(url).raw_connection()
     try:
         cur: Any = raw.cursor()
-        cur.execute(
-            "SELECT DISTINCT region, product FROM banet.run WHERE status = 'succeeded' AND (%(r)s::text IS NULL OR region = %(r)s) ORDER BY 1, 2",
-            {"r": region_name},
-        )
-        for name, product in cur.fetchall():
-            cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
-            lock_publish_scope(cur, f"{name}/{product}")  # the publishers' lock row (migration 0008)
-            cur.execute("SELECT min(burn_date), max(burn_date) FROM banet.burned_cell WHERE region = %s AND product = %s", (name, product))
-            first, last = cur.fetchone()
-            cur.execute(
-                "SELECT id FROM banet.run WHERE region = %s AND product = %s AND status = 'succeeded' ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
-                (name, product),
-            )
-            run_id = int(cur.fetchone()[0])
-            cur.execute("SELECT definition FROM banet.region WHERE name = %s", (name,))
-            region = parse_region(cur.fetchone()[0], f"banet.region {name}")
-            n = 0 if first is None else update_events(cur, region, product, (first, last), run_id, max_gap_days).n_events
+        for name, product in runs.published_scopes(cur, region_name):
+            runs.set_lock_timeout(cur, LOCK_TIMEOUT)
+            runs.lock_publish_scope(cur, f"{name}/{product}")  # the publishers' lock row (migration 0008)
+            first, last = cells_db.burn_date_range(cur, name, product)
+            run_id = runs.latest_succeeded_run(cur, name, product)
+            region = region_by_name(cur, name)
+            n = 0 if first is None or last is None else update_events(cur, region, product, (first, last), run_id, max_gap_days).n_events
             raw.commit()
             out.append((name, product, n))
     except BaseException:

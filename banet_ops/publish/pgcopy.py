@@ -40,7 +40,7 @@ def records(n: int, dtype: np.dtype) -> tuple[bytearray, np.ndarray]:
     return buf, np.frombuffer(buf, dtype=dtype, count=n, offset=len(HEADER))
 
 
-def parse(data: bytes | memoryview, dtype: np.dtype, what: str) -> np.ndarray:
+def parse(data: bytes | bytearray | memoryview, dtype: np.dtype, what: str) -> np.ndarray:
     """The tuples of a ``COPY … TO STDOUT WITH (FORMAT binary)`` stream as records of ``dtype``.
 
     Every tuple must have all of ``dtype``'s fields, non-null, at their fixed widths; anything else

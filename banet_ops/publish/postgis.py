@@ -19,30 +19,29 @@ BRIN block ranges are summarised after the commit (:func:`summarize_cells`).  Th
 around the window are then recomputed from the stored cells, keeping their ids
 (:mod:`banet_ops.publish.event_db`).  Callers own the transaction
 (:func:`write_product` never commits), so a failure anywhere leaves the previous state.
+The statements themselves live in the db layer (:mod:`banet_ops.db.cells`, :mod:`banet_ops.db.runs`);
+this module plans what they write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from banet_ops.db import cells as cells_db
+from banet_ops.db import runs
+from banet_ops.db.regions_repo import ensure_region
 from banet_ops.errors import DatabaseError, DatabaseUnavailableError, RegionError, SchemaError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import event_db
 from banet_ops.publish.cells import (
-    CELL_COLUMNS,
-    CELL_COLUMNS_EVENT,
-    COPY_CHUNK,
     KEY_MAX,
     PG_EPOCH,
-    BufferReader,
     CellPlan,
     CellRows,
     ScopeRows,
@@ -80,21 +79,16 @@ def effective_window(product: Product) -> tuple[dt.date, dt.date]:
     return product.window_start + dt.timedelta(days=1), product.window_end
 
 
-def model_key(product: Product) -> str:
-    """sha256s of the ensemble, sorted, joined by ``+``."""
-    return "+".join(sorted(m.sha256 for m in product.models))
-
-
 # --- error mapping -----------------------------------------------------------------------
 
 
 def wrap_db_error(exc: BaseException, what: str) -> Exception:
-    """A project error for a psycopg2 error (retryable for connection losses, deadlocks, conflicts)."""
-    import psycopg2
-    from psycopg2 import errors as pgerr
+    """A project error for a psycopg error (retryable for connection losses, deadlocks, conflicts)."""
+    import psycopg
+    from psycopg import errors as pgerr
 
     detail = " ".join(str(exc).split())[:400]
-    if isinstance(exc, psycopg2.OperationalError | pgerr.SerializationFailure | pgerr.DeadlockDetected | pgerr.LockNotAvailable):
+    if isinstance(exc, psycopg.OperationalError | pgerr.SerializationFailure | pgerr.DeadlockDetected | pgerr.LockNotAvailable):
         return DatabaseUnavailableError(f"{what}: expected the database to complete it, found: {detail}", hint="retry the task")
     if isinstance(exc, pgerr.UndefinedTable | pgerr.UndefinedFunction | pgerr.UndefinedColumn | pgerr.InvalidSchemaName):
         return SchemaError(f"{what}: expected the banet schema, found: {detail}", hint="run `banet-ops db upgrade`")
@@ -116,111 +110,14 @@ def lock_scope(cur: Any, product: Product) -> None:
     :class:`DatabaseUnavailableError`), and the lock is a row of ``banet.publish_lock`` that
     only writers may lock (migration 0008), not an advisory lock any login could hold.
     """
-    cur.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
-    lock_publish_scope(cur, scope_name(product))
-
-
-def lock_publish_scope(cur: Any, scope: str, *, wait: bool = True) -> bool:
-    """Lock the row of ``scope`` until the transaction ends; without ``wait``, False when another holds it."""
-    cur.execute("INSERT INTO banet.publish_lock (scope) VALUES (%s) ON CONFLICT DO NOTHING", (scope,))
-    cur.execute(f"SELECT scope FROM banet.publish_lock WHERE scope = %s FOR UPDATE{'' if wait else ' SKIP LOCKED'}", (scope,))
-    return cur.fetchone() is not None
-
-
-def record_publish_token(cur: Any, run_id: int, token: str) -> None:
-    """Tie the file transaction ``token`` to the run: committed with it, it says the files are current."""
-    cur.execute("UPDATE banet.run SET publish_token = %s WHERE id = %s", (token, run_id))
-
-
-def token_committed(cur: Any, token: str) -> bool:
-    """Whether a committed run carries the file transaction ``token``."""
-    cur.execute("SELECT 1 FROM banet.run WHERE publish_token = %s", (token,))
-    return cur.fetchone() is not None
-
-
-def ensure_region(cur: Any, region: Region) -> None:
-    """Register the product's region (:func:`banet_ops.db.regions_repo.ensure_region`, the one region policy)."""
-    from banet_ops.db.regions_repo import ensure_region as register
-
-    register(cur, region)
-
-
-def upsert_run(cur: Any, product: Product, *, started_at: dt.datetime) -> int:
-    """Insert (or take over) the run row of this product's unique key, as 'running'; its id."""
-    cur.execute(
-        """
-        INSERT INTO banet.run (region, product, target_date, window_start, window_end, model_key, model_ids,
-                               cube_snapshot, status, started_at, finished_at, tiling, observed_days)
-        VALUES (%(region)s, %(product)s, %(target)s, %(ws)s, %(we)s, %(key)s, %(ids)s, %(snap)s, 'running', %(started)s, NULL,
-                %(tiling)s, %(observed)s)
-        ON CONFLICT (region, product, target_date, model_key, cube_snapshot) DO UPDATE SET
-            window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end, model_ids = EXCLUDED.model_ids,
-            tiling = EXCLUDED.tiling, observed_days = EXCLUDED.observed_days,
-            status = 'running', started_at = EXCLUDED.started_at, finished_at = NULL
-        RETURNING id
-        """,
-        {
-            "region": product.region.name, "product": product.mode, "target": product.target_date,
-            "ws": product.window_start, "we": product.window_end, "key": model_key(product),
-            "ids": sorted(m.model_id for m in product.models if m.model_id), "snap": product.cube_snapshot,
-            "started": started_at, "tiling": product.tiling or None, "observed": product.observed_days,
-        },
-    )  # fmt: skip
-    return int(cur.fetchone()[0])
-
-
-def finish_run(cur: Any, run_id: int, *, timings: Mapping[str, float], counts: Mapping[str, Any], outputs: Mapping[str, str], version: str) -> None:
-    """Mark the run succeeded with its counts, timings and outputs."""
-    cur.execute(
-        """
-        UPDATE banet.run SET status = 'succeeded', finished_at = greatest(clock_timestamp(), started_at),
-               timings = %(timings)s::jsonb, n_burned_cells = %(n_cells)s, burned_area_km2 = %(area)s,
-               n_events = %(n_events)s, software_version = %(version)s, outputs = %(outputs)s::jsonb
-        WHERE id = %(id)s
-        """,
-        {
-            "timings": json.dumps({k: round(float(v), 4) for k, v in timings.items()}, sort_keys=True),
-            "n_cells": counts["n_burned_cells"], "area": counts["burned_area_km2"], "n_events": counts["n_events"],
-            "version": version, "outputs": json.dumps(dict(outputs), sort_keys=True), "id": run_id,
-        },
-    )  # fmt: skip
+    runs.set_lock_timeout(cur, LOCK_TIMEOUT)
+    runs.lock_publish_scope(cur, scope_name(product))
 
 
 def fetch_scope(cur: Any, product: Product) -> ScopeRows:
     """The current rows of the product's scope (region, product, effective window)."""
     first, last = effective_window(product)
-    out = io.BytesIO()
-    cur.copy_expert(
-        cur.mogrify(
-            """
-            COPY (SELECT burn_date, "row", col, confidence, run_id, area_km2, coalesce(event_id, 0) FROM banet.burned_cell
-                  WHERE region = %s AND product = %s AND burn_date BETWEEN %s AND %s) TO STDOUT WITH (FORMAT binary)
-            """,
-            (product.region.name, product.mode, first, last),
-        ).decode(),
-        out,
-    )
-    return parse_scope_copy(out.getbuffer())
-
-
-def _partition(cur: Any, year: int) -> str:
-    """The yearly partition of ``banet.burned_cell`` for ``year`` (made by ensure_burned_cell_partitions)."""
-    name = f"banet_internal.burned_cell_y{year:04d}"
-    cur.execute("SELECT to_regclass(%s)", (name,))
-    if cur.fetchone()[0] is None:
-        raise SchemaError(f"expected the partition {name} of banet.burned_cell, found none", hint="run `banet-ops db upgrade`")
-    return name
-
-
-def _stage(cur: Any, table: str, cells: CellRows) -> None:
-    cur.execute(
-        f"""
-        CREATE TEMP TABLE {table} (burn_date date NOT NULL, "row" integer NOT NULL, col integer NOT NULL,
-                                   confidence real NOT NULL, area_km2 double precision NOT NULL, event_id bigint NOT NULL) ON COMMIT DROP
-        """
-    )
-    cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT binary)", BufferReader(stage_copy_buffer(cells)), size=COPY_CHUNK)
-    cur.execute(f"ANALYZE {table}")
+    return parse_scope_copy(cells_db.scope_copy(cur, product.region.name, product.mode, first, last))
 
 
 def _check_count(what: str, expected: int, found: int) -> None:
@@ -251,30 +148,17 @@ def apply_cells(
     first, last = effective_window(product)
     with timed(timings, "db_read"):
         saved, plan = _read_and_plan(cur, product, run_id, events)
-    where = "b.region = %(region)s AND b.product = %(product)s AND b.burn_date BETWEEN %(first)s AND %(last)s"
-    params = {"region": r.name, "product": product.mode, "first": first, "last": last, "run_id": run_id}
     with timed(timings, "db_delete"):
         if plan.delete.n:
-            _stage(cur, "banet_gone_cell", plan.delete)
-            cur.execute(
-                f'DELETE FROM banet.burned_cell b USING banet_gone_cell g WHERE {where} AND b.burn_date = g.burn_date AND b."row" = g."row" AND b.col = g.col',
-                params,
-            )
-            _check_count("deleting the cells the product no longer has", plan.delete.n, cur.rowcount)
+            cells_db.stage(cur, "banet_gone_cell", stage_copy_buffer(plan.delete))
+            n = cells_db.delete_staged(cur, "banet_gone_cell", r.name, product.mode, first, last)
+            _check_count("deleting the cells the product no longer has", plan.delete.n, n)
     with timed(timings, "db_update"):
         if plan.update.n:
-            _stage(cur, "banet_stage_cell", plan.update)
-            cur.execute(
-                f"""
-                UPDATE banet.burned_cell b SET confidence = s.confidence, run_id = %(run_id)s, area_km2 = s.area_km2,
-                       event_id = {"NULLIF(s.event_id, 0)" if events is not None else "b.event_id"}
-                FROM banet_stage_cell s
-                WHERE {where} AND b.burn_date = s.burn_date AND b."row" = s."row" AND b.col = s.col
-                """,
-                params,
-            )
-            _check_count("updating the re-estimated cells", plan.update.n, cur.rowcount)
-        cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', %s, true)", saved)
+            cells_db.stage(cur, "banet_stage_cell", stage_copy_buffer(plan.update))
+            n = cells_db.update_staged(cur, "banet_stage_cell", r.name, product.mode, (first, last), run_id, events=events is not None)
+            _check_count("updating the re-estimated cells", plan.update.n, n)
+        cells_db.set_planner(cur, *saved)
     with timed(timings, "db_insert"):
         if plan.insert.n:
             _insert_cells(cur, plan.insert, r, product.mode, run_id)
@@ -292,12 +176,11 @@ def _read_and_plan(
     if max(r.shape) >= KEY_MAX:
         raise RegionError(f"region {r.name}: expected at most {KEY_MAX - 1} rows and columns, found a {r.shape[0]}x{r.shape[1]} grid")
     first, last = effective_window(product)
-    cur.execute("SELECT banet.ensure_burned_cell_partitions(%s, %s)", (first, last))
-    cur.execute("SELECT current_setting('work_mem'), current_setting('enable_nestloop')")
-    saved = cur.fetchone()
+    cells_db.ensure_partitions(cur, first, last)
+    saved = cells_db.planner_settings(cur)
     # A partition filled moments ago has no statistics yet, and the planner then picks nested
     # loops over the staging table (quadratic); the set-based plan is always right here.
-    cur.execute("SELECT set_config('work_mem', %s, true), set_config('enable_nestloop', 'off', true)", (WORK_MEM,))
+    cells_db.set_planner(cur, WORK_MEM, "off")
     cells = cell_rows(product)
     if cells.n and (cells.burn_date[0] < np.datetime64(first) or cells.burn_date[-1] > np.datetime64(last)):
         raise ValidationError(
@@ -308,7 +191,7 @@ def _read_and_plan(
     scope = fetch_scope(cur, product)
     if events is not None:
         cells = replace(cells, event_id=events(cells, scope))
-    return (str(saved[0]), str(saved[1])), plan_cells(cells, scope, run_id)
+    return saved, plan_cells(cells, scope, run_id)
 
 
 def _insert_cells(cur: Any, cells: CellRows, region: Region, product: str, run_id: int) -> None:
@@ -320,10 +203,9 @@ def _insert_cells(cur: Any, cells: CellRows, region: Region, product: str, run_i
     years = cells.burn_date.astype("datetime64[Y]").astype(np.int64) + 1970
     bounds = np.flatnonzero(np.diff(years)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, years.size], strict=True):
-        part = _partition(cur, int(years[lo]))
+        part = cells_db.partition(cur, int(years[lo]))
         buf = cell_copy_buffer(cells.take(np.arange(lo, hi)), region, product, run_id)
-        columns = CELL_COLUMNS if cells.event_id is None else CELL_COLUMNS_EVENT
-        cur.copy_expert(f"COPY {part} {columns} FROM STDIN WITH (FORMAT binary)", BufferReader(buf), size=COPY_CHUNK)
+        cells_db.copy_cells(cur, part, buf, events=cells.event_id is not None)
 
 
 def summarize_cells(conn: Any, product: Product) -> float:
@@ -338,9 +220,7 @@ def summarize_cells(conn: Any, product: Product) -> float:
     with timed(timings, "summary"):
         try:
             with conn.cursor() as cur:
-                # It waits for VACUUM or another summary of the partition; not for long.
-                cur.execute("SET LOCAL lock_timeout = '10s'")
-                cur.execute("SELECT banet.summarize_burned_cell(%s, %s)", (first, last))
+                cells_db.summarize(cur, first, last)
             conn.commit()
         except Exception:
             log.warning("summarising the BRIN ranges of banet.burned_cell failed; autovacuum will do it", exc_info=True)
@@ -375,8 +255,8 @@ def write_product(cur: Any, product: Product, *, started_at: dt.datetime, max_ga
     timings: dict[str, float] = {}
     with timed(timings, "db_run"):
         lock_scope(cur, product)
-        ensure_region(cur, product.region)
-        run_id = upsert_run(cur, product, started_at=started_at)
+        ensure_region(cur, product.region)  # the one region policy
+        run_id = runs.upsert_run(cur, product, started_at=started_at)
 
     planned: list[event_db.EventPlan] = []
 

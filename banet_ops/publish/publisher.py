@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from banet_ops import __version__
+from banet_ops.db import runs
 from banet_ops.errors import BanetError, ValidationError
 from banet_ops.product import Product
 from banet_ops.publish import cog, postgis, quicklook, stac
@@ -245,11 +246,11 @@ def _write_all(
                 files_tx.add(files[name], keys[name], refs[name].media_type)
             files_tx.add(files["stac_item"], keys["stac_item"], stac.JSON_MEDIA_TYPE)  # the entry point goes last
             files_tx.apply()
-            postgis.record_publish_token(cur, db.run_id, files_tx.token)
+            runs.record_publish_token(cur, db.run_id, files_tx.token)
 
         timings["total"] = time.perf_counter() - t_total
         all_timings = {**{f"infer_{k}": v for k, v in product.timings.items()}, **{f"publish_{k}": v for k, v in timings.items()}}
-        postgis.finish_run(cur, db.run_id, timings=all_timings, counts=counts, outputs=outputs, version=__version__)
+        runs.finish_run(cur, db.run_id, timings=all_timings, counts=counts, outputs=outputs, version=__version__)
         return db
     finally:
         cur.close()
@@ -271,7 +272,7 @@ def _recover_scope(cur: Any, store: ObjectStore, scope: str) -> None:
     """Settle the journals of ``scope`` (the caller holds its lock, so their publishers are gone)."""
     for journal in files_journal.pending_journals(store):
         if journal.scope == scope:
-            done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
+            done = files_journal.recover_journal(store, journal, committed=runs.token_committed(cur, journal.token))
             log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, scope, done)
 
 
@@ -283,7 +284,7 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
     publisher killed a moment ago); a scope still locked then belongs to a publish in flight and
     its journal is left alone.  Returns how many were settled.
     """
-    from psycopg2 import errors as pgerr
+    from psycopg import errors as pgerr
 
     journals = files_journal.pending_journals(store)
     settled = 0
@@ -291,9 +292,9 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
         raw = engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.execute("SELECT set_config('lock_timeout', %s, true)", (RECOVERY_LOCK_WAIT,))
-            postgis.lock_publish_scope(cur, journal.scope)
-            done = files_journal.recover_journal(store, journal, committed=postgis.token_committed(cur, journal.token))
+            runs.set_lock_timeout(cur, RECOVERY_LOCK_WAIT)
+            runs.lock_publish_scope(cur, journal.scope)
+            done = files_journal.recover_journal(store, journal, committed=runs.token_committed(cur, journal.token))
             log.warning("publish %s of %s was interrupted; its files were rolled %s", journal.token, journal.scope, done)
             settled += 1
             raw.commit()
@@ -314,6 +315,6 @@ def recover_publishes(store: ObjectStore, engine: Any) -> int:
 
 
 def _is_db_error(exc: BaseException) -> bool:
-    import psycopg2
+    import psycopg
 
-    return isinstance(exc, psycopg2.Error)
+    return isinstance(exc, psycopg.Error)

@@ -35,7 +35,7 @@ class DbConfig:
 
 
 def asyncpg_url(url: str) -> str:
-    """``postgresql+psycopg2://…`` → ``postgresql://…`` (asyncpg takes plain libpq URLs)."""
+    """``postgresql+psycopg://…`` → ``postgresql://…`` (asyncpg takes plain libpq URLs)."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 

@@ -79,7 +79,7 @@ def test_connections_map_onto_settings() -> None:
         "BANET_EARTHDATA_TOKEN": "edl-token",
         "BANET_FIRMS_MAP_KEY": "0123abcd",
         "BANET_FIRMS_URL": "https://firms.example",
-        "BANET_DATABASE_URL": "postgresql+psycopg2://w:pw@db:5432/banet",
+        "BANET_DATABASE_URL": "postgresql+psycopg://w:pw@db:5432/banet",
         "AWS_ACCESS_KEY_ID": "AK",
         "AWS_SECRET_ACCESS_KEY": "SK",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",

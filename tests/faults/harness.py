@@ -9,7 +9,7 @@ wraps the named attributes once, at process start; the project code has no hooks
 Examples::
 
     banet_ops.publish.storage:LocalStore.put_file:after:1      # first product file put
-    banet_ops.publish.postgis:record_publish_token:after       # every file put, before the commit
+    banet_ops.db.runs:record_publish_token:after               # every file put, before the commit
     banet_ops.cube.writer:write_day:after                      # cube committed, DB not recorded
 """
 

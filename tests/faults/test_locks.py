@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 from publish.helpers import blob_dates, build_product, new_region
 
+from banet_ops.db import runs
 from banet_ops.errors import DatabaseUnavailableError
 from banet_ops.publish import postgis, publish_product
 from banet_ops.publish.storage import open_store
@@ -35,7 +36,7 @@ def _in_thread(fn: Callable[[], Any], timeout: float) -> tuple[bool, Any]:
 
 
 def _as_reader(db_url: str) -> Any:
-    conn = psycopg2.connect(db_url.replace("postgresql+psycopg2://", "postgresql://"))
+    conn = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
     cur = conn.cursor()
     cur.execute("SET ROLE banet_reader")
     return conn, cur
@@ -54,7 +55,7 @@ def test_a_reader_holding_locks_does_not_block_publishing(db_url: str, tmp_path:
         for sql in ("SELECT * FROM banet.publish_lock FOR UPDATE", "SELECT * FROM banet.publish_lock FOR KEY SHARE",
                     "LOCK TABLE banet.publish_lock IN SHARE MODE"):
             cur.execute("SAVEPOINT s")
-            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 cur.execute(sql)
             cur.execute("ROLLBACK TO SAVEPOINT s")
         FIGURES["faults"].add("reader login holding locks")
@@ -71,9 +72,9 @@ def test_a_lock_held_too_long_is_a_retryable_error(db_url: str, tmp_path: Path, 
     settings = Settings(home=banet_home, database_url=db_url, products_root=str(tmp_path / "products"))
     publish_product(build_product(region, blob_dates(region, TARGET, seed=1), target=TARGET), settings=settings)
     monkeypatch.setattr(postgis, "LOCK_TIMEOUT", "1s")
-    holder = psycopg2.connect(db_url.replace("postgresql+psycopg2://", "postgresql://"))
+    holder = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
     try:
-        postgis.lock_publish_scope(holder.cursor(), f"{region.name}/nrt")  # another publisher, stuck
+        runs.lock_publish_scope(holder.cursor(), f"{region.name}/nrt")  # another publisher, stuck
         product = build_product(region, blob_dates(region, TARGET, seed=2), target=TARGET, snapshot="s2")
         done, result = _in_thread(lambda: publish_product(product, settings=settings), 60)
     finally:

@@ -31,7 +31,7 @@ POINTS = [
     (f"{S}:LocalStore.copy:after:2", False),
     (f"{S}:LocalStore.put_file:after:3", False),  # puts 1-2 are the journal: the first product file
     ("shutil:copyfile:after:4", False),  # the second product file half-way: its temp file copied, not renamed
-    (f"{P}:record_publish_token:after", False),  # every file in place, before the commit
+    ("banet_ops.db.runs:record_publish_token:after", False),  # every file in place, before the commit
     (f"{P}:summarize_cells:before", True),  # committed, backups and journal still there
     (f"{S}:LocalStore.delete:after:1", True),  # part-way through dropping the backups
 ]
@@ -102,7 +102,7 @@ def test_sigkill_during_recovery_is_finished_by_the_next_start(db_url: str, tmp_
     store = open_store(root)
     publish_product(product_for(_spec(region, 1, "snap-a", db_url, root, banet_home)), settings=settings)
     spec_b = json.dumps(_spec(region, 2, "snap-b", db_url, root, banet_home))
-    assert killed(run_child(["publish", spec_b], crash_at=f"{P}:record_publish_token:after"))
+    assert killed(run_child(["publish", spec_b], crash_at="banet_ops.db.runs:record_publish_token:after"))
     point = f"{S}:LocalStore.copy:after:2"  # the second backup restored by the recovery at the start
     proc = run_child(["publish", spec_b], crash_at=point)
     assert killed(proc), proc.stderr[-2000:]

@@ -159,7 +159,7 @@ def test_stack_starts_in_a_home_postgres_cannot_reach(stack_home: Path, capsys: 
     code, out, err = cli(capsys, "stack", "start")
     assert code == 0, err
     url = out.strip().splitlines()[-1]
-    assert url.startswith("postgresql+psycopg2://banet:***@127.0.0.1:")
+    assert url.startswith("postgresql+psycopg://banet:***@127.0.0.1:")
     assert safe_url((stack_home / "pg" / "url").read_text().strip()) == url
     pg = LocalPostgres(stack_home / "pg")
     assert pg.server_dir != (stack_home / "pg").resolve()
@@ -176,7 +176,7 @@ def test_stack_start_status_stop_and_the_demo_steps(stack_home: Path, capsys: py
     assert cli(capsys, "stack", "status")[0] == 3
     code, out, _ = cli(capsys, "stack", "start")
     url = out.strip()
-    assert code == 0 and url.startswith("postgresql+psycopg2://banet:***@127.0.0.1:")
+    assert code == 0 and url.startswith("postgresql+psycopg://banet:***@127.0.0.1:")
     full = (stack_home / "pg" / "url").read_text().strip()
     password = (stack_home / "pg" / "password").read_text().strip()
     assert safe_url(full) == url and f"banet:{password}@" in full and len(password) >= 24

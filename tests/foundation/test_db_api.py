@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from banet_ops.db.engine import get_engine, require_schema, safe_url
-from banet_ops.db.migrate import upgrade
+from banet_ops.db.engine import get_engine, require_schema, safe_url, sqlalchemy_url
+from banet_ops.db.migrate import _yoyo_uri, upgrade
 from banet_ops.db.regions_repo import list_regions, upsert_region, upsert_regions
 from banet_ops.errors import ConfigError, DatabaseUnavailableError, RegionError, is_retryable
 from banet_ops.localstack.postgres import free_port
@@ -37,7 +37,7 @@ def test_unreachable_database_is_retryable_and_hides_the_password() -> None:
     assert is_retryable(info.value)
     message = str(info.value)
     assert "s3cr3t-pw" not in message and "***" in message
-    assert message.startswith("expected PostgreSQL at postgresql+psycopg2://banet:***@127.0.0.1:")
+    assert message.startswith("expected PostgreSQL at postgresql+psycopg://banet:***@127.0.0.1:")
     assert "to accept connections, found:" in message
     with pytest.raises(DatabaseUnavailableError) as info2:
         upgrade(url)
@@ -116,3 +116,12 @@ def test_upsert_is_all_or_nothing(migrated_db: str) -> None:
     with pytest.raises(RegionError):
         upsert_regions(engine, [ok, locked])
     assert list_regions(engine, ["ATOMIC_A"]) == []
+
+
+def test_every_postgresql_url_is_normalised_to_psycopg_3() -> None:
+    """Old ``pg/url`` files and settings (plain or psycopg2 URLs) keep working: one driver, psycopg 3."""
+    for scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+        assert sqlalchemy_url(f"{scheme}://u:p%40w@db:5432/banet") == "postgresql+psycopg://u:p%40w@db:5432/banet"
+    with pytest.raises(ConfigError, match="mysql"):
+        sqlalchemy_url("mysql://u@db/banet")
+    assert _yoyo_uri("postgresql+psycopg2://u@db/banet").startswith("postgresql+psycopg://u@db/banet?")

@@ -79,7 +79,7 @@ def test_a_wrong_password_is_refused(reader: sa.URL) -> None:
 
 
 def test_one_row_per_fire_with_plausible_dates_and_no_double_counting(demo_db: tuple[str, list[int]], reader: sa.URL) -> None:
-    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
+    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg"))
     with engine.connect() as conn:
         fires = conn.execute(
             sa.text("SELECT id, first_burn_date, last_burn_date, duration_days, area_km2 FROM banet.fire_event ORDER BY first_burn_date")
@@ -128,7 +128,7 @@ def test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings(reader:
     fids = {block.split("\n", 1)[0].strip().removeprefix("banet."): line.split(" = ", 1)[1]
             for block in full.stdout.split("Layer name: ")[1:] for line in block.splitlines() if line.startswith("FID Column = ")}  # fmt: skip
     assert fids == {"fire_event": "id", "fire_event_version": "id", "region": "id"}  # tables: their integer primary key
-    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
+    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg"))
     with engine.connect() as c:  # what QGIS lists: geometry_columns, filtered by the reader's privileges
         listed = c.execute(sa.text("SELECT f_table_schema || '.' || f_table_name FROM geometry_columns ORDER BY 1")).scalars().all()
     engine.dispose()
@@ -136,7 +136,7 @@ def test_ogrinfo_as_the_reader_lists_the_analyst_layers_without_warnings(reader:
 
 
 def test_weekly_area_and_large_events_add_up(reader: sa.URL) -> None:
-    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
+    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg"))
     with engine.connect() as conn:
         total = conn.execute(sa.text("SELECT sum(area_km2) FROM banet.burned_cell")).scalar_one()
         fires = conn.execute(sa.text("SELECT id, duration_days, area_km2 FROM banet.fire_event WHERE area_km2 >= 5 ORDER BY area_km2 DESC")).all()

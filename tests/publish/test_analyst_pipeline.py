@@ -104,7 +104,7 @@ def test_cells_burned_twice_are_the_scenes_reburned_cells(pipeline: dict[str, An
 
 def test_the_early_and_the_late_fire_are_separate_events_with_plausible_durations(pipeline: dict[str, Any]) -> None:
     reader: sa.URL = pipeline["reader"]
-    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg2"))
+    engine = sa.create_engine(reader.set(drivername="postgresql+psycopg"))
     with engine.connect() as conn:
         events = conn.execute(sa.text("SELECT id, first_burn_date, duration_days, n_cells FROM banet.fire_event ORDER BY n_cells DESC")).all()
         area = conn.execute(sa.text("SELECT sum(area_km2) FROM banet.fire_event")).scalar_one()

@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
-from psycopg2 import errors as pgerr
+from psycopg import errors as pgerr
 
 from banet_ops.db.engine import get_engine
 
@@ -69,12 +69,12 @@ def _count(cur: Any, sql: str, *params: Any) -> int:
     return int(cur.fetchone()[0])
 
 
-def _fails(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> psycopg2.Error:
+def _fails(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> psycopg.Error:
     cur = conn.cursor()
     cur.execute("SAVEPOINT t")
     try:
         cur.execute(sql, params)
-    except psycopg2.Error as exc:
+    except psycopg.Error as exc:
         cur.execute("ROLLBACK TO SAVEPOINT t")
         return exc
     raise AssertionError(f"accepted: {sql} {params}")

@@ -113,9 +113,10 @@ def test_publish_rows_match_cogs_and_stac(db_url, make_settings, tmp_path):
     with get_engine(db_url).connect() as conn:
         geom_ok = conn.execute(
             sa.text(
-                # the same vertices, in the same order, as ST_MakeEnvelope over the grid (decimal arithmetic)
-                'SELECT bool_and(ST_OrderingEquals(geom, ST_MakeEnvelope(:l + col * 0.01, :t - ("row" + 1) * 0.01, '
-                ':l + (col + 1) * 0.01, :t - "row" * 0.01, 4326))) '
+                # the same vertices, in the same order, as ST_MakeEnvelope over the grid (decimal arithmetic:
+                # psycopg 3 sends a float as float8, so the corner is cast to numeric as a literal would be)
+                'SELECT bool_and(ST_OrderingEquals(geom, ST_MakeEnvelope(CAST(:l AS numeric) + col * 0.01, CAST(:t AS numeric) - ("row" + 1) * 0.01, '
+                'CAST(:l AS numeric) + (col + 1) * 0.01, CAST(:t AS numeric) - "row" * 0.01, 4326))) '
                 "AND bool_and(abs(ST_Area(geom::geography) / 1e6 - area_km2) < 1e-3 * area_km2) FROM banet.burned_cell WHERE region = :r"
             ),
             {"l": region.left, "t": region.top, "r": region.name},
