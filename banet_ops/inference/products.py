@@ -36,11 +36,6 @@ def month_start(day: dt.date) -> dt.date:
     return day.replace(day=1)
 
 
-def month_end(day: dt.date) -> dt.date:
-    nxt = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return nxt - dt.timedelta(days=1)
-
-
 def monthly_window(month: dt.date) -> tuple[dt.date, dt.date]:
     """First and last day of the monthly window of the month of ``month`` (64 days from the 15th of the previous month)."""
     first = month_start(month)

@@ -150,10 +150,6 @@ class TilePlan:
     def __len__(self) -> int:
         return len(self.ys) * len(self.xs)
 
-    def row_end(self, r: int) -> int:
-        """Region rows below this are final once tile-row ``r`` and all before it are accumulated."""
-        return self.ys[r + 1] if r + 1 < len(self.ys) else self.height
-
 
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m

@@ -12,8 +12,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from banet_ops.bands import BANET_MEAN, BANET_STD, SEQUENCE_DAYS
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.models import zoo
 from banet_ops.product import ModelRef
+from banet_ops.util import atomic_write
 
 _SHOW = 5  # how many offending keys an error message lists
 
@@ -159,20 +158,6 @@ def load_weights(
     return model, ModelRef(sha256=digest, path=str(p), model_id=model_id)
 
 
-def _atomic_write(p: Path, data: bytes) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sidecar(path: str | Path, architecture: str, config: Mapping[str, Any]) -> Path:
     """Record ``architecture`` and ``arch_config`` in the weight file's JSON sidecar (other keys kept)."""
     side = sidecar_path(path)
@@ -184,7 +169,7 @@ def write_sidecar(path: str | Path, architecture: str, config: Mapping[str, Any]
         except (OSError, ValueError):
             meta = {}
     meta.update({"file": Path(path).name, "architecture": architecture, "arch_config": dict(config)})
-    _atomic_write(side, (json.dumps(meta, indent=1) + "\n").encode())
+    atomic_write(side, json.dumps(meta, indent=1) + "\n", fsync=True)
     return side
 
 
@@ -200,7 +185,7 @@ def save_weights(model: nn.Module, path: str | Path) -> str:
     buf = io.BytesIO()
     torch.save(sd if arch == "banet" else {"architecture": arch, "config": cfg, "model": sd}, buf)
     data = buf.getvalue()
-    _atomic_write(p, data)
+    atomic_write(p, data, fsync=True)
     if arch != "banet":
         write_sidecar(p, arch, cfg)
     return sha256_bytes(data)

@@ -19,6 +19,7 @@ from banet_ops.errors import ValidationError
 from banet_ops.models import deepforest_early, deepforest_repr, segnet, unet_convlstm
 from banet_ops.models.banet import BANet
 from banet_ops.models.spec import ArchConfig, ArchSpec
+from banet_ops.util import pydantic_problem
 
 DEFAULT_ARCH = "banet"
 
@@ -57,9 +58,7 @@ def arch_config(name: str, config: Mapping[str, Any] | None = None) -> ArchConfi
     try:
         return spec.config.model_validate(dict(config or {}))
     except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "config"
-        raise ValidationError(f"{name} config field {field!r}: {err['msg']} (found {err.get('input')!r})") from None
+        raise ValidationError(pydantic_problem(exc, field=f"{name} config field '{{}}'", default_field="config", show_input=True)) from None
 
 
 def build_model(name: str = DEFAULT_ARCH, config: Mapping[str, Any] | None = None) -> nn.Module:
