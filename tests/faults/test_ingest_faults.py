@@ -111,3 +111,30 @@ def test_unchanged_reingest_keeps_the_record(world: tuple[Scenario, Settings], d
     assert again.snapshot == row[0]
     assert cube_day_row(db_url, region.name, START) == row  # not rewritten to the tip
     assert cube_inconsistencies(db_url, region.name, settings) == []
+
+
+def test_log_lines_go_around_the_progress_bar_and_each_day_is_told_once(world: tuple[Scenario, Settings], db_url: str) -> None:
+    """`banet-ops ingest` of two days from a terminal: the bar is cleared before each log line
+    (no line glued to a bar) and each day's summary line is printed once."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    scenario, settings = world
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANET_")}
+    env.update({**scenario.env(), "BANET_HOME": str(settings.home), "BANET_ARCHIVE_URL": settings.archive_url, "BANET_FIRMS_URL": settings.firms_url,
+                "BANET_CMR_URL": "", "BANET_CUBE_ROOT": str(settings.cube_root), "BANET_DATABASE_URL": db_url})  # fmt: skip
+    end = START + dt.timedelta(days=1)
+    cmd = [sys.executable, "-m", "banet_ops.cli", "ingest", "--region", scenario.region.name, "--date", str(START), "--end", str(end)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    stamp = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} [A-Z]+ ")
+    logged = [line for line in out.stderr.split("\n") if stamp.search(line.split("\r")[-1])]
+    assert logged and all(stamp.match(line.split("\r")[-1]) and not line.split("\r")[-1].count("%|") for line in logged)
+    bar_then_log = [line for line in out.stderr.split("\n") if re.search(r"\]\d{4}-\d{2}-\d{2} \d{2}:", line)]
+    assert bar_then_log == [], bar_then_log[:2]
+    for day in (START, end):  # the day's summary: once, on stdout (the INFO lines above it are its details)
+        summary = re.compile(rf"{scenario.region.name} {day}: (complete|partial|empty|kept)")
+        told = [ln for ln in (out.stdout + out.stderr).replace("\r", "\n").split("\n") if summary.match(ln)]
+        assert len(told) == 1 and told[0] in out.stdout, told
