@@ -106,3 +106,18 @@ def banet_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def registry_engine(db_url: str, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """An engine on the migrated test database with an empty model registry, set as BANET_DATABASE_URL."""
+    import sqlalchemy as sa
+
+    from banet_ops.db.engine import get_engine
+
+    monkeypatch.setenv("BANET_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    eng = get_engine(db_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("DELETE FROM banet.model"))
+    return eng

@@ -18,15 +18,8 @@ from banet_ops.settings import get_settings
 
 
 @pytest.fixture
-def engine(db_url: str, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
-    from banet_ops.db.engine import get_engine
-
-    monkeypatch.setenv("BANET_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    eng = get_engine(db_url)
-    with eng.begin() as conn:
-        conn.execute(sa.text("DELETE FROM banet.model"))
-    return eng
+def engine(registry_engine: sa.Engine) -> sa.Engine:
+    return registry_engine
 
 
 def _weights(tmp_path: Path, seed: int) -> Path:
