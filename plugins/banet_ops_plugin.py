@@ -164,8 +164,10 @@ def note_failure_reasons(dag_run: Any) -> str | None:
         reason = _reason_of(session, ti)
         if reason:
             reasons.append(reason)
-            ti.note = notes.task_note_after_failure(ti.note, reason) or ti.note
-    dag_run.note = notes.run_note_after_failure(dag_run.note, reasons) or dag_run.note
+            if (note := notes.task_note_after_failure(ti.note, reason)) is not None:
+                ti.note = note
+    if (note := notes.run_note_after_failure(dag_run.note, reasons)) is not None:
+        dag_run.note = note
     return reasons[0] if reasons else None
 
 
@@ -174,10 +176,10 @@ def clear_stale_reasons(dag_run: Any) -> None:
     dag_run, session = _attached(dag_run)
     if dag_run is None:
         return
-    dag_run.note = notes.note_after_success(dag_run.note)
-    for ti in dag_run.get_task_instances(session=session):
-        if ti.note:
-            ti.note = notes.note_after_success(ti.note)
+    for holder in (dag_run, *dag_run.get_task_instances(session=session)):
+        kept = notes.note_after_success(holder.note)
+        if kept != holder.note:  # most successful runs have nothing to change: write nothing
+            holder.note = kept
 
 
 MAP_PREFIX = "/banet-map"

@@ -6,8 +6,6 @@ import datetime as dt
 import logging
 from types import SimpleNamespace
 
-import pytest
-
 from banet_ops.errors import AuthenticationError
 
 
@@ -29,7 +27,7 @@ def test_listener_is_registered_with_airflow() -> None:
     assert "BanetFailureListener" in names
 
 
-def test_listener_logs_one_reason_line_for_banet_tasks_only(caplog: pytest.LogCaptureFixture) -> None:
+def test_listener_logs_one_reason_line_for_banet_tasks_only() -> None:
     from airflow import plugins_manager
 
     plugins_manager.ensure_plugins_loaded()
@@ -38,11 +36,22 @@ def test_listener_logs_one_reason_line_for_banet_tasks_only(caplog: pytest.LogCa
     run = SimpleNamespace(data_interval_start=dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
     ti = SimpleNamespace(dag_id="banet_ingest_PI", task_id="fetch_viirs", dag_run=run)
     error = AuthenticationError("VNP02MOD.A2024183.1200.002.x.nc: expected data, found an HTML login page\nat https://ladsweb")
-    with caplog.at_level(logging.ERROR, logger="banet_ops.airflow.failures"):
+    # a handler of its own: Airflow's dag.test (other tests in this worker) reconfigures logging and
+    # can stop records from reaching caplog's root handler
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = records.append  # type: ignore[method-assign]
+    failures = logging.getLogger("banet_ops.airflow.failures")
+    failures.addHandler(handler)
+    level, failures.level = failures.level, logging.ERROR
+    try:
         listener.on_task_instance_failed(previous_state=None, task_instance=ti, error=error)
         listener.on_task_instance_failed(previous_state=None, task_instance=SimpleNamespace(dag_id="other", task_id="x"), error=error)
         listener.on_task_instance_failed(previous_state=None, task_instance=SimpleNamespace(dag_id="banet_monthly_PI", task_id="infer"), error="killed")
-    lines = [r.getMessage() for r in caplog.records if r.name == "banet_ops.airflow.failures"]
+    finally:
+        failures.removeHandler(handler)
+        failures.level = level
+    lines = [r.getMessage() for r in records]
     assert lines == [
         "banet-ops: banet_ingest_PI.fetch_viirs for 2024-07-01 failed: AuthenticationError: "
         "VNP02MOD.A2024183.1200.002.x.nc: expected data, found an HTML login page at https://ladsweb",
