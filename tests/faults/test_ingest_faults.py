@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,11 +120,6 @@ def test_unchanged_reingest_keeps_the_record(world: tuple[Scenario, Settings], d
 def test_log_lines_go_around_the_progress_bar_and_each_day_is_told_once(world: tuple[Scenario, Settings], db_url: str) -> None:
     """`banet-ops ingest` of two days from a terminal: the bar is cleared before each log line
     (no line glued to a bar) and each day's summary line is printed once."""
-    import os
-    import re
-    import subprocess
-    import sys
-
     scenario, settings = world
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANET_")}
     env.update({**scenario.env(), "BANET_HOME": str(settings.home), "BANET_ARCHIVE_URL": settings.archive_url, "BANET_FIRMS_URL": settings.firms_url,
