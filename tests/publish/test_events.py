@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from banet_ops.db.engine import get_engine
 from banet_ops.publish import publish_product
-from banet_ops.publish.events import Cells, fire_events, label_cells, match_ids
+from banet_ops.publish.events import Cells, _pair_counts, fire_events, label_cells, match_ids, summarize
 
 from .helpers import build_product, new_region
 
@@ -79,6 +79,35 @@ def _events(url, region):
             sa.text("SELECT id, first_burn_date, last_burn_date, n_cells, duration_days, run_id FROM banet.fire_event WHERE region = :r ORDER BY id"),
             {"r": region},
         ).all()
+
+
+def test_pair_counts_equal_numpy_unique_of_the_pairs():
+    rng = np.random.default_rng(3)
+    for a_max, b_max in ((50, 7), (3, 2**40), (2**33, 2**33)):  # the last one does not fit one int64 key
+        a, b = rng.integers(0, a_max, 5000), rng.integers(1, b_max, 5000)
+        pairs, counts = _pair_counts(a, b)
+        want_pairs, want_counts = np.unique(np.stack([a, b], axis=1), axis=0, return_counts=True)
+        np.testing.assert_array_equal(pairs, want_pairs)
+        np.testing.assert_array_equal(counts, want_counts)
+    empty_pairs, empty_counts = _pair_counts(np.empty(0, np.int64), np.empty(0, np.int64))
+    assert empty_pairs.shape == (0, 2) and empty_counts.size == 0
+
+
+def test_daily_areas_of_random_events_sum_to_their_areas():
+    rng = np.random.default_rng(5)
+    region = new_region(rows=40, cols=50)
+    n = 600
+    cells = Cells(
+        row=rng.integers(0, 40, n), col=rng.integers(0, 50, n), day=rng.integers(8000, 8030, n),
+        confidence=rng.random(n).astype(np.float32), area_km2=rng.random(n) + 0.5, event_id=np.zeros(n, np.int64),
+    )
+    labels, n_events = label_cells(cells, region.shape)
+    events = summarize(cells, labels, n_events, region)
+    assert len(events) == n_events > 1
+    for e in events:
+        assert sum(e.daily_area_km2.values()) == pytest.approx(e.area_km2)
+        days = sorted(e.daily_area_km2)
+        assert days[0] == e.first_burn_date.isoformat() and days[-1] == e.last_burn_date.isoformat()
 
 
 def test_nrt_runs_one_day_apart_keep_one_row_per_fire_with_a_stable_id(db_url, make_settings):
