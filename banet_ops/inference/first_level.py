@@ -68,14 +68,15 @@ def first_level_tiles(level: nn.Module, band: Tensor, offsets: Sequence[int], ti
     cols_o = span if cols_c == span else cols_v + REACH
     computed = _level(level, band[..., :rows_c, :cols_c])
     n_ch = computed.shape[1]
-    out = computed.new_empty((len(offsets), n_ch, n_time, th, tile_w)).contiguous(memory_format=computed_format(computed))
-    if rows_o < th or cols_o < span:
-        out.copy_(_padding_value(level, pad, n_time).expand_as(out))
+    out = torch.empty((len(offsets), n_ch, n_time, th, tile_w), dtype=computed.dtype, device=computed.device, memory_format=computed_format(computed))
+    fill = _padding_value(level, pad, n_time)[0] if rows_o < th or cols_o < span else None
     pieces: list[tuple[int, str, Tensor]] = []
     for i, x in enumerate(offsets):
-        c1 = min(x + tile_w, cols_o)
-        if c1 > x:
-            out[i, :, :, :rows_o, : c1 - x] = computed[0, :, :, :rows_o, x:c1]
+        c1 = max(x, min(x + tile_w, cols_o))
+        out[i, :, :, :rows_o, : c1 - x] = computed[0, :, :, :rows_o, x:c1]
+        if fill is not None:  # past the shared computation: the value of a cell deep in the padding
+            out[i, :, :, rows_o:, :] = fill
+            out[i, :, :, :rows_o, c1 - x :] = fill
         # a ring differs where the tile's own padding replaces the band's context, or where the
         # shared computation stopped short of the tile's edge (outside it: the padding value)
         short_cols, short_rows = c1 < x + tile_w, rows_o < th

@@ -12,6 +12,7 @@ from torch import nn
 
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.engine import (
+    EngineOptions,
     EngineStats,
     iter_probability_strips,
     predict_probabilities,
@@ -98,6 +99,17 @@ def test_same_tiling_as_published_matches_it(banet: BANet, make_window) -> None:
     assert diff.mean() < OWN_TILING_MEAN_ATOL
     conf_ref, conf_own = np.minimum(ref.sum(0), 1), np.minimum(own.sum(0), 1)
     assert np.abs(conf_own - conf_ref).mean() < 16 * OWN_TILING_MEAN_ATOL
+
+
+@pytest.mark.parametrize("shape", [(60, 90), (150, 230)], ids=["inside-one-tile", "tiles-past-both-edges"])
+def test_level_one_shared_per_row_of_tiles_equals_it_per_tile(banet: BANet, make_window, shape: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    # the region smaller than a tile (its padding fills the rest), and two rows of tiles running
+    # past the bottom and right edges: every ring of inference/first_level.py is recomputed somewhere
+    win = make_window(*shape, days=16, seed=2)
+    shared = predict_probabilities(win, [banet], batch=3)
+    per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(share_first_level=False))
+    assert per_tile.std() > 1e-3
+    np.testing.assert_allclose(shared, per_tile, atol=1e-5)
 
 
 def test_deterministic_on_cpu_and_ensemble_is_the_mean(banet: BANet, banet_b: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
