@@ -257,10 +257,11 @@ class _Level(nn.Module):
     def per_pixel(self, x: Tensor) -> Tensor:
         """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
         if self.lstm is not None:
+            # time-major (T, pixels, C): a view of a channels_last_3d tile, and the LSTM's own layout
             n, c, t, h, w = x.shape
-            seq = x.permute(0, 3, 4, 2, 1).reshape(n * h * w, t, c)
+            seq = x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c)
             seq, _ = self.lstm(seq)
-            x = seq.reshape(n, h, w, t, -1).permute(0, 4, 3, 1, 2).contiguous(memory_format=_memory_format(x))
+            x = seq.view(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=_memory_format(x))
         return F.relu(self.time(x), inplace=True)
 
 
@@ -275,6 +276,13 @@ class _UpLevel(nn.Module):
         if self.time is not None:
             x = F.relu(self.time(x), inplace=True)
         return x
+
+
+def _time_major(lstm: nn.LSTM) -> nn.LSTM:
+    """A copy of ``lstm`` that takes ``(T, batch, C)`` sequences (``batch_first=False``)."""
+    out = nn.LSTM(lstm.input_size, lstm.hidden_size, num_layers=lstm.num_layers, bias=lstm.bias, batch_first=False)
+    out.load_state_dict(lstm.state_dict())
+    return out.to(next(lstm.parameters()).device)
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:
@@ -296,7 +304,7 @@ class FusedBANet(nn.Module):
         for block in (model.stconv1, model.stconv2, model.stconv3, model.stconv4, model.stconv5):
             space = cast(SpaceConv, block.stconv[0])
             time = cast(TimeConv, block.stconv[1])
-            lstm = cast(TimeLSTM, time.timeLstm).lstm if time.use_lstm else None
+            lstm = _time_major(cast(TimeLSTM, time.timeLstm).lstm) if time.use_lstm else None
             levels.append(_Level(_fold_conv(*_conv_norm(space.conv)), _fold_conv(time.timeConv, time.bn), lstm))
         self.levels = nn.ModuleList(levels)
         self.bottom = _fold_conv(*_conv_norm(model.stconv6.conv))
