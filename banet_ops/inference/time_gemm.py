@@ -36,23 +36,33 @@ class TimeGemm(nn.Module):
             self.register_buffer("w", conv.weight[:, :, :, 0, 0].permute(2, 1, 0).contiguous())  # (k, C_in, C_out)
             self.register_buffer("b", None if conv.bias is None else conv.bias.detach().clone())
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled():
-            return self.conv(x)
-        n, c, t_in, h, w = x.shape
-        xt = x.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C): a view when x is channels_last_3d
+    def forward(self, *parts: Tensor) -> Tensor:
+        """The convolution of ``parts`` concatenated along channels (one part: of that tensor), without the concatenation."""
+        if parts[0].device.type != "cpu" or torch.is_grad_enabled():
+            return self.conv(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
+        n, _, t_in, h, w = parts[0].shape
         c_out = int(self.w.shape[2])
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
-        out = x.new_empty((n, t_out, h, w, c_out))
-        s = self.stride
+        out = parts[0].new_empty((n, t_out, h, w, c_out))
         # the centre tap first: it reads a day for every output day, so with stride 1 it can write
         # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
         taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
-        direct = s == 1 and self.b is not None and 0 <= self.pad < self.k
+        direct = self.stride == 1 and self.b is not None and 0 <= self.pad < self.k
         if not direct and self.b is not None:
             out.copy_(self.b.expand_as(out))
         elif not direct:
             out.zero_()
+        c0 = 0
+        for x in parts:
+            xt = x.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C): a view when x is channels_last_3d
+            self._accumulate(out, xt, self.w[:, c0 : c0 + x.shape[1]], taps, first=direct and c0 == 0)
+            c0 += x.shape[1]
+        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
+
+    def _accumulate(self, out: Tensor, xt: Tensor, w: Tensor, taps: list[int], first: bool) -> None:
+        """``out (N, T_out, H, W, C_out) += Σ_taps xt[day] @ w[tap]``; ``first``: the centre tap writes ``bias + x @ W`` instead."""
+        n, t_in, h, w_, c = xt.shape
+        t_out, c_out, s = out.shape[1], out.shape[4], self.stride
         for i in taps:
             d = i - self.pad  # output day t reads input day s*t + d
             lo = max(0, (s - 1 - d) // s)  # first t with s*t + d >= 0
@@ -60,15 +70,14 @@ class TimeGemm(nn.Module):
             if hi <= lo:
                 continue
             for j in range(n):
-                o = out[j, lo:hi].view(hi - lo, h * w, c_out)
-                xs = xt[j, s * lo + d : s * (hi - 1) + d + 1 : s].view(hi - lo, h * w, c)
-                if direct and d == 0:
-                    torch.addmm(self.b, xs.view(-1, c), self.w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
+                o = out[j, lo:hi].view(hi - lo, h * w_, c_out)
+                xs = xt[j, s * lo + d : s * (hi - 1) + d + 1 : s].view(hi - lo, h * w_, c)
+                if first and d == 0:
+                    torch.addmm(self.b, xs.view(-1, c), w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
                 elif s == 1:
-                    o.view(-1, c_out).addmm_(xs.view(-1, c), self.w[i])
+                    o.view(-1, c_out).addmm_(xs.view(-1, c), w[i])
                 else:
-                    o.baddbmm_(xs, self.w[i].expand(hi - lo, c, c_out))
-        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
+                    o.baddbmm_(xs, w[i].expand(hi - lo, c, c_out))
 
 
 def use_time_gemm(net: FusedBANet) -> FusedBANet:

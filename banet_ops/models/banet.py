@@ -342,8 +342,10 @@ class FusedBANet(nn.Module):
             hh, wh = -(-out_size[0] // 2), -(-out_size[1] // 2)
             x, half, full = x[..., :hh, :wh], half[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh]
         x = self.ups[-1](torch.cat((half, x), dim=1))
-        x = torch.cat((full, x), dim=1)
-        return self.final_conv(F.relu(self.head(x), inplace=True))
+        # the head's input is (full, x) along channels; a head that takes the parts (the engine's
+        # matrix-product form on CPU, inference/time_gemm.py) is spared the concatenation
+        x = self.head(torch.cat((full, x), dim=1)) if isinstance(self.head, nn.Conv3d) else self.head(full, x)
+        return self.final_conv(F.relu(x, inplace=True))
 
 
 def fuse_for_inference(model: BANet) -> FusedBANet:

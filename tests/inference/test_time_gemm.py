@@ -27,6 +27,18 @@ def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, b
             torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("kernel", "stride"), [(3, 1), (7, 2), (1, 1)])
+def test_time_gemm_of_parts_equals_the_convolution_of_their_concatenation(kernel: int, stride: int) -> None:
+    torch.manual_seed(kernel + stride)
+    conv = nn.Conv3d(7, 5, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0))
+    a, b = torch.randn(2, 3, 8, 4, 5), torch.randn(2, 4, 8, 6, 6)[..., :4, :5]  # the second one a spatial slice, as the head gets
+    with torch.inference_mode():
+        ref = conv(torch.cat((a, b), dim=1))
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            ours = TimeGemm(conv)(a.contiguous(memory_format=layout), b)
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_time_gemm_refuses_a_spatial_kernel_and_leaves_autograd_to_the_convolution() -> None:
     with pytest.raises(ValueError, match="k×1×1"):
         TimeGemm(nn.Conv3d(4, 4, (3, 3, 3), padding=1))
