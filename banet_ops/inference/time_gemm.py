@@ -6,7 +6,9 @@ memory order of ``channels_last_3d``), output day ``t`` is ``bias + Σ_k x[s·t 
 the input.  oneDNN's 3-D convolution runs these kernels 4–7× slower on CPU (measured on the
 development machine, one thread: level 1's 7×1×1 convolution 2.37 s → 0.36 s, the head's 3×1×1
 2.33 s → 0.55 s per 128² × 64 tile; benchmarks/README.md).  Same sums in another order: equal to
-the convolution to float rounding.  :func:`use_time_gemm` swaps them into a fused BA-Net.
+the convolution to float rounding.  :func:`use_time_gemm` swaps them into a fused BA-Net; the
+head, whose input is two skip tensors side by side in channels, gets them as parts and splits its
+weights instead of concatenating 64 channels at full resolution.
 """
 
 from __future__ import annotations
