@@ -282,7 +282,8 @@ def _time_major(lstm: nn.LSTM) -> nn.LSTM:
     """A copy of ``lstm`` that takes ``(T, batch, C)`` sequences (``batch_first=False``)."""
     out = nn.LSTM(lstm.input_size, lstm.hidden_size, num_layers=lstm.num_layers, bias=lstm.bias, batch_first=False)
     out.load_state_dict(lstm.state_dict())
-    return out.to(next(lstm.parameters()).device)
+    like = next(lstm.parameters())
+    return out.to(device=like.device, dtype=like.dtype)
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:
