@@ -24,6 +24,7 @@ class TimeGemm(nn.Module):
 
     w: Tensor  # (k, C_in, C_out)
     b: Tensor | None
+    takes_parts = True  # forward(*parts): the convolution of their concatenation along channels
 
     def __init__(self, conv: nn.Conv3d) -> None:
         super().__init__()
@@ -43,13 +44,16 @@ class TimeGemm(nn.Module):
         if parts[0].device.type != "cpu" or torch.is_grad_enabled():
             return self.conv(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
         n, _, t_in, h, w = parts[0].shape
+        if sum(x.shape[1] for x in parts) != self.w.shape[1] or any(x.shape[0] != n or x.shape[2:] != parts[0].shape[2:] for x in parts):
+            raise ValueError(f"expected parts with {self.w.shape[1]} channels in all and one (N, T, H, W), found {[tuple(x.shape) for x in parts]}")
         c_out = int(self.w.shape[2])
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = parts[0].new_empty((n, t_out, h, w, c_out))
         # the centre tap first: it reads a day for every output day, so with stride 1 it can write
         # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
         taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
-        direct = self.stride == 1 and self.b is not None and 0 <= self.pad < self.k
+        # (only when the output is no longer than the input: the centre tap must reach every output day)
+        direct = self.stride == 1 and self.b is not None and 0 <= self.pad and 2 * self.pad <= self.k - 1
         if not direct and self.b is not None:
             out.copy_(self.b.expand_as(out))
         elif not direct:

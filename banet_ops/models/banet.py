@@ -257,11 +257,12 @@ class _Level(nn.Module):
     def per_pixel(self, x: Tensor) -> Tensor:
         """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
         if self.lstm is not None:
-            # time-major (T, pixels, C): a view of a channels_last_3d tile, and the LSTM's own layout
+            # time-major (T, pixels, C), the LSTM's own layout: for one channels_last_3d tile (the
+            # engine's shared level 1) a view on the way in and out; otherwise one copy each way
             n, c, t, h, w = x.shape
             seq = x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c)
             seq, _ = self.lstm(seq)
-            x = seq.view(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=_memory_format(x))
+            x = seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=_memory_format(x))
         return F.relu(self.time(x), inplace=True)
 
 
@@ -345,7 +346,7 @@ class FusedBANet(nn.Module):
         x = self.ups[-1](torch.cat((half, x), dim=1))
         # the head's input is (full, x) along channels; a head that takes the parts (the engine's
         # matrix-product form on CPU, inference/time_gemm.py) is spared the concatenation
-        x = self.head(torch.cat((full, x), dim=1)) if isinstance(self.head, nn.Conv3d) else self.head(full, x)
+        x = self.head(full, x) if getattr(self.head, "takes_parts", False) else self.head(torch.cat((full, x), dim=1))
         return self.final_conv(F.relu(x, inplace=True))
 
 

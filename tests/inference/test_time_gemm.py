@@ -39,6 +39,24 @@ def test_time_gemm_of_parts_equals_the_convolution_of_their_concatenation(kernel
             torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(("kernel", "padding"), [(3, 2), (4, 2), (2, 0)])
+def test_time_gemm_with_any_temporal_padding_equals_the_convolution(kernel: int, padding: int) -> None:
+    # padding past (k - 1) / 2 makes the output longer than the input: the centre tap cannot write it all
+    torch.manual_seed(kernel)
+    conv = nn.Conv3d(3, 4, (kernel, 1, 1), padding=(padding, 0, 0))
+    x = torch.randn(1, 3, 6, 2, 3).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        torch.testing.assert_close(TimeGemm(conv)(x), conv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_time_gemm_refuses_parts_that_do_not_make_its_input() -> None:
+    gemm = TimeGemm(nn.Conv3d(6, 4, (3, 1, 1), padding=(1, 0, 0)))
+    with torch.inference_mode(), pytest.raises(ValueError, match="6 channels"):
+        gemm(torch.randn(1, 4, 8, 2, 2))
+    with torch.inference_mode(), pytest.raises(ValueError, match="one \\(N, T, H, W\\)"):
+        gemm(torch.randn(1, 3, 8, 2, 2), torch.randn(1, 3, 8, 2, 3))
+
+
 def test_time_gemm_refuses_a_spatial_kernel_and_leaves_autograd_to_the_convolution() -> None:
     with pytest.raises(ValueError, match="k×1×1"):
         TimeGemm(nn.Conv3d(4, 4, (3, 3, 3), padding=1))
