@@ -53,7 +53,7 @@ class TimeGemm(nn.Module):
         # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
         taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
         # (only when the output is no longer than the input: the centre tap must reach every output day)
-        direct = self.stride == 1 and self.b is not None and 0 <= self.pad and 2 * self.pad <= self.k - 1
+        direct = self.stride == 1 and self.b is not None and self.pad >= 0 and 2 * self.pad <= self.k - 1
         if not direct and self.b is not None:
             out.copy_(self.b.expand_as(out))
         elif not direct:
