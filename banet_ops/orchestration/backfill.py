@@ -164,9 +164,10 @@ def wait(
     while True:
         runs = runs_in_range(api, started.plan)
         done = sum(1 for r in runs if r["state"] in FINISHED)
-        if progress:
-            progress(done, max(total, len(runs)))
         backfill_done = started.backfill_id is None or bool(api.get_backfill(started.backfill_id).get("completed_at"))
+        shown = max(total, len(runs))
+        if progress:  # full only once Airflow says the backfill is complete (runs from before it count as done)
+            progress(done if backfill_done else min(done, shown - 1), shown)
         if backfill_done and len(runs) >= total and done == len(runs):
             return sorted(runs, key=lambda r: r["logical_date"])
         if time.monotonic() > deadline:

@@ -68,6 +68,18 @@ def test_ingest_and_monthly_ranges_cover_exactly_the_days_asked_for() -> None:
         bf.BackfillPlan("weekly", "PI", D(2024, 8, 18), D(2024, 8, 18))
 
 
+def test_progress_is_full_only_once_airflow_says_the_backfill_is_complete() -> None:
+    # both days already have finished runs (from before the backfill), but Airflow has not closed it yet
+    api = FakeAPI()
+    api.runs = [{"logical_date": f"2024-08-{d}T00:00:00Z", "state": "success", "dag_run_id": f"r{d}"} for d in (18, 19)]
+    polls: list[tuple[int, int]] = []
+    answers = iter([None, None, "2024-08-20T00:00:00Z"])
+    api.get_backfill = lambda backfill_id: {"completed_at": next(answers)}  # type: ignore[attr-defined]
+    started = bf.Started(bf.BackfillPlan("ingest", "PI", D(2024, 8, 18), D(2024, 8, 19)), backfill_id=7)
+    runs = bf.wait(api, started, timeout_s=60, poll_s=0, progress=lambda done, total: polls.append((done, total)))  # type: ignore[arg-type]
+    assert polls == [(1, 2), (1, 2), (2, 2)] and len(runs) == 2
+
+
 def test_a_paused_dag_is_refused_unless_asked_to_unpause_and_a_stale_one_always() -> None:
     plan = bf.BackfillPlan("ingest", "PI", D(2024, 8, 18), D(2024, 8, 19))
     api = FakeAPI(paused=True)
