@@ -170,9 +170,10 @@ def run_local_cli(arguments: list[str]) -> dict[str, Any]:
     for line in proc.stderr.splitlines():
         log.info("%s", line)
     if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        # the child's own one-line reason, without its prefix (the failure line adds ours)
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1].removeprefix("banet-ops: error: ")
         if proc.returncode == EXIT_INSUFFICIENT_DATA:
-            raise InsufficientDataError(f"banet-ops {' '.join(arguments[:1])}: {reason.removeprefix('banet-ops: error: ')}")
+            raise InsufficientDataError(f"banet-ops {' '.join(arguments[:1])}: {reason}")
         # killed by a signal (negative code: OOM killer, worker shutdown) or EX_TEMPFAIL: worth a retry
         error = RetryableError if proc.returncode == EXIT_RETRYABLE or proc.returncode < 0 else PermanentError
         raise error(f"banet-ops {' '.join(arguments[:1])} exited with {proc.returncode}: {reason}")

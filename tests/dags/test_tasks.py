@@ -97,8 +97,9 @@ def _fake_cli(folder: Path, code: int, message: str) -> None:
 def test_local_backend_maps_exit_codes(tmp_path: Path, banet_home: Path, monkeypatch: pytest.MonkeyPatch, code: int, error: type) -> None:
     _fake_cli(tmp_path, code, "cube not reachable")
     monkeypatch.setattr(tasks, "banet_ops_executable", lambda: str(tmp_path / "banet-ops"))
-    with pytest.raises(error, match="cube not reachable"):
+    with pytest.raises(error, match="cube not reachable") as raised:
         tasks.run_local_cli(["infer", "--region", "PI"])
+    assert str(raised.value).count("banet-ops") == 1  # the child's "banet-ops: error:" prefix is not nested in ours
 
 
 def test_local_backend_passes_secrets_by_environment_only(tmp_path: Path, banet_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
