@@ -129,11 +129,22 @@ class AirflowAPI:
             return dict(self.request("GET", f"/api/v2/dags/{urllib.parse.quote(dag_id)}"))
         except AirflowRefusedError as exc:
             if exc.code == 404:
+                other_case = self._same_but_case(dag_id)
                 raise ConfigError(
                     f"expected DAG {dag_id} at {self.url}, found none",
-                    hint="is its region file in BANET_REGIONS_DIR of that deployment? (`banet-ops regions list --files`)",
+                    hint=f"found {', '.join(other_case)}: DAG ids and region names are case-sensitive"
+                    if other_case
+                    else "is its region file in BANET_REGIONS_DIR of that deployment? (`banet-ops regions list --files`)",
                 ) from None
             raise
+
+    def _same_but_case(self, dag_id: str) -> list[str]:
+        """The DAG ids that differ from ``dag_id`` only in case (the api-server's id search ignores case); none if it cannot say."""
+        try:
+            found = self.request("GET", f"/api/v2/dags?dag_id_pattern={urllib.parse.quote(dag_id)}&limit=100", attempts=1)
+        except (PermanentError, RetryableError, ValueError):
+            return []
+        return sorted(d["dag_id"] for d in (found or {}).get("dags", []) if d["dag_id"].lower() == dag_id.lower())
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.request("PATCH", f"/api/v2/dags/{urllib.parse.quote(dag_id)}", {"is_paused": paused})

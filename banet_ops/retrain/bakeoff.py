@@ -197,15 +197,22 @@ def _maps(path: Path, reports: dict[str, EvalReport]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     archs = list(reports)
     rms = [c.region_month for c in reports[archs[0]].comparisons]
     fig, axes = plt.subplots(len(rms), len(archs) + 1, figsize=(2.6 * (len(archs) + 1), 2.8 * len(rms)), squeeze=False, constrained_layout=True)
-    cmap = ListedColormap(["#f1f3f5", "#2b8a3e", "#e03131", "#1971c2"])
+    colours = ["#f1f3f5", "#2b8a3e", "#e03131", "#1971c2"]
+    cmap = ListedColormap(colours)
     for i, rm in enumerate(rms):
         ref = reports[archs[0]].comparisons[i]
-        axes[i][0].imshow(np.where(ref.ref_burned, ref.ref_day, np.nan), cmap="inferno", interpolation="nearest")
+        days = axes[i][0].imshow(np.where(ref.ref_burned, ref.ref_day, np.nan), cmap="inferno", interpolation="nearest")
         axes[i][0].set_title(f"MCD64A1 {rm}", fontsize=8)
+        bar = fig.colorbar(days, ax=axes[i][0], shrink=0.8)
+        bar.set_label("burn day of year", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         for j, arch in enumerate(archs, start=1):
             c = reports[arch].comparisons[i]
             agree = np.where(c.pred_burned & c.ref_burned, 1, np.where(c.pred_burned, 2, np.where(c.ref_burned, 3, 0)))
@@ -215,6 +222,8 @@ def _maps(path: Path, reports: dict[str, EvalReport]) -> str:
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
+    labels = ["burned in both", "model only (commission)", "MCD64A1 only (omission)"]
+    fig.legend(handles=[Patch(color=c, label=t) for c, t in zip(colours[1:], labels, strict=True)], loc="outside lower center", ncol=3, fontsize=8)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return str(path)

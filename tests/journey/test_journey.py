@@ -191,6 +191,8 @@ def step_a_paused_dag_is_refused_in_one_line_and_nothing_is_created(journey: dic
         assert api.active_backfills(INGEST) == []
         missing = _cli(home, "backfill", "--region", "NOPE", "--start", str(START), "--end", str(START), BANET_AIRFLOW_URL=api.url)
         assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "banet_ingest_NOPE" in missing.stderr
+        lower = _cli(home, "backfill", "--region", "demo", "--start", str(START), "--end", str(START), BANET_AIRFLOW_URL=api.url)
+        assert lower.returncode == 1 and lower.stderr.count("\n") == 1 and f"found {INGEST}: " in lower.stderr, lower.stderr
     finally:
         api.set_paused(INGEST, False)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from banet_ops.models import zoo
-from banet_ops.retrain.bakeoff import BakeoffConfig, markdown_table, time_tile
+from banet_ops.retrain.bakeoff import BakeoffConfig, _maps, markdown_table, time_tile
 from banet_ops.training.evaluate import EvalConfig
 
 
@@ -99,3 +102,17 @@ def test_synthetic_bakeoff_every_architecture_maps_held_out_fires(tmp_path: Path
     for row in report["rows"]:
         assert row["dice"] is not None and row["dice"] >= 0.7, row
     assert all(Path(f).is_file() for f in report["files"])
+
+
+def test_the_comparison_maps_have_a_panel_per_model_and_month(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:32, 0:32]
+    ref = (yy - 15) ** 2 + (xx - 15) ** 2 < 60
+
+    def comparison(month: str, shift: int) -> SimpleNamespace:
+        pred = (yy - 15 - shift) ** 2 + (xx - 16) ** 2 < 55
+        return SimpleNamespace(region_month=month, ref_burned=ref, ref_day=np.where(ref, 200 + xx // 8, 0), pred_burned=pred, metrics={"dice": 0.8})
+
+    reports = {arch: SimpleNamespace(comparisons=[comparison("PI 2024-08", k), comparison("PI 2024-09", k)]) for k, arch in enumerate(("banet", "segnet"))}
+    out = Path(_maps(tmp_path / "maps.png", reports))  # type: ignore[arg-type]
+    with Image.open(out) as png:
+        assert png.size == (int(2.6 * 3 * 80), int(2.8 * 2 * 80))  # 3 columns (MCD64A1 + 2 models), 2 region-months, dpi 80
