@@ -106,7 +106,7 @@ def _add_swaths(
         with report.timed("composite"):
             won = comp.add(obs)
         npp_swaths += l1b.name.startswith("VNP")
-        log.info("%s %s: %s gives %d cells (%d kept)", region.name, day, obs.key, len(obs), won)
+        log.debug("%s %s: %s gives %d cells (%d kept)", region.name, day, obs.key, len(obs), won)
     return npp_swaths
 
 
@@ -126,7 +126,7 @@ def _add_legacy(comp: Compositor, region: Region, day: dt.date, files: Sequence[
             continue
         with report.timed("composite"):
             won = comp.add(observations_from_grid(key, overpass.variables, [p.name for p in overpass.files]))
-        log.info("%s %s: legacy %s gives %d cells", region.name, day, key, won)
+        log.debug("%s %s: legacy %s gives %d cells", region.name, day, key, won)
 
 
 def _read_firms(files: Sequence[Path], report: BuildReport, outcome: _Outcomes) -> list[FirmsTable]:
