@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import icechunk as ic
 import numpy as np
@@ -246,17 +246,19 @@ def check_replacement(repo: ic.Repository, loc: CubeLocation, day: dt.date, stat
     )
 
 
-def write_day(
-    image: DailyImage,
-    *,
-    settings: Settings | None = None,
-    before_commit: Callable[[], None] | None = None,
-    max_attempts: int = MAX_ATTEMPTS,
-    n_rejected: int = 0,
-    force: bool = False,
-) -> str:
+class CommitOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`commit_day`, for :func:`write_day` to pass on."""
+
+    settings: Settings | None
+    before_commit: Callable[[], None] | None
+    max_attempts: int
+    n_rejected: int
+    force: bool
+
+
+def write_day(image: DailyImage, **options: Unpack[CommitOptions]) -> str:
     """Commit one region-day to its cube and return the snapshot holding it (see :func:`commit_day`)."""
-    return commit_day(image, settings=settings, before_commit=before_commit, max_attempts=max_attempts, n_rejected=n_rejected, force=force).snapshot
+    return commit_day(image, **options).snapshot
 
 
 def commit_day(
