@@ -73,6 +73,16 @@ class Scenario:
         """``BANET_*`` variables that point the pipeline at this scenario's mirror."""
         return {"BANET_ARCHIVE_URL": self.archive_url, "BANET_FIRMS_URL": self.firms_url, "BANET_REGIONS_DIR": str(self.regions_dir)}
 
+    def pipeline_env(self, root: Path, database_url: str) -> dict[str, str]:
+        """:meth:`env` plus a home, cube and products folder under ``root`` and the database: a whole pipeline's settings."""
+        return {
+            **self.env(),
+            "BANET_HOME": str(root / "home"),
+            "BANET_CUBE_ROOT": str(root / "cube"),
+            "BANET_PRODUCTS_ROOT": str(root / "products"),
+            "BANET_DATABASE_URL": database_url,
+        }
+
 
 # --- truth -----------------------------------------------------------------------------------
 

@@ -56,13 +56,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, db_url: str, metadata_d
 
     root = tmp_path_factory.mktemp("backfill")
     scenario = write_scenario(root / "scenario", REGION, START, DAYS, seed=SEED, formats=("l1b", "firms"))
-    env = {
-        **scenario.env(),
-        "BANET_HOME": str(root / "home"),
-        "BANET_CUBE_ROOT": str(root / "cube"),
-        "BANET_PRODUCTS_ROOT": str(root / "products"),
-        "BANET_DATABASE_URL": db_url,
-    }
+    env = scenario.pipeline_env(root, db_url)
     with banet_env(env), running(root / "airflow", port=free_port(), extra_env=env, metadata_db=metadata_db) as airflow:
         airflow.wait_for_dag(DAG_ID)
         yield {"airflow": airflow, "scenario": scenario, "db_url": db_url, "root": root}

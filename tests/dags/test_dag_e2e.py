@@ -44,11 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, db_url: str, airflow_db: str
     weights = root / "weights.pth"
     init_weights(weights, seed=0)
     env = {
-        **scenario.env(),
-        "BANET_HOME": str(root / "home"),
-        "BANET_CUBE_ROOT": str(root / "cube"),
-        "BANET_PRODUCTS_ROOT": str(root / "products"),
-        "BANET_DATABASE_URL": db_url,
+        **scenario.pipeline_env(root, db_url),
         "BANET_WEIGHTS": str(weights),
         "BANET_DEVICE": "cpu",
         "BANET_TILE_SIZE": "64",

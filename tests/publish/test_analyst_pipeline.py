@@ -46,15 +46,7 @@ def pipeline(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root: Path = tmp_path_factory.mktemp("analyst-pipeline")
     scenario = write_scenario(root / "scenario", REGION, CONFIG.start, DAYS, seed=CONFIG.seed, formats=("l1b", "firms"), reburn=True)
     with analyst_database(pg_url) as url:
-        env = {
-            **scenario.env(),
-            "BANET_HOME": str(root / "home"),
-            "BANET_CUBE_ROOT": str(root / "cube"),
-            "BANET_PRODUCTS_ROOT": str(root / "products"),
-            "BANET_DATABASE_URL": url,
-            "BANET_WEIGHTS": str(PACKAGED),
-            "BANET_DEVICE": "cpu",
-        }
+        env = {**scenario.pipeline_env(root, url), "BANET_WEIGHTS": str(PACKAGED), "BANET_DEVICE": "cpu"}
         with environment(env):
             settings = get_settings()
             upsert_region(get_engine(url), REGION)
