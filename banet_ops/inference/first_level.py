@@ -18,14 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from banet_ops.models.banet import memory_format_of
+
 REACH = 3  # half the 7x7 kernel of level 1
-
-
-def computed_format(x: Tensor) -> torch.memory_format:
-    """The memory format of a 5-D tensor (``channels_last_3d`` when it is in it and not plain contiguous)."""
-    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
-        return torch.channels_last_3d
-    return torch.contiguous_format
 
 
 def _level(level: nn.Module, x: Tensor) -> Tensor:
@@ -68,7 +63,7 @@ def first_level_tiles(level: nn.Module, band: Tensor, offsets: Sequence[int], ti
     cols_o = span if cols_c == span else cols_v + REACH
     computed = _level(level, band[..., :rows_c, :cols_c])
     n_ch = computed.shape[1]
-    out = torch.empty((len(offsets), n_ch, n_time, th, tile_w), dtype=computed.dtype, device=computed.device, memory_format=computed_format(computed))
+    out = torch.empty((len(offsets), n_ch, n_time, th, tile_w), dtype=computed.dtype, device=computed.device, memory_format=memory_format_of(computed))
     fill = _padding_value(level, pad, n_time)[0] if rows_o < th or cols_o < span else None
     pieces: list[tuple[int, str, Tensor]] = []
     for i, x in enumerate(offsets):

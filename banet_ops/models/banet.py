@@ -262,7 +262,7 @@ class _Level(nn.Module):
             n, c, t, h, w = x.shape
             seq = x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c)
             seq, _ = self.lstm(seq)
-            x = seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=_memory_format(x))
+            x = seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=memory_format_of(x))
         return F.relu(self.time(x), inplace=True)
 
 
@@ -287,7 +287,8 @@ def _time_major(lstm: nn.LSTM) -> nn.LSTM:
     return out.to(device=like.device, dtype=like.dtype)
 
 
-def _memory_format(x: Tensor) -> torch.memory_format:
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """The memory format of a 5-D tensor (``channels_last_3d`` when it is in it and not plain contiguous)."""
     if x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
         return torch.channels_last_3d
     return torch.contiguous_format
