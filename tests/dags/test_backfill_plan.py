@@ -14,6 +14,7 @@ import pytest
 from banet_ops.cli import main
 from banet_ops.errors import ConfigError, PermanentError, ValidationError
 from banet_ops.orchestration import backfill as bf
+from banet_ops.orchestration.airflow_api import AirflowAPI, AirflowRefusedError
 
 D = dt.date
 
@@ -130,3 +131,27 @@ def test_the_command_says_in_one_line_when_no_airflow_answers(capsys: pytest.Cap
         get_settings.cache_clear()
     err = capsys.readouterr().err
     assert code == 75 and err.count("\n") == 1 and "make airflow" in err  # retryable: nothing answered
+
+
+@pytest.mark.parametrize(
+    ("listing", "hint"),
+    [
+        ({"dags": [{"dag_id": "banet_ingest_DEMO"}, {"dag_id": "banet_ingest_DEMO2"}]}, "found banet_ingest_DEMO: DAG ids and region names are case-sensitive"),
+        ({"dags": []}, "is its region file in BANET_REGIONS_DIR"),
+        (AirflowRefusedError("GET /api/v2/dags: HTTP 403: forbidden", 403), "is its region file in BANET_REGIONS_DIR"),
+    ],
+    ids=["other-case", "none", "listing-refused"],
+)
+def test_an_unknown_dag_names_the_one_that_differs_only_in_case(monkeypatch: pytest.MonkeyPatch, listing: Any, hint: str) -> None:
+    def request(self: AirflowAPI, method: str, path: str, body: Any = None, *, attempts: int = 6) -> Any:
+        if path.startswith("/api/v2/dags/"):
+            raise AirflowRefusedError(f"{method} {path}: HTTP 404: not found", 404)
+        if isinstance(listing, Exception):
+            raise listing
+        assert "dag_id_pattern=banet_ingest_demo" in path
+        return listing
+
+    monkeypatch.setattr(AirflowAPI, "request", request)
+    with pytest.raises(ConfigError, match=r"expected DAG banet_ingest_demo at \S+, found none") as raised:
+        AirflowAPI(url="http://airflow.test", token="t").dag("banet_ingest_demo")
+    assert hint in str(raised.value)
