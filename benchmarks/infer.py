@@ -5,9 +5,10 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder level 1 computed once per row of tiles, with one thread temporal convolutions as
-  matrix products);
-* ``published, level 1 per tile``: the same without the shared level 1;
+  batching, encoder levels 1-3 computed once per row of tiles, with one thread temporal
+  convolutions as matrix products);
+* ``published, level 1 shared``: the same with only encoder level 1 computed once per row of tiles;
+* ``published, no level shared``: every tile computed on its own;
 * ``published, time GEMM on/off``: the same with the other choice of temporal convolutions than
   the default (matrix products with one thread, oneDNN convolutions with more; ``inference/time_gemm.py``);
 * ``fast``: 256-px tiles, cosine blending;
@@ -131,8 +132,11 @@ def main() -> int:
     use_gemm = args.device == "cpu" and torch.get_num_threads() == 1  # the engine's default (EngineOptions.time_gemm=None)
     variants: dict[str, Callable[[], np.ndarray]] = {
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
-        "published, level 1 per tile": lambda: predict_probabilities(
-            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(share_first_level=False)
+        "published, level 1 shared": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=1)
+        ),
+        "published, no level shared": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=0)
         ),
         f"published, time GEMM {'off' if use_gemm else 'on'}": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=not use_gemm)

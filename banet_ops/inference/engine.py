@@ -14,8 +14,8 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder level 1
-is computed once per row of tiles (:mod:`.first_level`, exact), the full-resolution tail only on
+tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder levels
+1-3 are computed once per row of tiles (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
@@ -41,7 +41,7 @@ from torch import nn
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.allocator import heap_allocator
-from banet_ops.inference.first_level import first_level_tiles
+from banet_ops.inference.shared_levels import Geometry, shareable_levels, shared_levels
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
 from banet_ops.inference.time_gemm import use_time_gemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
@@ -61,7 +61,9 @@ class EngineOptions:
     """Execution choices that do not change results beyond float rounding."""
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
-    share_first_level: bool = True  # CPU, fused BA-Nets: encoder level 1 once per row of tiles (exact)
+    # CPU, fused BA-Nets: encoder levels computed once per row of tiles, at most this many and only
+    # those whose grid the tile starts are on (published grid: 3); 0: every tile on its own (exact)
+    shared_levels: int = 3
     # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py); None: only
     # with one intra-op thread (1.5x faster there; with 2 threads oneDNN's convolutions are faster)
     time_gemm: bool | None = None
@@ -271,11 +273,12 @@ def _row_chunks(boxes: Sequence[TileBox], batch: int) -> Iterator[list[TileBox]]
 
 
 def _forward_shared(
-    models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], out_size: tuple[int, int]
+    models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], out_size: tuple[int, int], most: int
 ) -> torch.Tensor:
-    """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, level 1 computed once for the row (CPU, fused BA-Nets).
+    """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, the first levels computed once for the row (CPU, fused BA-Nets).
 
-    Only the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
+    At most ``most`` levels are shared, fewer where the tile starts are not on a level's grid; only
+    the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
     """
     pad = standardise_(torch.zeros((1, band.shape[1], 1, 1, 1), dtype=band.dtype, device=band.device))
     band = band.contiguous(memory_format=torch.channels_last_3d)
@@ -283,8 +286,9 @@ def _forward_shared(
     for m in models:
         net = cast(FusedBANet, m)
         _set_format(net, torch.channels_last_3d)
-        first = first_level_tiles(net.levels[0], band, offsets, tile_w, valid, pad)
-        p = torch.sigmoid(net.forward_from_first_level(first, out_size).float())[:, 0]
+        k = max(1, shareable_levels(offsets, tile_w, [Geometry.of(level).s for level in list(net.levels)[:most]]))
+        shared = shared_levels(list(net.levels)[:k], band, offsets, tile_w, valid, pad)
+        p = torch.sigmoid(net.forward_from_levels(shared, out_size).float())[:, 0]
         total = p if total is None else total.add_(p)
     if total is None:
         raise ModelError("expected at least one model, found none")
@@ -296,7 +300,7 @@ class _ChunkRunner:
 
     def __init__(self, nets: list[nn.Module], dev: torch.device, options: EngineOptions, tile_w: int, weight2d: torch.Tensor) -> None:
         self.nets, self.dev, self.options, self.tile_w, self.weight2d = nets, dev, options, tile_w, weight2d
-        self.share = options.share_first_level and dev.type == "cpu" and all(isinstance(m, FusedBANet) for m in nets)
+        self.share = options.shared_levels > 0 and dev.type == "cpu" and all(isinstance(m, FusedBANet) for m in nets)
         self.precision = "off"
         self.channels_last = options.channels_last if options.channels_last is not None else True
         self.tuned = False
@@ -322,7 +326,10 @@ class _ChunkRunner:
             xb = torch.from_numpy(raw)
             xb = standardise_(xb.to(self.dev, non_blocking=True) if self.dev.type == "cuda" else xb)
             t0 = time.perf_counter()
-            probs_t = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size) if self.share else self._plain(xb, offsets)
+            if self.share:
+                probs_t = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size, self.options.shared_levels)
+            else:
+                probs_t = self._plain(xb, offsets)
             probs = probs_t.mul_(self.weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
             stats.model_seconds += time.perf_counter() - t0
         return probs

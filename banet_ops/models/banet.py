@@ -16,6 +16,7 @@ folded into the convolution before it, so inference runs without the norm layers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 import torch
@@ -322,18 +323,21 @@ class FusedBANet(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_from_first_level(self.levels[0](x))
+        return self.forward_from_levels([self.levels[0](x)])
 
-    def forward_from_first_level(self, first: Tensor, out_size: tuple[int, int] | None = None) -> Tensor:
-        """Logits from the output of encoder level 1 (the inference engine may compute it once per row of tiles).
+    def forward_from_levels(self, shared: Sequence[Tensor], out_size: tuple[int, int] | None = None) -> Tensor:
+        """Logits from the outputs of the first encoder levels (the inference engine may compute them once per row of tiles).
 
-        ``out_size=(h, w)``: only the top-left ``h x w`` (rounded up to even) of the output is
-        wanted; the last decoder level and the head act pixel by pixel at full resolution, so
-        they run on that part only (the rest of a tile past the region edge is thrown away).
+        ``shared``: the outputs of levels 1..k (k >= 1), in order.  ``out_size=(h, w)``: only the
+        top-left ``h x w`` (rounded up to even) of the output is wanted; the last decoder level
+        and the head act pixel by pixel at full resolution, so they run on that part only (the
+        rest of a tile past the region edge is thrown away).
         """
-        x = first
-        skips = [first]
-        for level in self.levels[1:]:
+        if not 1 <= len(shared) <= len(self.levels):
+            raise ValueError(f"expected the outputs of 1..{len(self.levels)} encoder levels, found {len(shared)}")
+        skips = list(shared)
+        x = skips[-1]
+        for level in self.levels[len(skips) :]:
             x = level(x)
             skips.append(x)
         x = F.relu(self.bottom(x), inplace=True)

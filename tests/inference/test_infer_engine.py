@@ -102,14 +102,15 @@ def test_same_tiling_as_published_matches_it(banet: BANet, make_window) -> None:
 
 
 @pytest.mark.parametrize("shape", [(60, 90), (150, 230)], ids=["inside-one-tile", "tiles-past-both-edges"])
-def test_level_one_shared_per_row_of_tiles_equals_it_per_tile(banet: BANet, make_window, shape: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+def test_levels_shared_per_row_of_tiles_equal_them_per_tile(banet: BANet, make_window, shape: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     # the region smaller than a tile (its padding fills the rest), and two rows of tiles running
-    # past the bottom and right edges: every ring of inference/first_level.py is recomputed somewhere
+    # past the bottom and right edges: every ring of inference/shared_levels.py is recomputed somewhere
     win = make_window(*shape, days=16, seed=2)
-    shared = predict_probabilities(win, [banet], batch=3)
-    per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(share_first_level=False))
+    per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=0))
     assert per_tile.std() > 1e-3
-    np.testing.assert_allclose(shared, per_tile, atol=1e-5)
+    for levels in (1, 3):
+        shared = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=levels))
+        np.testing.assert_allclose(shared, per_tile, atol=1e-5, err_msg=f"{levels} shared levels")
 
 
 def test_deterministic_on_cpu_and_ensemble_is_the_mean(banet: BANet, banet_b: BANet, make_window) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,246 @@
+"""BA-Net's first encoder levels computed once per row of tiles instead of once per overlapping tile (exact).
+
+An encoder level is a spatial convolution (level 1: 7x7, stride 1; levels 2-5: 3x3, stride 2)
+followed by work pixel by pixel (level 1's LSTM, every level's temporal convolution).  Over a row
+of tiles whose starts are multiples of the level's total stride, the level computed once over the
+whole row (the *band*) equals each tile's own output except in a thin ring along the tile's edges,
+where the tile's own zero padding replaces the band's context: 3 cells at level 1, 2 at level 2,
+1–2 at level 3.  :func:`shared_levels` computes levels 1..k over the band, cuts the tiles out of
+it and recomputes only those rings, each from the tile's own previous level.  Past the region
+edge the input is raw-zero padding, so every cell far enough from the region and from a tile
+edge holds one value per level (the *fill*), computed once.  The result equals the per-tile
+computation to float rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from banet_ops.models.banet import memory_format_of
+
+Sides = dict[str, int]  # ring width per side ("top", "bottom", "left", "right") at one level
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Kernel ``k``, stride ``s`` and padding ``p`` of a level's spatial convolution (the same on both axes)."""
+
+    k: int
+    s: int
+    p: int
+
+    @classmethod
+    def of(cls, level: nn.Module) -> Geometry:
+        conv = level.space
+        if not isinstance(conv, nn.Conv3d) or conv.kernel_size[1] != conv.kernel_size[2] or conv.stride[1] != conv.stride[2]:
+            raise ValueError(f"expected a square 1xkxk spatial convolution, found {conv}")
+        return cls(k=conv.kernel_size[1], s=conv.stride[1], p=int(conv.padding[1]))  # type: ignore[index,arg-type]
+
+    def size_out(self, n_in: int) -> int:
+        return (n_in + 2 * self.p - self.k) // self.s + 1
+
+    def exact_out(self, e_in: int, n_in: int) -> int:
+        """Cells of the output that read any input cell before ``e_in`` (those after read fill only)."""
+        return self.size_out(n_in) if e_in >= n_in else min(self.size_out(n_in), math.ceil((e_in + self.p) / self.s))
+
+    def need_in(self, e_out: int, n_in: int) -> int:
+        """Input cells that the first ``e_out`` output cells read."""
+        return min(n_in, (e_out - 1) * self.s - self.p + self.k)
+
+    def ring_low(self, r_in: int, n_in: int) -> int:
+        """Width of the ring at the start of an axis of ``n_in`` input cells, given the input's ring ``r_in`` there."""
+        return min(self.size_out(n_in), math.ceil((r_in + self.p) / self.s))
+
+    def ring_high(self, r_in: int, n_in: int) -> int:
+        """Width of the ring at the end of an axis of ``n_in`` input cells, given the input's ring ``r_in`` there."""
+        n_out = self.size_out(n_in)
+        return min(n_out, max(0, n_out - math.ceil((n_in - r_in - self.k + 1 + self.p) / self.s)))
+
+
+@dataclass
+class Band:
+    """A level's values over a row of tiles: exact in the first ``exact`` (rows, cols) of ``values``, ``fill`` past them.
+
+    ``values`` may run past ``exact``, holding the fill there (the raw input does); ``size`` is
+    the band's whole extent (rows, cols), the tiles' height and the row's span.
+    """
+
+    values: Tensor  # (1, C, T, rows, cols)
+    exact: tuple[int, int]
+    fill: Tensor  # (1, C, T, 1, 1)
+    size: tuple[int, int]
+
+    def first(self, rows: int, cols: int) -> Tensor:
+        """The band's first ``rows x cols`` cells (a view when ``values`` holds them, else a copy with the fill)."""
+        if self.values.shape[-2] >= rows and self.values.shape[-1] >= cols:
+            return self.values[..., :rows, :cols]
+        eh, ew = min(self.exact[0], rows), min(self.exact[1], cols)
+        out = torch.empty((*self.values.shape[:3], rows, cols), dtype=self.values.dtype, device=self.values.device, memory_format=memory_format_of(self.values))
+        out[..., :eh, :ew] = self.values[..., :eh, :ew]
+        out[..., eh:, :] = self.fill
+        out[..., :eh, ew:] = self.fill
+        return out
+
+
+def _level(level: nn.Module, x: Tensor) -> Tensor:
+    return level.per_pixel(F.relu(level.space(x), inplace=True))  # type: ignore[operator]
+
+
+def _deep_value(level: nn.Module, fill: Tensor, g: Geometry) -> Tensor:
+    """Output ``(1, C, T, 1, 1)`` of a cell whose whole neighbourhood holds ``fill``."""
+    patch = fill.expand(*fill.shape[:3], g.k, g.k).contiguous()
+    space = cast(nn.Conv3d, level.space)
+    return level.per_pixel(F.relu(F.conv3d(patch, space.weight, space.bias), inplace=True))  # type: ignore[operator,no-any-return]
+
+
+def next_band(level: nn.Module, band: Band, extent: tuple[int, int] | None = None) -> Band:
+    """``level`` over ``band``: computed where the band's exact cells reach, the fill beyond.
+
+    ``extent``: compute this many (rows, cols) at least, so that the next level finds its input
+    in ``values`` (the cells past the exact ones then hold the fill, to float rounding) instead
+    of a copy with the fill.
+    """
+    g = Geometry.of(level)
+    (h_in, w_in), (eh_in, ew_in) = band.size, band.exact
+    eh, ew = g.exact_out(eh_in, h_in), g.exact_out(ew_in, w_in)
+    ch, cw = max(eh, extent[0]) if extent else eh, max(ew, extent[1]) if extent else ew
+    values = _level(level, band.first(g.need_in(ch, h_in), g.need_in(cw, w_in)))[..., :ch, :cw]
+    return Band(values, (eh, ew), _deep_value(level, band.fill, g), (g.size_out(h_in), g.size_out(w_in)))
+
+
+def _extents(levels: Sequence[nn.Module], size: tuple[int, int], exact: tuple[int, int]) -> list[tuple[int, int]]:
+    """Cells (rows, cols) to compute at each level so that each next level reads only computed cells."""
+    sizes, exacts = [size], [exact]
+    for level in levels:
+        g = Geometry.of(level)
+        sizes.append((g.size_out(sizes[-1][0]), g.size_out(sizes[-1][1])))
+        exacts.append((g.exact_out(exacts[-1][0], sizes[-2][0]), g.exact_out(exacts[-1][1], sizes[-2][1])))
+    extents = [exacts[-1]]
+    for i in range(len(levels) - 1, 0, -1):  # level i's extent: what level i + 1 reads of it
+        g = Geometry.of(levels[i])
+        (nh, nw), (eh, ew) = sizes[i], exacts[i]
+        extents.insert(0, (max(eh, g.need_in(extents[0][0], nh)), max(ew, g.need_in(extents[0][1], nw))))
+    return extents
+
+
+def _strip(level: nn.Module, tile: Tensor, side: str, r: int, g: Geometry) -> Tensor:
+    """Spatial-convolution output (after ReLU) of the ``r`` cells along ``side`` of one tile, from the tile alone."""
+    axis = -2 if side in ("top", "bottom") else -1
+    n_in = tile.shape[axis]
+    n_out = g.size_out(n_in)
+    if side in ("top", "left"):
+        x, lo = tile.narrow(axis, 0, g.need_in(r, n_in)), 0
+    else:  # start the strip on the stride grid, ceil(p/s) cells early: those read the strip's own padding
+        q = max(0, n_out - r - math.ceil(g.p / g.s))
+        x, lo = tile.narrow(axis, g.s * q, n_in - g.s * q), n_out - r - q
+    return F.relu(level.space(x), inplace=True).narrow(axis, lo, r)  # type: ignore[operator,no-any-return]
+
+
+def _sides(band: Band, x: int, width: int, rings: Sides) -> list[str]:
+    """The sides of the tile at column ``x`` whose ring differs from the band's values there."""
+    (height, span), (eh, ew) = band.size, band.exact
+    short_cols, short_rows = ew < x + width, eh < height  # fill inside the tile, which assumes cells deep in padding
+    wanted = {
+        "top": short_cols or eh < rings["top"],
+        "bottom": short_rows or short_cols,
+        "left": x > 0 or short_rows or ew < x + rings["left"],
+        "right": x + width < span or short_rows or short_cols,
+    }
+    return [side for side, want in wanted.items() if want]
+
+
+def _cut_tiles(band: Band, offsets: Sequence[int], width: int) -> Tensor:
+    """The tiles ``band[..., x : x + width]`` for ``x`` in ``offsets``, the fill past the exact cells."""
+    (height, _), (eh, ew) = band.size, band.exact
+    v = band.values
+    out = torch.empty((len(offsets), *v.shape[1:3], height, width), dtype=v.dtype, device=v.device, memory_format=memory_format_of(v))
+    for i, x in enumerate(offsets):
+        c1 = max(x, min(x + width, ew))
+        out[i, :, :, :eh, : c1 - x] = v[0, :, :, :eh, x:c1]
+        out[i, :, :, eh:, :] = band.fill[0]
+        out[i, :, :, :eh, c1 - x :] = band.fill[0]
+    return out
+
+
+def _tiles_of_level(
+    level: nn.Module, band: Band, inputs: Sequence[Tensor], offsets: Sequence[int], width: int, rings: Sides, sides: Sequence[set[str]]
+) -> Tensor:
+    """Each tile's output of ``level``: cut out of ``band`` (the level over the row), the rings on ``sides[i]`` recomputed from ``inputs[i]``."""
+    g = Geometry.of(level)
+    out = _cut_tiles(band, offsets, width)
+    order = ("top", "bottom", "left", "right")
+    pieces = [(i, side, _strip(level, inputs[i], side, rings[side], g)) for i in range(len(offsets)) for side in order if side in sides[i] and rings[side] > 0]
+    if not pieces:
+        return out
+    # the rings of all tiles through the pixel-by-pixel part at once (level 1: one LSTM call)
+    n_ch, n_time = out.shape[1], pieces[0][2].shape[2]
+    flat = torch.cat([t.reshape(1, n_ch, n_time, -1, 1) for _, _, t in pieces], dim=3)
+    done = level.per_pixel(flat)  # type: ignore[operator]
+    start = 0
+    for i, side, t in pieces:
+        h, w = t.shape[3], t.shape[4]
+        vals = done[0, :, :, start : start + h * w, 0].reshape(n_ch, done.shape[2], h, w)
+        start += h * w
+        r = rings[side]
+        if side == "top":
+            out[i, :, :, :r, :] = vals
+        elif side == "bottom":
+            out[i, :, :, -r:, :] = vals
+        elif side == "left":
+            out[i, :, :, :, :r] = vals
+        else:
+            out[i, :, :, :, -r:] = vals
+    return out
+
+
+def shareable_levels(offsets: Sequence[int], tile_w: int, strides: Sequence[int]) -> int:
+    """How many first levels (of spatial ``strides``) the tiles at ``offsets`` (relative to the first) can share: starts on each level's grid."""
+    total = 1
+    for k, s in enumerate(strides):
+        total *= s
+        if any(x % total for x in offsets) or tile_w % total:
+            return k
+    return len(strides)
+
+
+def shared_levels(levels: Sequence[nn.Module], band: Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], pad: Tensor) -> list[Tensor]:
+    """Outputs ``(n, C, T, h, w)`` of ``levels`` (the first encoder levels, in order) for the tiles ``band[..., x : x + tile_w]``.
+
+    ``band``: the standardised input ``(1, band, T, th, span)`` of a row of tiles (top edge = the
+    tiles' top edge); ``valid``: its rows and columns holding region cells (the rest is raw-zero
+    padding, whose standardised value per band is ``pad``, shape ``(1, band, 1, 1, 1)``).  Every
+    offset must be a multiple of the total stride of the levels before the last one.
+    """
+    if min(offsets) < 0 or max(offsets) + tile_w > band.shape[-1]:
+        raise ValueError(f"expected tiles inside the band of {band.shape[-1]} columns, found tiles at {list(offsets)} of {tile_w} running past the band")
+    current = Band(band, valid, pad.expand(*band.shape[:3], 1, 1), (band.shape[-2], band.shape[-1]))
+    inputs: list[Tensor] = [band[..., x : x + tile_w] for x in offsets]
+    rings: Sides = dict.fromkeys(("top", "bottom", "left", "right"), 0)
+    dirty: list[set[str]] = [set() for _ in offsets]  # sides whose ring differs from the band at some level so far
+    outputs: list[Tensor] = []
+    for level, extent in zip(levels, _extents(levels, current.size, current.exact), strict=True):
+        g = Geometry.of(level)
+        if any(x % g.s for x in offsets) or tile_w % g.s:
+            raise ValueError(f"expected tile offsets and width on the stride-{g.s} grid of the level, found {list(offsets)}, {tile_w}")
+        h_in, w_in = inputs[0].shape[-2:]
+        rings = {
+            "top": g.ring_low(rings["top"], h_in),
+            "bottom": g.ring_high(rings["bottom"], h_in),
+            "left": g.ring_low(rings["left"], w_in),
+            "right": g.ring_high(rings["right"], w_in),
+        }
+        current = next_band(level, current, extent)
+        offsets, tile_w = [x // g.s for x in offsets], g.size_out(tile_w)
+        for i, x in enumerate(offsets):
+            dirty[i] |= set(_sides(current, x, tile_w, rings))
+        tiles = _tiles_of_level(level, current, inputs, offsets, tile_w, rings, dirty)
+        outputs.append(tiles)
+        inputs = list(tiles.split(1))
+    return outputs

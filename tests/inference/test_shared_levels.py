@@ -1,0 +1,91 @@
+"""Encoder levels computed once per row of tiles (inference/shared_levels.py) equal them tile by tile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from banet_ops.inference.engine import standardise_
+from banet_ops.inference.shared_levels import Geometry, shareable_levels, shared_levels
+from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
+
+TILE = 128
+LEVEL_ATOL = 5e-5  # level outputs are O(1-10); float rounding of other summation orders
+
+
+@pytest.fixture(scope="module")
+def fused(banet: BANet) -> FusedBANet:
+    net = fuse_for_inference(banet)
+    for m in net.modules():
+        if isinstance(m, nn.Conv3d):
+            m.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    return net
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "n_in", "r_low", "r_high"), [(7, 1, 3, 128, 0, 0), (3, 2, 1, 128, 3, 3), (3, 2, 1, 64, 2, 2), (3, 2, 1, 17, 1, 2)]
+)
+def test_rings_hold_every_output_that_sees_the_input_ring_or_the_padding(kernel: int, stride: int, padding: int, n_in: int, r_low: int, r_high: int) -> None:
+    g = Geometry(k=kernel, s=stride, p=padding)
+    conv = nn.Conv1d(1, 1, kernel, stride=stride, padding=padding, bias=False)
+    nn.init.uniform_(conv.weight, 0.5, 1.0)  # positive: no change can cancel out
+    x = torch.rand(1, 1, n_in)
+    # what an output cell computes inside a tile, against the same cell with real context all around
+    context = torch.rand(1, 1, n_in + 2 * kernel)
+    context[..., kernel : kernel + n_in] = x
+    changed = x.clone()
+    changed[..., :r_low] += 1.0
+    if r_high:
+        changed[..., -r_high:] += 1.0
+    context[..., kernel : kernel + n_in] = changed
+    with torch.no_grad():
+        inside = conv(x)[0, 0]
+        with_context = nn.functional.conv1d(context, conv.weight, stride=stride)[0, 0]
+    # output i of the tile reads inputs s*i - p ..; in `context` that window starts at kernel + s*i - p
+    offset = kernel - padding
+    assert offset % stride == 0
+    ref = with_context[offset // stride : offset // stride + g.size_out(n_in)]
+    differs = np.flatnonzero((inside - ref).abs().numpy() > 1e-6)
+    low, high = g.ring_low(r_low, n_in), g.ring_high(r_high, n_in)
+    assert len(differs) > 0
+    assert all(i < low or i >= g.size_out(n_in) - high for i in differs), (differs, low, high)
+
+
+def test_levels_shareable_while_the_tile_starts_are_on_their_grid() -> None:
+    strides = [1, 2, 2, 2, 2]
+    assert shareable_levels([0, 100, 200], TILE, strides) == 3  # the published grid: 100 = 4 * 25
+    assert shareable_levels([0, 96, 192], TILE, strides) == 5
+    assert shareable_levels([0, 50], TILE, strides) == 2
+    assert shareable_levels([0, 33], TILE, strides) == 1
+
+
+@pytest.mark.parametrize(
+    ("valid", "offsets"),
+    [((TILE, 328), [0, 100, 200]), ((60, 150), [0, 100]), ((20, 110), [0, 100]), ((TILE, 110), [0, 100]), ((3, 40), [0]), ((TILE, 2), [0])],
+    ids=["full-rows-past-right", "past-bottom-and-right", "thin-bottom-row", "full-rows-thin-second", "tiny-corner", "two-columns"],
+)
+def test_shared_levels_equal_each_tile_on_its_own(fused: FusedBANet, valid: tuple[int, int], offsets: list[int]) -> None:
+    span = offsets[-1] + TILE
+    raw = np.zeros((1, 4, 16, TILE, span), np.float32)
+    raw[..., : valid[0], : valid[1]] = np.random.default_rng(sum(valid)).random((1, 4, 16, *valid), dtype=np.float32)
+    raw[:, 3] *= 30.0  # fire radiative power: spread the standardised values
+    with torch.inference_mode():
+        band = standardise_(torch.from_numpy(raw)).contiguous(memory_format=torch.channels_last_3d)
+        pad = standardise_(torch.zeros((1, 4, 1, 1, 1)))
+        outs = shared_levels(fused.levels[:3], band, offsets, TILE, valid, pad)
+        for i, x in enumerate(offsets):
+            tile = band[..., x : x + TILE]
+            for k, out in enumerate(outs):
+                tile = fused.levels[k](tile)
+                assert out.shape[0] == len(offsets) and out[i : i + 1].shape == tile.shape
+                np.testing.assert_allclose(out[i : i + 1].numpy(), tile.numpy(), atol=LEVEL_ATOL, err_msg=f"tile {i}, level {k + 1}")
+
+
+def test_shared_levels_refuse_tiles_off_the_grid(fused: FusedBANet) -> None:
+    band = torch.zeros((1, 4, 16, TILE, 51 + TILE))
+    with pytest.raises(ValueError, match="stride-2 grid"):
+        shared_levels(list(fused.levels)[:2], band, [0, 51], TILE, (TILE, 51 + TILE), torch.zeros((1, 4, 1, 1, 1)))
+    with pytest.raises(ValueError, match="past the band"):
+        shared_levels(list(fused.levels)[:1], band, [0, 52], TILE, (TILE, 51 + TILE), torch.zeros((1, 4, 1, 1, 1)))
