@@ -15,7 +15,7 @@ Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
 tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder levels
-1-3 are computed once per row of tiles (:mod:`.shared_levels`, exact), the full-resolution tail only on
+1-3 are computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
@@ -41,7 +41,7 @@ from torch import nn
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.allocator import heap_allocator
-from banet_ops.inference.shared_levels import Geometry, shareable_levels, shared_levels
+from banet_ops.inference.shared_levels import Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
 from banet_ops.inference.time_gemm import use_time_gemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
@@ -61,8 +61,8 @@ class EngineOptions:
     """Execution choices that do not change results beyond float rounding."""
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
-    # CPU, fused BA-Nets: encoder levels computed once per row of tiles, at most this many and only
-    # those whose grid the tile starts are on (published grid: 3); 0: every tile on its own (exact)
+    # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
+    # most this many and only those whose grid the tile starts are on (published grid: 3); 0: every tile on its own (exact)
     shared_levels: int = 3
     # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py); None: only
     # with one intra-op thread (1.5x faster there; with 2 threads oneDNN's convolutions are faster)
@@ -272,27 +272,45 @@ def _row_chunks(boxes: Sequence[TileBox], batch: int) -> Iterator[list[TileBox]]
         yield chunk
 
 
+@dataclass
+class _RowContext:
+    """Where a chunk of tiles sits among the rows of tiles: what the row above handed on, the shift to the row below."""
+
+    above: list[Carry | None]  # per model
+    next_shift: int | None
+
+
 def _forward_shared(
-    models: Sequence[nn.Module], band: torch.Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], out_size: tuple[int, int], most: int
-) -> torch.Tensor:
+    models: Sequence[nn.Module],
+    band: torch.Tensor,
+    offsets: Sequence[int],
+    tile_w: int,
+    valid: tuple[int, int],
+    out_size: tuple[int, int],
+    most: int,
+    rows: _RowContext,
+) -> tuple[torch.Tensor, list[Carry | None]]:
     """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, the first levels computed once for the row (CPU, fused BA-Nets).
 
     At most ``most`` levels are shared, fewer where the tile starts are not on a level's grid; only
     the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
+    Returns the probabilities and, per model, what to hand to the row below.
     """
     pad = standardise_(torch.zeros((1, band.shape[1], 1, 1, 1), dtype=band.dtype, device=band.device))
     band = band.contiguous(memory_format=torch.channels_last_3d)
     total: torch.Tensor | None = None
-    for m in models:
+    below: list[Carry | None] = []
+    for m, above in zip(models, rows.above, strict=True):
         net = cast(FusedBANet, m)
         _set_format(net, torch.channels_last_3d)
         k = max(1, shareable_levels(offsets, tile_w, [Geometry.of(level).s for level in list(net.levels)[:most]]))
-        shared = shared_levels(list(net.levels)[:k], band, offsets, tile_w, valid, pad)
+        shared, carry = shared_levels(list(net.levels)[:k], band, offsets, tile_w, valid, pad, above=above, next_shift=rows.next_shift)
+        below.append(carry)
         p = torch.sigmoid(net.forward_from_levels(shared, out_size).float())[:, 0]
         total = p if total is None else total.add_(p)
     if total is None:
         raise ModelError("expected at least one model, found none")
-    return total.div_(len(models))
+    return total.div_(len(models)), below
 
 
 class _ChunkRunner:
@@ -304,6 +322,8 @@ class _ChunkRunner:
         self.precision = "off"
         self.channels_last = options.channels_last if options.channels_last is not None else True
         self.tuned = False
+        # what each chunk handed to the row of tiles below, by the chunk's columns: (row, per model)
+        self.carries: dict[tuple[int, ...], tuple[int, list[Carry | None]]] = {}
 
     def _plain(self, xb: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
         x = torch.cat([xb[..., o : o + self.tile_w] for o in offsets])
@@ -316,10 +336,25 @@ class _ChunkRunner:
         x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
         return _forward(self.nets, x, self.dev, self.precision)
 
+    def _above(self, columns: tuple[int, ...], row: int) -> list[Carry | None]:
+        handed = self.carries.pop(columns, None)
+        return handed[1] if handed is not None and handed[0] == row - 1 else [None] * len(self.nets)
+
     def __call__(
-        self, raw: NDArray[np.float32], offsets: Sequence[int], valid: tuple[int, int], out_size: tuple[int, int], stats: EngineStats
+        self,
+        raw: NDArray[np.float32],
+        offsets: Sequence[int],
+        valid: tuple[int, int],
+        out_size: tuple[int, int],
+        stats: EngineStats,
+        rows: tuple[int, int, int | None] = (0, 0, None),
     ) -> NDArray[np.float32]:
-        """Probabilities ``(n, T, h, w)`` of the tiles ``raw[..., x : x + tile_w]``, times the blending weight."""
+        """Probabilities ``(n, T, h, w)`` of the tiles ``raw[..., x : x + tile_w]``, times the blending weight.
+
+        ``rows``: the chunk's first column in the region, its row of tiles and the rows to the next
+        row of tiles (``None`` for the last), so that rows of tiles over the same columns share
+        their overlap.
+        """
         # the grad/determinism modes are entered per chunk so that nothing leaks into the caller's
         # code while the engine's generator is suspended at a yield
         with torch.inference_mode(), _deterministic(self.options.deterministic and self.dev.type == "cpu"):
@@ -327,7 +362,12 @@ class _ChunkRunner:
             xb = standardise_(xb.to(self.dev, non_blocking=True) if self.dev.type == "cuda" else xb)
             t0 = time.perf_counter()
             if self.share:
-                probs_t = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size, self.options.shared_levels)
+                x0, row, next_shift = rows
+                columns = (x0, raw.shape[-1], *offsets)
+                context = _RowContext(self._above(columns, row), next_shift)
+                probs_t, below = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size, self.options.shared_levels, context)
+                if next_shift is not None:
+                    self.carries[columns] = (row, below)
             else:
                 probs_t = self._plain(xb, offsets)
             probs = probs_t.mul_(self.weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()
@@ -391,7 +431,9 @@ def iter_probability_strips(
             raw = raw_buf[..., :span]
             raw[:] = 0.0  # raw zero past the region edge = missing data, as in training
             raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, first.x0 : first.x0 + valid[1]].transpose(1, 0, 2, 3)
-            probs = run(raw, [box.x0 - first.x0 for box in chunk], valid, (first.h, max(box.w for box in chunk)), stats)
+            next_shift = plan.ys[row + 1] - plan.ys[row] if row + 1 < len(plan.ys) else None
+            offsets = [box.x0 - first.x0 for box in chunk]
+            probs = run(raw, offsets, valid, (first.h, max(box.w for box in chunk)), stats, (first.x0, row, next_shift))
             if row != current_row:
                 released = acc.release(plan.ys[row])
                 if released is not None:

@@ -1,16 +1,18 @@
-"""BA-Net's first encoder levels computed once per row of tiles instead of once per overlapping tile (exact).
+"""BA-Net's first encoder levels computed once per region cell instead of once per overlapping tile (exact).
 
 An encoder level is a spatial convolution (level 1: 7x7, stride 1; levels 2-5: 3x3, stride 2)
 followed by work pixel by pixel (level 1's LSTM, every level's temporal convolution).  Over a row
 of tiles whose starts are multiples of the level's total stride, the level computed once over the
 whole row (the *band*) equals each tile's own output except in a thin ring along the tile's edges,
 where the tile's own zero padding replaces the band's context: 3 cells at level 1, 2 at level 2,
-1–2 at level 3.  :func:`shared_levels` computes levels 1..k over the band, cuts the tiles out of
+1-2 at level 3.  :func:`shared_levels` computes levels 1..k over the band, cuts the tiles out of
 it and recomputes only those rings, each from the tile's own previous level.  Past the region
 edge the input is raw-zero padding, so every cell far enough from the region and from a tile
-edge holds one value per level (the *fill*), computed once.  The result equals the per-tile
-computation to float rounding.
-"""
+edge holds one value per level (the *fill*), computed once.  Rows of tiles overlap too: a row
+hands the rows of its bands that the next row over the same columns starts with (:class:`Carry`;
+the published grid: 25 of 128 at level 1), and the next row computes only the rest (its tiles'
+top rings then differ from the band and are recomputed).  The result equals the per-tile
+computation to float rounding."""
 
 from __future__ import annotations
 
@@ -100,19 +102,46 @@ def _deep_value(level: nn.Module, fill: Tensor, g: Geometry) -> Tensor:
     return level.per_pixel(F.relu(F.conv3d(patch, space.weight, space.bias), inplace=True))  # type: ignore[operator,no-any-return]
 
 
-def next_band(level: nn.Module, band: Band, extent: tuple[int, int] | None = None) -> Band:
+def next_band(level: nn.Module, band: Band, extent: tuple[int, int] | None = None, above: Tensor | None = None) -> Band:
     """``level`` over ``band``: computed where the band's exact cells reach, the fill beyond.
 
     ``extent``: compute this many (rows, cols) at least, so that the next level finds its input
     in ``values`` (the cells past the exact ones then hold the fill, to float rounding) instead
-    of a copy with the fill.
+    of a copy with the fill.  ``above``: the band's first rows, already computed by the previous
+    row of tiles (:class:`Carry`); only the rows below them are computed.
     """
     g = Geometry.of(level)
     (h_in, w_in), (eh_in, ew_in) = band.size, band.exact
     eh, ew = g.exact_out(eh_in, h_in), g.exact_out(ew_in, w_in)
     ch, cw = max(eh, extent[0]) if extent else eh, max(ew, extent[1]) if extent else ew
-    values = _level(level, band.first(g.need_in(ch, h_in), g.need_in(cw, w_in)))[..., :ch, :cw]
-    return Band(values, (eh, ew), _deep_value(level, band.fill, g), (g.size_out(h_in), g.size_out(w_in)))
+    size, fill = (g.size_out(h_in), g.size_out(w_in)), _deep_value(level, band.fill, g)
+    known = 0 if above is None or above.shape[-1] < cw else min(ch, above.shape[-2])
+    if known == ch:
+        return Band(above[..., :ch, :cw], (eh, ew), fill, size)  # type: ignore[index]
+    # rows [known, ch): start the input on the stride grid, ceil(p/s) rows early (those read its own padding)
+    q = max(0, known - math.ceil(g.p / g.s))
+    x = band.first(g.need_in(ch, h_in), g.need_in(cw, w_in))[..., g.s * q :, :]
+    values = _level(level, x)[..., known - q : ch - q, :cw]
+    if known:
+        values = torch.cat((above[..., :known, :cw], values), dim=-2)  # type: ignore[index]
+    return Band(values, (eh, ew), fill, size)
+
+
+@dataclass
+class Carry:
+    """What a row of tiles hands to the next row over the same columns: the rows of its bands the next one starts with.
+
+    ``rows[k]``: level ``k + 1``'s values of the next band's first rows (the overlap of the two
+    rows of tiles, less the cells that the band's bottom edge reaches).
+    """
+
+    rows: list[Tensor]
+
+
+def _carry_rows(band: Band, shift: int, bottom_ring: int) -> Tensor | None:
+    """The rows of ``band`` from ``shift`` on that hold exact values untouched by its bottom edge (a copy), if any."""
+    end = min(band.exact[0], band.size[0] - bottom_ring, band.values.shape[-2])
+    return band.values[..., shift:end, :].clone() if end > shift else None
 
 
 def _extents(levels: Sequence[nn.Module], size: tuple[int, int], exact: tuple[int, int]) -> list[tuple[int, int]]:
@@ -210,22 +239,37 @@ def shareable_levels(offsets: Sequence[int], tile_w: int, strides: Sequence[int]
     return len(strides)
 
 
-def shared_levels(levels: Sequence[nn.Module], band: Tensor, offsets: Sequence[int], tile_w: int, valid: tuple[int, int], pad: Tensor) -> list[Tensor]:
+def shared_levels(
+    levels: Sequence[nn.Module],
+    band: Tensor,
+    offsets: Sequence[int],
+    tile_w: int,
+    valid: tuple[int, int],
+    pad: Tensor,
+    *,
+    above: Carry | None = None,
+    next_shift: int | None = None,
+) -> tuple[list[Tensor], Carry | None]:
     """Outputs ``(n, C, T, h, w)`` of ``levels`` (the first encoder levels, in order) for the tiles ``band[..., x : x + tile_w]``.
 
     ``band``: the standardised input ``(1, band, T, th, span)`` of a row of tiles (top edge = the
     tiles' top edge); ``valid``: its rows and columns holding region cells (the rest is raw-zero
     padding, whose standardised value per band is ``pad``, shape ``(1, band, 1, 1, 1)``).  Every
     offset must be a multiple of the total stride of the levels before the last one.
+    ``above``: what the previous row of tiles over the same columns handed on; ``next_shift``:
+    rows from this row of tiles to the next over the same columns, to hand on (returned).
     """
     if min(offsets) < 0 or max(offsets) + tile_w > band.shape[-1]:
         raise ValueError(f"expected tiles inside the band of {band.shape[-1]} columns, found tiles at {list(offsets)} of {tile_w} running past the band")
     current = Band(band, valid, pad.expand(*band.shape[:3], 1, 1), (band.shape[-2], band.shape[-1]))
     inputs: list[Tensor] = [band[..., x : x + tile_w] for x in offsets]
     rings: Sides = dict.fromkeys(("top", "bottom", "left", "right"), 0)
-    dirty: list[set[str]] = [set() for _ in offsets]  # sides whose ring differs from the band at some level so far
+    # sides whose ring differs from the band at some level so far; with rows from above, the band's
+    # top rows hold context the tiles do not see
+    dirty: list[set[str]] = [{"top"} if above else set() for _ in offsets]
     outputs: list[Tensor] = []
-    for level, extent in zip(levels, _extents(levels, current.size, current.exact), strict=True):
+    carried: list[Tensor] = []
+    for k, (level, extent) in enumerate(zip(levels, _extents(levels, current.size, current.exact), strict=True)):
         g = Geometry.of(level)
         if any(x % g.s for x in offsets) or tile_w % g.s:
             raise ValueError(f"expected tile offsets and width on the stride-{g.s} grid of the level, found {list(offsets)}, {tile_w}")
@@ -236,11 +280,15 @@ def shared_levels(levels: Sequence[nn.Module], band: Tensor, offsets: Sequence[i
             "left": g.ring_low(rings["left"], w_in),
             "right": g.ring_high(rings["right"], w_in),
         }
-        current = next_band(level, current, extent)
+        current = next_band(level, current, extent, above.rows[k] if above and k < len(above.rows) else None)
         offsets, tile_w = [x // g.s for x in offsets], g.size_out(tile_w)
+        if next_shift is not None and next_shift % g.s == 0 and next_shift // g.s >= rings["top"] and len(carried) == k:
+            next_shift //= g.s
+            rows = _carry_rows(current, next_shift, rings["bottom"])
+            carried += [] if rows is None else [rows]
         for i, x in enumerate(offsets):
             dirty[i] |= set(_sides(current, x, tile_w, rings))
         tiles = _tiles_of_level(level, current, inputs, offsets, tile_w, rings, dirty)
         outputs.append(tiles)
         inputs = list(tiles.split(1))
-    return outputs
+    return outputs, Carry(carried) if carried else None

@@ -101,10 +101,11 @@ def test_same_tiling_as_published_matches_it(banet: BANet, make_window) -> None:
     assert np.abs(conf_own - conf_ref).mean() < 16 * OWN_TILING_MEAN_ATOL
 
 
-@pytest.mark.parametrize("shape", [(60, 90), (150, 230)], ids=["inside-one-tile", "tiles-past-both-edges"])
+@pytest.mark.parametrize("shape", [(60, 90), (150, 230), (305, 90)], ids=["inside-one-tile", "tiles-past-both-edges", "four-rows-of-tiles"])
 def test_levels_shared_per_row_of_tiles_equal_them_per_tile(banet: BANet, make_window, shape: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
     # the region smaller than a tile (its padding fills the rest), and two rows of tiles running
-    # past the bottom and right edges: every ring of inference/shared_levels.py is recomputed somewhere
+    # past the bottom and right edges, and four rows of tiles handing their overlap down: every
+    # ring of inference/shared_levels.py is recomputed somewhere
     win = make_window(*shape, days=16, seed=2)
     per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=0))
     assert per_tile.std() > 1e-3

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from banet_ops.inference.engine import standardise_
-from banet_ops.inference.shared_levels import Geometry, shareable_levels, shared_levels
+from banet_ops.inference.shared_levels import Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 
 TILE = 128
@@ -74,13 +74,40 @@ def test_shared_levels_equal_each_tile_on_its_own(fused: FusedBANet, valid: tupl
     with torch.inference_mode():
         band = standardise_(torch.from_numpy(raw)).contiguous(memory_format=torch.channels_last_3d)
         pad = standardise_(torch.zeros((1, 4, 1, 1, 1)))
-        outs = shared_levels(fused.levels[:3], band, offsets, TILE, valid, pad)
-        for i, x in enumerate(offsets):
-            tile = band[..., x : x + TILE]
-            for k, out in enumerate(outs):
-                tile = fused.levels[k](tile)
-                assert out.shape[0] == len(offsets) and out[i : i + 1].shape == tile.shape
-                np.testing.assert_allclose(out[i : i + 1].numpy(), tile.numpy(), atol=LEVEL_ATOL, err_msg=f"tile {i}, level {k + 1}")
+        outs, _ = shared_levels(list(fused.levels)[:3], band, offsets, TILE, valid, pad)
+        _assert_each_tile_on_its_own(fused, band, offsets, outs)
+
+
+def _assert_each_tile_on_its_own(fused: FusedBANet, band: torch.Tensor, offsets: list[int], outs: list[torch.Tensor], what: str = "") -> None:
+    for i, x in enumerate(offsets):
+        tile = band[..., x : x + TILE]
+        for k, out in enumerate(outs):
+            tile = fused.levels[k](tile)
+            assert out.shape[0] == len(offsets) and out[i : i + 1].shape == tile.shape
+            np.testing.assert_allclose(out[i : i + 1].numpy(), tile.numpy(), atol=LEVEL_ATOL, err_msg=f"{what}tile {i}, level {k + 1}")
+
+
+def test_rows_of_tiles_hand_their_overlap_down_and_still_equal_each_tile(fused: FusedBANet) -> None:
+    # the published grid on a 228 x 200 region: rows of tiles at 0, 100 and 200 (28 region rows, the rest padding)
+    height, width, offsets = 228, 200, [0, 100]
+    window = np.random.default_rng(3).random((1, 4, 16, height, width), dtype=np.float32)
+    window[:, 3] *= 30.0
+    above: Carry | None = None
+    with torch.inference_mode():
+        pad = standardise_(torch.zeros((1, 4, 1, 1, 1)))
+        for y in (0, 100, 200):
+            raw = np.zeros((1, 4, 16, TILE, 228), np.float32)
+            rows = min(TILE, height - y)
+            raw[..., :rows, :width] = window[..., y : y + rows, :]
+            band = standardise_(torch.from_numpy(raw)).contiguous(memory_format=torch.channels_last_3d)
+            shift = 100 if y < 200 else None
+            outs, below = shared_levels(list(fused.levels)[:3], band, offsets, TILE, (rows, width), pad, above=above, next_shift=shift)
+            _assert_each_tile_on_its_own(fused, band, offsets, outs, f"row at {y}: ")
+            if shift is None:
+                assert below is None
+            else:  # the overlap less the rows that the band's bottom edge reaches, per level
+                assert below is not None and [r.shape[-2] for r in below.rows] == [25, 12, 6]
+            above = below
 
 
 def test_shared_levels_refuse_tiles_off_the_grid(fused: FusedBANet) -> None:
