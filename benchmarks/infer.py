@@ -5,12 +5,12 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder levels 1-3 computed once per row of tiles, with one thread temporal
-  convolutions as matrix products);
-* ``published, level 1 shared``: the same with only encoder level 1 computed once per row of tiles;
+  batching, encoder levels 1-3 computed once per region cell, temporal convolutions as matrix
+  products);
+* ``published, level 1 shared``: the same with only encoder level 1 computed once per region cell;
 * ``published, no level shared``: every tile computed on its own;
-* ``published, time GEMM on/off``: the same with the other choice of temporal convolutions than
-  the default (matrix products with one thread, oneDNN convolutions with more; ``inference/time_gemm.py``);
+* ``published, time GEMM off``: the same with oneDNN's temporal convolutions instead of matrix
+  products (``inference/time_gemm.py``);
 * ``fast``: 256-px tiles, cosine blending;
 * ``literal, heap allocator``: the literal procedure with the engine's allocator setting
   (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.
@@ -129,7 +129,6 @@ def main() -> int:
     region = Region(name="BENCH", bbox=(0.0, 0.0, w * 0.01, h * 0.01), pixel_size=0.01)
     day = dt.date(2024, 8, 1)
     model.to(args.device)
-    use_gemm = args.device == "cpu" and torch.get_num_threads() == 1  # the engine's default (EngineOptions.time_gemm=None)
     variants: dict[str, Callable[[], np.ndarray]] = {
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
         "published, level 1 shared": lambda: predict_probabilities(
@@ -138,8 +137,8 @@ def main() -> int:
         "published, no level shared": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=0)
         ),
-        f"published, time GEMM {'off' if use_gemm else 'on'}": lambda: predict_probabilities(
-            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=not use_gemm)
+        "published, time GEMM off": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=False)
         ),
         "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),
     }

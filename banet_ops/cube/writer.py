@@ -303,7 +303,10 @@ def _commit_day(
     encoded = {name: L.encode(name, image.variables[name]) for name in CUBE_VARIABLES}
     fraction = valid_fraction(image)
     metadata = commit_metadata(image, fraction, n_rejected)
-    if (same := unchanged_day(repo, loc, index, encoded, fraction, image.granules)) is not None:
+    same = unchanged_day(repo, loc, index, encoded, fraction, image.granules)
+    # the same values with another status (a FIRMS file whose malformed rows were fixed, outside
+    # the region) are a new version of the day: its record must say so
+    if same is not None and same.status == metadata["status"]:
         log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same.snapshot_id)
         return DayCommit(same.snapshot_id, same.status, same.valid_fraction, False, same.written_at)
     if not force:

@@ -14,7 +14,7 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; with one thread their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder levels
+tensors; their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder levels
 1-3 are computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
@@ -64,9 +64,9 @@ class EngineOptions:
     # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
     # most this many and only those whose grid the tile starts are on (published grid: 3); 0: every tile on its own (exact)
     shared_levels: int = 3
-    # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py); None: only
-    # with one intra-op thread (1.5x faster there; with 2 threads oneDNN's convolutions are faster)
-    time_gemm: bool | None = None
+    # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py; measured
+    # 1.5x faster with one thread, 1.2x with two; benchmarks/README.md)
+    time_gemm: bool = True
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
@@ -100,16 +100,15 @@ class EngineStats:
 _AUTOTUNE_CACHE: dict[tuple[str, int, int, int, int], tuple[str, bool]] = {}
 
 
-def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool | None = None) -> list[nn.Module]:
+def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool = True) -> list[nn.Module]:
     """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused; on CPU with ``time_gemm``,
-    their temporal convolutions as matrix products, ``None``: with one thread); the caller's modules are untouched."""
+    their temporal convolutions as matrix products); the caller's modules are untouched."""
     if not models:
         raise ModelError("expected at least one model, found none", hint="pass --weights or promote a model")
     out = []
     for m in models:
         copy_ = fuse_for_inference(m) if fuse and isinstance(m, BANet) else copy.deepcopy(m)
-        gemm = torch.get_num_threads() == 1 if time_gemm is None else time_gemm
-        if gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
+        if time_gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
             use_time_gemm(copy_)
         out.append(copy_.to(device).eval())
     return out

@@ -58,8 +58,9 @@ class BuildReport:
 
     @property
     def n_rejected_files(self) -> int:
-        """Input files that were fetched (or found in place) and could not be read (a refused listing entry is not one)."""
-        return self.count("status", "rejected")
+        """Input files that were fetched (or found in place) and could not be read, wholly or in part (a FIRMS file
+        with malformed rows: their detections are missing from the day); a refused listing entry is not one."""
+        return self.count("status", "rejected") + sum(1 for r in self.firms if r.n_rejected)
 
     @property
     def used(self) -> list[str]:

@@ -116,3 +116,22 @@ def test_an_empty_file_in_the_firms_folder_is_rejected_and_the_day_goes_on(scena
     assert [name for name, _ in result.rejected] == [empty.name]
     assert "empty file" in result.rejected[0][1]
     assert result.status == "partial" and result.snapshot
+
+
+def test_a_malformed_firms_row_makes_the_day_partial_until_the_file_is_fixed(scenario: Scenario, tmp_path: Path, banet_home: Path) -> None:
+    # the row is outside the region: fixing it changes no value of the day, only what the day may claim
+    FIGURES["bad_inputs"].add("FIRMS row: malformed, then fixed")
+    shutil.copytree(scenario.root / "firms", tmp_path / "firms")
+    csv = next((tmp_path / "firms").glob("*.csv"))
+    good = csv.read_text()
+    far_away = good.splitlines()[1].replace("41.05000,-3.70793", "10.00000,10.00000")
+    settings = Settings(home=banet_home, archive_url=scenario.archive_url, firms_url=(tmp_path / "firms").as_uri(), cmr_url="",
+                        cube_root=str(tmp_path / "cube"))
+    csv.write_text(good + far_away[:-1] + "X\n")  # daynight X
+    broken = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
+    assert broken.status == "partial" and broken.snapshot
+    csv.write_text(good + far_away + "\n")
+    fixed = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
+    assert fixed.status == "complete" and fixed.snapshot != broken.snapshot
+    again = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
+    assert again.status == "complete" and again.snapshot == fixed.snapshot  # and then unchanged again

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from banet_ops.inference.engine import standardise_
-from banet_ops.inference.shared_levels import Carry, Geometry, shareable_levels, shared_levels
+from banet_ops.inference.shared_levels import Band, Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 
 TILE = 128
@@ -51,6 +51,16 @@ def test_rings_hold_every_output_that_sees_the_input_ring_or_the_padding(kernel:
     low, high = g.ring_low(r_low, n_in), g.ring_high(r_high, n_in)
     assert len(differs) > 0
     assert all(i < low or i >= g.size_out(n_in) - high for i in differs), (differs, low, high)
+
+
+def test_a_band_gives_its_first_cells_with_the_fill_past_its_exact_ones() -> None:
+    values = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(1, 2, 3, 4, 5)
+    fill = torch.full((1, 2, 3, 1, 1), -1.0)
+    band = Band(values, (3, 4), fill, (10, 10))
+    assert band.first(4, 5).data_ptr() == values.data_ptr()  # held: a view, cells past the exact ones as they are
+    out = band.first(6, 7)
+    assert torch.equal(out[..., :3, :4], values[..., :3, :4])
+    assert (out[..., 3:, :] == -1).all() and (out[..., :, 4:] == -1).all()
 
 
 def test_levels_shareable_while_the_tile_starts_are_on_their_grid() -> None:
