@@ -225,8 +225,9 @@ def day_status(valid_fraction: float, n_rejected: int = 0) -> str:
     """The one definition of a day's status: ``empty`` (nothing observed), ``partial``, ``complete``.
 
     ``complete``: at least :data:`COMPLETE_FRACTION` of the region observed and no input file of
-    the day rejected (``n_rejected``: files that were fetched and could not be read; listing
-    entries refused before any download do not count).
+    the day rejected (``n_rejected``: files that were fetched and could not be read, wholly or in
+    part, such as a FIRMS file with malformed rows; listing entries refused before any download do
+    not count).
     """
     if valid_fraction <= 0:
         return "empty"
