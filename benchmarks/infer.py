@@ -5,9 +5,9 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder levels 1-3 computed once per region cell, temporal convolutions as matrix
+  batching, encoder level 1 computed once per region cell, temporal convolutions as matrix
   products);
-* ``published, level 1 shared``: the same with only encoder level 1 computed once per region cell;
+* ``published, levels 1-3 shared``: the same with encoder levels 1-3 computed once per region cell;
 * ``published, no level shared``: every tile computed on its own;
 * ``published, time GEMM off``: the same with oneDNN's temporal convolutions instead of matrix
   products (``inference/time_gemm.py``);
@@ -131,8 +131,8 @@ def main() -> int:
     model.to(args.device)
     variants: dict[str, Callable[[], np.ndarray]] = {
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
-        "published, level 1 shared": lambda: predict_probabilities(
-            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=1)
+        "published, levels 1-3 shared": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=3)
         ),
         "published, no level shared": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=0)

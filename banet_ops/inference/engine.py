@@ -14,8 +14,8 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder levels
-1-3 are computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
+tensors; their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder level
+1 is computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
@@ -62,8 +62,9 @@ class EngineOptions:
 
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
-    # most this many and only those whose grid the tile starts are on (published grid: 3); 0: every tile on its own (exact)
-    shared_levels: int = 3
+    # most this many and only those whose grid the tile starts are on (published grid: up to 3); 0:
+    # every tile on its own.  Exact either way; levels 2-3 shared measured no faster (benchmarks/README.md)
+    shared_levels: int = 1
     # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py; measured
     # 1.5x faster with one thread, 1.2x with two; benchmarks/README.md)
     time_gemm: bool = True

@@ -109,7 +109,7 @@ def test_levels_shared_per_row_of_tiles_equal_them_per_tile(banet: BANet, make_w
     win = make_window(*shape, days=16, seed=2)
     per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=0))
     assert per_tile.std() > 1e-3
-    for levels in (1, 3):
+    for levels in (1, 3):  # the default, and the most the published grid allows
         shared = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=levels))
         np.testing.assert_allclose(shared, per_tile, atol=1e-5, err_msg=f"{levels} shared levels")
 
