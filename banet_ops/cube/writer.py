@@ -304,9 +304,10 @@ def _commit_day(
     fraction = valid_fraction(image)
     metadata = commit_metadata(image, fraction, n_rejected)
     same = unchanged_day(repo, loc, index, encoded, fraction, image.granules)
-    # the same values with another status (a FIRMS file whose malformed rows were fixed, outside
-    # the region) are a new version of the day: its record must say so
-    if same is not None and same.status == metadata["status"]:
+    # the same values with a higher status (a FIRMS file whose malformed rows were fixed, outside
+    # the region) are a new version of the day, so that its record says so; with a lower one (a
+    # day stored before files with malformed rows counted) the stored version stays, unchanged
+    if same is not None and L.STATUS_RANK[metadata["status"]] <= L.STATUS_RANK.get(same.status, 0):
         log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same.snapshot_id)
         return DayCommit(same.snapshot_id, same.status, same.valid_fraction, False, same.written_at)
     if not force:

@@ -5,8 +5,9 @@ NaN → 0, FRP → log1p(FRP), BA-Net standardisation, run every model under
 ``torch.inference_mode``, average the sigmoid probabilities over the ensemble, multiply by the
 tile's blending weight and add into an accumulator.  Tiles are visited row-major, and as soon as
 no later tile can touch a band of rows, that band is normalised by the accumulated weight and
-handed on (:func:`iter_probability_strips`).  Peak memory is thus one band of tile rows (and the
-caller's outputs), whatever the region height.
+handed on (:func:`iter_probability_strips`).  Peak memory is thus one band of tile rows, the
+rows that one row of tiles hands to the next on CPU (at most ``EngineOptions.carry_mib``) and the
+caller's outputs, whatever the region height.
 
 The default tiling is the ``published`` preset (the published BA-Net grid, see
 :mod:`banet_ops.inference.tiling`); its outputs equal the published procedure's to float rounding
@@ -65,6 +66,10 @@ class EngineOptions:
     # most this many and only those whose grid the tile starts are on (published grid: up to 3); 0:
     # every tile on its own.  Exact either way; levels 2-3 shared measured no faster (benchmarks/README.md)
     shared_levels: int = 1
+    # CPU: most memory (MiB) held for the rows a row of tiles hands to the next (25 of 128 rows of
+    # level 1: ~200 KiB per region column per model at 64 days); past it, chunks compute their
+    # overlap with the row above again (exact either way)
+    carry_mib: int = 1024
     # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py; measured
     # 1.5x faster with one thread, 1.2x with two; benchmarks/README.md)
     time_gemm: bool = True
@@ -72,6 +77,12 @@ class EngineOptions:
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
     amp: Amp = "auto"  # CUDA only; CPU always runs float32
     deterministic: bool = True  # CPU: deterministic algorithms while running
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shared_levels <= 5:
+            raise ValidationError(f"shared_levels: expected 0..5 (BA-Net's encoder levels), found {self.shared_levels}")
+        if self.carry_mib < 0:
+            raise ValidationError(f"carry_mib: expected >= 0, found {self.carry_mib}")
 
 
 @dataclass
@@ -322,8 +333,9 @@ class _ChunkRunner:
         self.precision = "off"
         self.channels_last = options.channels_last if options.channels_last is not None else True
         self.tuned = False
-        # what each chunk handed to the row of tiles below, by the chunk's columns: (row, per model)
-        self.carries: dict[tuple[int, ...], tuple[int, list[Carry | None]]] = {}
+        # what each chunk handed to the row of tiles below, by the chunk's columns: (row, per model, bytes)
+        self.carries: dict[tuple[int, ...], tuple[int, list[Carry | None], int]] = {}
+        self.carry_bytes = 0
 
     def _plain(self, xb: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
         x = torch.cat([xb[..., o : o + self.tile_w] for o in offsets])
@@ -338,7 +350,17 @@ class _ChunkRunner:
 
     def _above(self, columns: tuple[int, ...], row: int) -> list[Carry | None]:
         handed = self.carries.pop(columns, None)
-        return handed[1] if handed is not None and handed[0] == row - 1 else [None] * len(self.nets)
+        if handed is None:
+            return [None] * len(self.nets)
+        self.carry_bytes -= handed[2]
+        return handed[1] if handed[0] == row - 1 else [None] * len(self.nets)
+
+    def _hand_down(self, columns: tuple[int, ...], row: int, below: list[Carry | None]) -> None:
+        """Keep what a chunk hands to the row below, while the memory held stays within ``carry_mib``."""
+        size = sum(t.numel() * t.element_size() for c in below if c is not None for t in c.rows)
+        if size and self.carry_bytes + size <= self.options.carry_mib * 2**20:
+            self.carries[columns] = (row, below, size)
+            self.carry_bytes += size
 
     def __call__(
         self,
@@ -367,7 +389,7 @@ class _ChunkRunner:
                 context = _RowContext(self._above(columns, row), next_shift)
                 probs_t, below = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size, self.options.shared_levels, context)
                 if next_shift is not None:
-                    self.carries[columns] = (row, below)
+                    self._hand_down(columns, row, below)
             else:
                 probs_t = self._plain(xb, offsets)
             probs = probs_t.mul_(self.weight2d[: probs_t.shape[-2], : probs_t.shape[-1]]).cpu().numpy()

@@ -135,3 +135,7 @@ def test_a_malformed_firms_row_makes_the_day_partial_until_the_file_is_fixed(sce
     assert fixed.status == "complete" and fixed.snapshot != broken.snapshot
     again = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
     assert again.status == "complete" and again.snapshot == fixed.snapshot  # and then unchanged again
+    # broken again, outside the region: the stored day holds the same values and stays as it is
+    csv.write_text(good + far_away[:-1] + "X\n")
+    rebroken = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
+    assert rebroken.status == "complete" and rebroken.snapshot == fixed.snapshot

@@ -109,9 +109,16 @@ def test_levels_shared_per_row_of_tiles_equal_them_per_tile(banet: BANet, make_w
     win = make_window(*shape, days=16, seed=2)
     per_tile = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=0))
     assert per_tile.std() > 1e-3
-    for levels in (1, 3):  # the default, and the most the published grid allows
-        shared = predict_probabilities(win, [banet], batch=3, options=EngineOptions(shared_levels=levels))
-        np.testing.assert_allclose(shared, per_tile, atol=1e-5, err_msg=f"{levels} shared levels")
+    # the default, the most the published grid allows, and no memory for handing rows down
+    for options in (EngineOptions(), EngineOptions(shared_levels=3), EngineOptions(carry_mib=0)):
+        shared = predict_probabilities(win, [banet], batch=3, options=options)
+        np.testing.assert_allclose(shared, per_tile, atol=1e-5, err_msg=str(options))
+
+
+@pytest.mark.parametrize(("field", "value"), [("shared_levels", -1), ("shared_levels", 6), ("carry_mib", -1)])
+def test_engine_options_out_of_range_are_refused(field: str, value: int) -> None:
+    with pytest.raises(ValidationError, match=field):
+        EngineOptions(**{field: value})
 
 
 def test_deterministic_on_cpu_and_ensemble_is_the_mean(banet: BANet, banet_b: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
