@@ -307,7 +307,7 @@ def _commit_day(
     # the same values with a higher status (a FIRMS file whose malformed rows were fixed, outside
     # the region) are a new version of the day, so that its record says so; with a lower one (a
     # day stored before files with malformed rows counted) the stored version stays, unchanged
-    if same is not None and L.STATUS_RANK[metadata["status"]] <= L.STATUS_RANK.get(same.status, 0):
+    if same is not None and L.at_least_as_complete((same.status, same.valid_fraction), (metadata["status"], fraction)):
         log.info("cube %s %s: unchanged, keeping snapshot %s", loc.region, image.day, same.snapshot_id)
         return DayCommit(same.snapshot_id, same.status, same.valid_fraction, False, same.written_at)
     if not force:
