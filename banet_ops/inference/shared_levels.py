@@ -261,6 +261,9 @@ def shared_levels(
     """
     if min(offsets) < 0 or max(offsets) + tile_w > band.shape[-1]:
         raise ValueError(f"expected tiles inside the band of {band.shape[-1]} columns, found tiles at {list(offsets)} of {tile_w} running past the band")
+    strides = [Geometry.of(level).s for level in levels]
+    if (k := shareable_levels(offsets, tile_w, strides)) < len(levels):
+        raise ValueError(f"expected tile offsets and width on the stride-{math.prod(strides[: k + 1])} grid of level {k + 1}, found {list(offsets)}, {tile_w}")
     current = Band(band, valid, pad.expand(*band.shape[:3], 1, 1), (band.shape[-2], band.shape[-1]))
     inputs: list[Tensor] = [band[..., x : x + tile_w] for x in offsets]
     rings: Sides = dict.fromkeys(("top", "bottom", "left", "right"), 0)
@@ -271,8 +274,6 @@ def shared_levels(
     carried: list[Tensor] = []
     for k, (level, extent) in enumerate(zip(levels, _extents(levels, current.size, current.exact), strict=True)):
         g = Geometry.of(level)
-        if any(x % g.s for x in offsets) or tile_w % g.s:
-            raise ValueError(f"expected tile offsets and width on the stride-{g.s} grid of the level, found {list(offsets)}, {tile_w}")
         h_in, w_in = inputs[0].shape[-2:]
         rings = {
             "top": g.ring_low(rings["top"], h_in),
