@@ -84,6 +84,7 @@ def handle(ns: argparse.Namespace) -> int:
     print(
         f"ingest {region.name} {args.date}..{args.end or args.date}: {len(results)} days "
         f"({', '.join(f'{n} {s}' for s, n in statuses.items()) or 'none'}), {n_rejected} files rejected, "
+        f"{sum(r.firms_rows_rejected for r in results)} bad FIRMS rows, "
         f"{sum(r.downloaded for r in results)} downloaded, {len(failures)} days failed" + (" [dry run: nothing written]" if args.dry_run else "")
     )
     for day, why in failures:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from banet_ops.cli import main
 from banet_ops.ingest.pipeline import count_detections, ingest_day
 from banet_ops.ingest.readers.firms_csv import NOT_UTF8, grid_frp, read_firms_csv
 from banet_ops.regions import load_region
@@ -118,7 +119,9 @@ def test_an_empty_file_in_the_firms_folder_is_rejected_and_the_day_goes_on(scena
     assert result.status == "partial" and result.snapshot
 
 
-def test_a_malformed_firms_row_makes_the_day_partial_until_the_file_is_fixed(scenario: Scenario, tmp_path: Path, banet_home: Path) -> None:
+def test_a_malformed_firms_row_makes_the_day_partial_until_the_file_is_fixed(
+    scenario: Scenario, tmp_path: Path, banet_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # the row is outside the region: fixing it changes no value of the day, only what the day may claim
     FIGURES["bad_inputs"].add("FIRMS row: malformed, then fixed")
     shutil.copytree(scenario.root / "firms", tmp_path / "firms")
@@ -128,6 +131,13 @@ def test_a_malformed_firms_row_makes_the_day_partial_until_the_file_is_fixed(sce
     settings = Settings(home=banet_home, archive_url=scenario.archive_url, firms_url=(tmp_path / "firms").as_uri(), cmr_url="",
                         cube_root=str(tmp_path / "cube"))
     csv.write_text(good + far_away[:-1] + "X\n")  # daynight X
+    # the operator's command: the day's line and the run's last line say why the day is partial
+    for key, value in {**scenario.env(), "BANET_FIRMS_URL": settings.firms_url, "BANET_CMR_URL": "", "BANET_CUBE_ROOT": str(settings.cube_root)}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("BANET_DATABASE_URL", raising=False)
+    assert main(["ingest", "--region", scenario.region.name, "--date", "2024-07-01"]) == 0
+    out = capsys.readouterr().out
+    assert "partial" in out and "(1 bad FIRMS rows)" in out and "1 days (1 partial), 0 files rejected, 1 bad FIRMS rows" in out
     broken = ingest_day(scenario.region, dt.date(2024, 7, 1), settings=settings, record=False)
     assert broken.status == "partial" and broken.snapshot
     csv.write_text(good + far_away + "\n")
