@@ -297,14 +297,14 @@ def _forward_shared(
     offsets: Sequence[int],
     tile_w: int,
     valid: tuple[int, int],
-    out_size: tuple[int, int],
+    out_sizes: Sequence[tuple[int, int]],
     most: int,
     rows: _RowContext,
 ) -> tuple[torch.Tensor, list[Carry | None]]:
     """:func:`_forward` of the tiles ``band[..., x : x + tile_w]``, the first levels computed once for the row (CPU, fused BA-Nets).
 
     At most ``most`` levels are shared, fewer where the tile starts are not on a level's grid; only
-    the top-left ``out_size`` of each tile's probabilities is computed (rounded up to even).
+    the top-left ``out_sizes[i]`` of tile ``i``'s probabilities is computed (rounded up to even).
     Returns the probabilities and, per model, what to hand to the row below.
     """
     pad = standardise_(torch.zeros((1, band.shape[1], 1, 1, 1), dtype=band.dtype, device=band.device))
@@ -317,7 +317,7 @@ def _forward_shared(
         k = max(1, shareable_levels(offsets, tile_w, [Geometry.of(level).s for level in list(net.levels)[:most]]))
         shared, carry = shared_levels(list(net.levels)[:k], band, offsets, tile_w, valid, pad, above=above, next_shift=rows.next_shift)
         below.append(carry)
-        p = torch.sigmoid(net.forward_from_levels(shared, out_size).float())[:, 0]
+        p = torch.sigmoid(net.forward_from_levels(shared, out_sizes).float())[:, 0]
         total = p if total is None else total.add_(p)
     if total is None:
         raise ModelError("expected at least one model, found none")
@@ -367,7 +367,7 @@ class _ChunkRunner:
         raw: NDArray[np.float32],
         offsets: Sequence[int],
         valid: tuple[int, int],
-        out_size: tuple[int, int],
+        out_sizes: Sequence[tuple[int, int]],
         stats: EngineStats,
         rows: tuple[int, int, int | None] = (0, 0, None),
     ) -> NDArray[np.float32]:
@@ -387,7 +387,7 @@ class _ChunkRunner:
                 x0, row, next_shift = rows
                 columns = (x0, raw.shape[-1], *offsets)
                 context = _RowContext(self._above(columns, row), next_shift)
-                probs_t, below = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_size, self.options.shared_levels, context)
+                probs_t, below = _forward_shared(self.nets, xb, offsets, self.tile_w, valid, out_sizes, self.options.shared_levels, context)
                 if next_shift is not None:
                     self._hand_down(columns, row, below)
             else:
@@ -455,7 +455,7 @@ def iter_probability_strips(
             raw[0, :, :, : valid[0], : valid[1]] = band_rows[1][:, :, :, first.x0 : first.x0 + valid[1]].transpose(1, 0, 2, 3)
             next_shift = plan.ys[row + 1] - plan.ys[row] if row + 1 < len(plan.ys) else None
             offsets = [box.x0 - first.x0 for box in chunk]
-            probs = run(raw, offsets, valid, (first.h, max(box.w for box in chunk)), stats, (first.x0, row, next_shift))
+            probs = run(raw, offsets, valid, [(first.h, box.w) for box in chunk], stats, (first.x0, row, next_shift))
             if row != current_row:
                 released = acc.release(plan.ys[row])
                 if released is not None:

@@ -267,6 +267,18 @@ class _Level(nn.Module):
         return F.relu(self.time(x), inplace=True)
 
 
+class _Output(nn.Module):
+    """BA-Net's head: a ``3×1×1`` convolution of the full-resolution skip and decoder output side by side, ReLU, the ``1×1×1`` output layer."""
+
+    def __init__(self, head: nn.Conv3d, final_conv: nn.Conv3d) -> None:
+        super().__init__()
+        self.head = head
+        self.final_conv = final_conv
+
+    def forward(self, full: Tensor, x: Tensor) -> Tensor:
+        return self.final_conv(F.relu(self.head(torch.cat((full, x), dim=1)), inplace=True))
+
+
 class _UpLevel(nn.Module):
     def __init__(self, space: nn.ConvTranspose3d, time: nn.ConvTranspose3d | None) -> None:
         super().__init__()
@@ -289,8 +301,8 @@ def _time_major(lstm: nn.LSTM) -> nn.LSTM:
 
 
 def memory_format_of(x: Tensor) -> torch.memory_format:
-    """The memory format of a 5-D tensor (``channels_last_3d`` when it is in it and not plain contiguous)."""
-    if x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+    """The memory format a 5-D tensor is (or, for a slice, was cut from): ``channels_last_3d`` when its channels are innermost."""
+    if x.dim() == 5 and x.shape[1] > 1 and x.stride(1) == 1 and not x.is_contiguous():
         return torch.channels_last_3d
     return torch.contiguous_format
 
@@ -318,20 +330,19 @@ class FusedBANet(nn.Module):
             utime = cast(UpTimeConv, ublock.upstconv[1])
             ups.append(_UpLevel(_fold_up(*_conv_norm(uspace.conv)), _fold_up(*_conv_norm(utime.conv))))
         self.ups = nn.ModuleList(ups)
-        self.head = _fold_conv(model.conv3, model.bn)
-        self.final_conv = model.final_conv
+        self.output = _Output(_fold_conv(model.conv3, model.bn), model.final_conv)
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_from_levels([self.levels[0](x)])
 
-    def forward_from_levels(self, shared: Sequence[Tensor], out_size: tuple[int, int] | None = None) -> Tensor:
+    def forward_from_levels(self, shared: Sequence[Tensor], out_size: tuple[int, int] | Sequence[tuple[int, int]] | None = None) -> Tensor:
         """Logits from the outputs of the first encoder levels (the inference engine may compute them once per row of tiles).
 
-        ``shared``: the outputs of levels 1..k (k >= 1), in order.  ``out_size=(h, w)``: only the
-        top-left ``h x w`` (rounded up to even) of the output is wanted; the last decoder level
-        and the head act pixel by pixel at full resolution, so they run on that part only (the
-        rest of a tile past the region edge is thrown away).
+        ``shared``: the outputs of levels 1..k (k >= 1), in order.  ``out_size=(h, w)``, or one per
+        tile: only the top-left ``h x w`` (rounded up to even) of a tile's output is wanted; the
+        last decoder level and the head act pixel by pixel at full resolution, so they run on that
+        part only (the rest of a tile past the region edge is thrown away, and holds zeros).
         """
         if not 1 <= len(shared) <= len(self.levels):
             raise ValueError(f"expected the outputs of 1..{len(self.levels)} encoder levels, found {len(shared)}")
@@ -345,14 +356,25 @@ class FusedBANet(nn.Module):
         for up, skip in zip(self.ups[1:-1], reversed(skips[2:])):
             x = up(torch.cat((skip, x), dim=1))
         half, full = skips[1], skips[0]
-        if out_size is not None:
-            hh, wh = -(-out_size[0] // 2), -(-out_size[1] // 2)
-            x, half, full = x[..., :hh, :wh], half[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh]
+        if out_size is None:
+            return self._tail(half, x, full)
+        sizes = [cast(tuple[int, int], out_size)] * x.shape[0] if isinstance(out_size[0], int) else cast(Sequence[tuple[int, int]], out_size)
+        halves = [(-(-h // 2), -(-w // 2)) for h, w in sizes]
+        if len(set(halves)) == 1:
+            hh, wh = halves[0]
+            return self._tail(half[..., :hh, :wh], x[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh])
+        # tiles of other sizes (the last one of a row, cut by the region's edge): each on its own part
+        tile = [(slice(j, j + 1), hh, wh) for j, (hh, wh) in enumerate(halves)]
+        parts = [self._tail(half[j, ..., :hh, :wh], x[j, ..., :hh, :wh], full[j, ..., : 2 * hh, : 2 * wh]) for j, hh, wh in tile]
+        out = parts[0].new_zeros((len(parts), *parts[0].shape[1:3], 2 * max(h for h, _ in halves), 2 * max(w for _, w in halves)))
+        for j, part in enumerate(parts):
+            out[j : j + 1, ..., : part.shape[3], : part.shape[4]] = part
+        return out
+
+    def _tail(self, half: Tensor, x: Tensor, full: Tensor) -> Tensor:
+        """The last decoder level and the head; the head takes (full, x) as two parts, so its CPU form is spared the concatenation."""
         x = self.ups[-1](torch.cat((half, x), dim=1))
-        # the head's input is (full, x) along channels; a head that takes the parts (the engine's
-        # matrix-product form on CPU, inference/time_gemm.py) is spared the concatenation
-        x = self.head(full, x) if getattr(self.head, "takes_parts", False) else self.head(torch.cat((full, x), dim=1))
-        return self.final_conv(F.relu(x, inplace=True))
+        return cast(Tensor, self.output(full, x))
 
 
 def fuse_for_inference(model: BANet) -> FusedBANet:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from banet_ops.inference.engine import EngineOptions, predict_probabilities, prepare_models
-from banet_ops.inference.time_gemm import TimeGemm, use_time_gemm
+from banet_ops.inference.time_gemm import OutputGemm, TimeGemm, UpTimeGemm, use_time_gemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 
 
@@ -73,9 +73,10 @@ def test_fused_banet_with_time_gemm_matches_and_the_engine_can_use_it_on_cpu(ban
     with torch.inference_mode():
         torch.testing.assert_close(gemm(x), fused(x), atol=1e-4, rtol=1e-4)
     (net,) = prepare_models([banet], torch.device("cpu"), time_gemm=True)
-    assert isinstance(net, FusedBANet) and isinstance(net.head, TimeGemm) and all(isinstance(lv.time, TimeGemm) for lv in net.levels)
+    assert isinstance(net, FusedBANet) and isinstance(net.output, OutputGemm) and all(isinstance(lv.time, TimeGemm) for lv in net.levels)
+    assert all(isinstance(up.time, UpTimeGemm) for up in net.ups[1:])
     (plain,) = prepare_models([banet], torch.device("cpu"), time_gemm=False)
-    assert isinstance(plain, FusedBANet) and isinstance(plain.head, nn.Conv3d)
+    assert isinstance(plain, FusedBANet) and isinstance(plain.output.head, nn.Conv3d)
     win = make_window(140, 90, days=16, seed=3)
     a = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=True))
     b = predict_probabilities(win, [banet], options=EngineOptions(time_gemm=False))
@@ -91,5 +92,55 @@ def test_time_gemm_by_default_on_cpu_whatever_the_threads(banet: BANet) -> None:
         (two,) = prepare_models([banet], torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
-    assert isinstance(one, FusedBANet) and isinstance(one.head, TimeGemm)
-    assert isinstance(two, FusedBANet) and isinstance(two.head, TimeGemm)
+    assert isinstance(one, FusedBANet) and isinstance(one.output, OutputGemm)
+    assert isinstance(two, FusedBANet) and isinstance(two.output, OutputGemm)
+
+
+@pytest.mark.parametrize(("stride", "bias"), [(2, True), (2, False), (3, True)])
+def test_up_time_gemm_equals_the_transposed_convolution(stride: int, bias: bool) -> None:
+    torch.manual_seed(stride)
+    conv = nn.ConvTranspose3d(5, 4, (stride, 1, 1), stride=(stride, 1, 1), bias=bias)
+    x = torch.randn(2, 5, 6, 3, 7)
+    with torch.inference_mode():
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            ref, ours = conv(x.contiguous(memory_format=layout)), UpTimeGemm(conv)(x.contiguous(memory_format=layout))
+            assert ours.shape == ref.shape and ours.is_contiguous(memory_format=torch.channels_last_3d)
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="s×1×1 transposed"):
+        UpTimeGemm(nn.ConvTranspose3d(5, 4, (1, 2, 2), stride=(1, 2, 2)))
+    x.requires_grad_(True)
+    UpTimeGemm(conv)(x).sum().backward()  # with grad enabled: the transposed convolution itself
+    assert x.grad is not None
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_output_gemm_equals_head_relu_and_output_layer(classes: int) -> None:
+    torch.manual_seed(classes)
+    head, final = nn.Conv3d(7, 6, (3, 1, 1), padding=(1, 0, 0)), nn.Conv3d(6, classes, 1)
+    full, x = torch.randn(2, 3, 8, 5, 6), torch.randn(2, 4, 8, 7, 6)[..., :5, :]  # the second a spatial slice, as the tail gets
+    with torch.inference_mode():
+        ref = final(torch.relu(head(torch.cat((full, x), dim=1))))
+        for layout in (torch.contiguous_format, torch.channels_last_3d):
+            ours = OutputGemm(head, final)(full.contiguous(memory_format=layout), x)
+            assert ours.shape == ref.shape
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="7 channels"):
+            OutputGemm(head, final)(full, x[:, :3])
+    with pytest.raises(ValueError, match="stride-1 temporal head"):
+        OutputGemm(nn.Conv3d(7, 6, (3, 1, 1), stride=(2, 1, 1)), final)
+
+
+def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -> None:
+    net = use_time_gemm(fuse_for_inference(banet))
+    x = torch.randn(3, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
+    sizes = [(64, 64), (64, 30), (17, 64)]
+    with torch.inference_mode():
+        whole = net(x)
+        shared = [net.levels[0](x)]
+        parts = net.forward_from_levels(shared, sizes)
+    assert parts.shape == whole.shape
+    for j, (h, w) in enumerate(sizes):
+        torch.testing.assert_close(parts[j, ..., :h, :w], whole[j, ..., :h, :w], atol=1e-5, rtol=1e-5)
+    # past a tile's size (rounded up to even): zeros, not computed
+    assert not parts[1, ..., 30:].any() and not parts[2, ..., 18:, :].any()
+    assert parts[1, ..., :30].abs().sum() > 0 and parts[2, ..., :18, :].abs().sum() > 0

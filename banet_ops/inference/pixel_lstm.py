@@ -1,0 +1,72 @@
+"""BA-Net's level-1 LSTM on CPU as matrix products over blocks of pixels (exact to float rounding).
+
+BA-Net runs one LSTM over the 64 days of every pixel, so the pixels are a batch of independent
+sequences.  oneDNN's LSTM walks all of them step by step, with gate buffers far larger than the
+caches.  :class:`PixelLSTM` walks blocks of :data:`BLOCK_PIXELS` pixels instead, whose gates stay
+in cache for all 64 steps, and takes every gate through one ``sigmoid``: the cell gate and the
+cell's output use ``tanh(z) = 2·sigmoid(2z) − 1``.  Doubling the cell gate's weights is exact in
+floating point, so only the last bits of each step differ; ``torch.tanh`` costs ~8× a sigmoid per
+element on this CPU (benchmarks/README.md, session 7).
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+from torch import Tensor, nn
+
+BLOCK_PIXELS = 2048  # gates of one block: 2048 x 128 floats = 1 MiB, one core's L2
+
+
+class PixelLSTM(nn.Module):
+    """A time-major, one-layer :class:`torch.nn.LSTM` (input ``(T, pixels, C)``) run block by block of pixels."""
+
+    w_in: Tensor  # (C, 4H), gates ordered (input, forget, output, cell); the cell gate doubled
+    w_rec: Tensor  # (H, 4H), same order
+    bias: Tensor  # (4H,)
+
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__()
+        if lstm.num_layers != 1 or lstm.bidirectional or lstm.batch_first or not lstm.bias or lstm.proj_size:
+            raise ValueError("expected a one-layer, one-way, time-major LSTM with biases and no projection")
+        self.lstm = lstm  # off the CPU, or with gradients: the LSTM itself
+        h = lstm.hidden_size
+        # torch orders the gates (input, forget, cell, output); put the three sigmoid gates first
+        order = torch.cat((torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)))
+        scale = torch.ones(4 * h)
+        scale[3 * h :] = 2.0
+        w_ih, w_hh, b_ih, b_hh = (cast(Tensor, getattr(lstm, name)).detach() for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+        scale = scale.to(w_ih)
+        self.register_buffer("w_in", (w_ih[order] * scale[:, None]).t().contiguous())
+        self.register_buffer("w_rec", (w_hh[order] * scale[:, None]).t().contiguous())
+        self.register_buffer("bias", (b_ih + b_hh)[order] * scale)
+
+    def forward(self, seq: Tensor) -> tuple[Tensor, None]:
+        """``(T, pixels, C)`` → ``(T, pixels, H)`` hidden states (and no final state, which BA-Net does not use)."""
+        if seq.device.type != "cpu" or torch.is_grad_enabled() or seq.dtype != torch.float32:
+            return self.lstm(seq)[0], None
+        t_len, n_pix, _ = seq.shape
+        out = seq.new_empty((t_len, n_pix, self.lstm.hidden_size))
+        for start in range(0, n_pix, BLOCK_PIXELS):
+            self._block(seq[:, start : start + BLOCK_PIXELS], out[:, start : start + BLOCK_PIXELS])
+        return out, None
+
+    def _block(self, seq: Tensor, out: Tensor) -> None:
+        """Run the LSTM over one block of pixels, writing each day's hidden state into ``out``."""
+        h_size = self.lstm.hidden_size
+        gates = seq.new_empty((seq.shape[1], 4 * h_size))
+        cell = seq.new_zeros((seq.shape[1], h_size))
+        squashed = torch.empty_like(cell)
+        in_gate, forget, out_gate, cell_gate = gates.split(h_size, dim=1)
+        for day in range(seq.shape[0]):
+            torch.addmm(self.bias, seq[day], self.w_in, out=gates)
+            if day:
+                gates.addmm_(out[day - 1], self.w_rec)
+            gates.sigmoid_()
+            # cell = forget·cell + in·tanh(z), with tanh(z) = 2·cell_gate − 1
+            cell.mul_(forget).addcmul_(in_gate, cell_gate, value=2.0).sub_(in_gate)
+            # hidden = out·tanh(cell) = 2·out·sigmoid(2·cell) − out
+            torch.mul(cell, 2.0, out=squashed).sigmoid_()
+            hidden = out[day]
+            torch.mul(out_gate, squashed, out=hidden).mul_(2.0).sub_(out_gate)
