@@ -53,20 +53,22 @@ class PixelLSTM(nn.Module):
         return out, None
 
     def _block(self, seq: Tensor, out: Tensor) -> None:
-        """Run the LSTM over one block of pixels, writing each day's hidden state into ``out``."""
+        """Run the LSTM over one block of pixels, writing each day's hidden state into ``out``.
+
+        The state kept is ``e = −2·cell``, so that ``tanh(cell) = 1 − 2·sigmoid(e)`` and the hidden
+        state ``out·tanh(cell) = out − 2·out·sigmoid(e)`` are one operation each.
+        """
         h_size = self.lstm.hidden_size
         gates = seq.new_empty((seq.shape[1], 4 * h_size))
-        cell = seq.new_zeros((seq.shape[1], h_size))
-        squashed = torch.empty_like(cell)
+        state = seq.new_zeros((seq.shape[1], h_size))
+        squashed = torch.empty_like(state)
         in_gate, forget, out_gate, cell_gate = gates.split(h_size, dim=1)
         for day in range(seq.shape[0]):
             torch.addmm(self.bias, seq[day], self.w_in, out=gates)
             if day:
                 gates.addmm_(out[day - 1], self.w_rec)
             gates.sigmoid_()
-            # cell = forget·cell + in·tanh(z), with tanh(z) = 2·cell_gate − 1
-            cell.mul_(forget).addcmul_(in_gate, cell_gate, value=2.0).sub_(in_gate)
-            # hidden = out·tanh(cell) = 2·out·sigmoid(2·cell) − out
-            torch.mul(cell, 2.0, out=squashed).sigmoid_()
-            hidden = out[day]
-            torch.mul(out_gate, squashed, out=hidden).mul_(2.0).sub_(out_gate)
+            # cell = forget·cell + in·tanh(z), tanh(z) = 2·cell_gate − 1; so e = forget·e − 4·in·cell_gate + 2·in
+            state.mul_(forget).addcmul_(in_gate, cell_gate, value=-4.0).add_(in_gate, alpha=2.0)
+            torch.sigmoid(state, out=squashed)
+            torch.addcmul(out_gate, out_gate, squashed, value=-2.0, out=out[day])
