@@ -15,7 +15,8 @@ The default tiling is the ``published`` preset (the published BA-Net grid, see
 Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
-tensors; their temporal convolutions run as matrix products (:mod:`.time_gemm`), encoder level
+tensors; their per-pixel layers (temporal convolutions, level 1's LSTM, the head) run as matrix
+products (:mod:`.cpu_forms`), encoder level
 1 is computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
@@ -42,9 +43,9 @@ from torch import nn
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.allocator import heap_allocator
+from banet_ops.inference.cpu_forms import use_time_gemm
 from banet_ops.inference.shared_levels import Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
-from banet_ops.inference.time_gemm import use_time_gemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 from banet_ops.models.weights import resolve_device
 
@@ -70,8 +71,8 @@ class EngineOptions:
     # level 1: ~200 KiB per region column per model at 64 days); past it, chunks compute their
     # overlap with the row above again (exact either way)
     carry_mib: int = 1024
-    # CPU, fused BA-Nets: temporal convolutions as matrix products (inference/time_gemm.py; measured
-    # 1.5x faster with one thread, 1.2x with two; benchmarks/README.md)
+    # CPU, fused BA-Nets: per-pixel layers (temporal convolutions, level 1's LSTM, the head) as matrix
+    # products (inference/cpu_forms.py; measured 1.9x faster with one thread, 1.1x with two; benchmarks/README.md)
     time_gemm: bool = True
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA

@@ -1,4 +1,4 @@
-"""BA-Net's temporal ``k×1×1`` convolutions as matrix products on ``channels_last_3d`` tensors (CPU, exact).
+"""BA-Net's temporal ``k×1×1`` convolutions and ``s×1×1`` up-convolutions as matrix products on ``channels_last_3d`` tensors (CPU, exact).
 
 A ``k×1×1`` convolution acts pixel by pixel: with the tensor laid out ``(N, T, H, W, C)`` (the
 memory order of ``channels_last_3d``), output day ``t`` is ``bias + Σ_k x[s·t + k − p] @ W_k``,
@@ -6,20 +6,16 @@ memory order of ``channels_last_3d``), output day ``t`` is ``bias + Σ_k x[s·t 
 the input.  oneDNN's 3-D convolution runs these kernels 4–7× slower on CPU (measured on the
 development machine, one thread: level 1's 7×1×1 convolution 2.37 s → 0.36 s, the head's 3×1×1
 2.33 s → 0.55 s per 128² × 64 tile; benchmarks/README.md).  Same sums in another order: equal to
-the convolution to float rounding.  :func:`use_time_gemm` swaps them into a fused BA-Net; the
-head, whose input is two skip tensors side by side in channels, gets them as parts and splits its
-weights instead of concatenating 64 channels at full resolution.
+the convolution to float rounding.  A :class:`TimeGemm` takes its input in parts side by side in
+channels (splitting its weights), so a skip connection needs no concatenation.  The decoder's
+``s×1×1`` up-convolutions with stride ``s`` are ``s`` matrix products per input day
+(:class:`UpTimeGemm`).  :func:`banet_ops.inference.cpu_forms.use_time_gemm` swaps them in.
 """
 
 from __future__ import annotations
 
-from typing import cast
-
 import torch
 from torch import Tensor, nn
-
-from banet_ops.inference.pixel_lstm import PixelLSTM
-from banet_ops.models.banet import FusedBANet
 
 
 class TimeGemm(nn.Module):
@@ -122,68 +118,3 @@ class UpTimeGemm(nn.Module):
                     else:
                         torch.addmm(self.b, xt[j, day].view(h * w, c_in), self.w[a], out=dest)
         return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
-
-
-class OutputGemm(nn.Module):
-    """BA-Net's head (``3×1×1`` convolution of two parts), its ReLU and the ``1×1×1`` output layer, one day at a time.
-
-    The head's 64 channels at full resolution never exist as a whole: each day's go through the
-    ReLU and the output layer while in cache, which spares a write and two reads of the largest
-    tensor of the network.
-    """
-
-    def __init__(self, head: nn.Conv3d, final_conv: nn.Conv3d) -> None:
-        super().__init__()
-        self.head, self.final_conv = TimeGemm(head), TimeGemm(final_conv)
-        if self.head.stride != 1 or self.final_conv.k != 1 or self.final_conv.b is None:
-            raise ValueError("expected a stride-1 temporal head and a 1×1×1 output layer with a bias")
-
-    def forward(self, full: Tensor, x: Tensor) -> Tensor:
-        """Logits ``(N, classes, T, H, W)`` of the head over ``full`` and ``x`` side by side in channels."""
-        if full.device.type != "cpu" or torch.is_grad_enabled():
-            return self.final_conv(torch.relu(self.head(full, x)))
-        parts = [p.permute(0, 2, 3, 4, 1).contiguous() for p in (full, x)]  # (N, T, H, W, C)
-        n, t_len, h, w, _ = parts[0].shape
-        if sum(p.shape[4] for p in parts) != self.head.w.shape[1] or parts[1].shape[:4] != parts[0].shape[:4]:
-            raise ValueError(f"expected parts with {self.head.w.shape[1]} channels in all and one (N, T, H, W), found {[tuple(p.shape) for p in (full, x)]}")
-        final_w, final_b = self.final_conv.w[0], self.final_conv.b
-        logits = full.new_empty((n, t_len, h, w, final_w.shape[1]))
-        day_out = full.new_empty((h * w, self.head.w.shape[2]))
-        for j in range(n):
-            for day in range(t_len):
-                self._head_day(day_out, [p[j] for p in parts], day)
-                torch.addmm(final_b, day_out.clamp_min_(0.0), final_w, out=logits[j, day].view(h * w, -1))  # type: ignore[arg-type]
-        return logits.permute(0, 4, 1, 2, 3)
-
-    def _head_day(self, out: Tensor, parts: list[Tensor], day: int) -> None:
-        """``out (H·W, C_out)`` = the head's output on ``day`` (bias included, before the ReLU) from ``parts`` ``(T, H, W, C)``."""
-        head, first = self.head, True
-        for tap in [head.pad, *(i for i in range(head.k) if i != head.pad)]:  # centre tap first: it always reads a day
-            src = day + tap - head.pad
-            if not 0 <= src < parts[0].shape[0]:
-                continue
-            c0 = 0
-            for part in parts:
-                xs, wk = part[src].view(-1, part.shape[3]), head.w[tap, c0 : c0 + part.shape[3]]
-                if first and head.b is not None:
-                    torch.addmm(head.b, xs, wk, out=out)
-                elif first:
-                    torch.mm(xs, wk, out=out)
-                else:
-                    out.addmm_(xs, wk)
-                first, c0 = False, c0 + part.shape[3]
-
-
-def use_time_gemm(net: FusedBANet) -> FusedBANet:
-    """Swap the per-pixel layers of ``net`` for their CPU matrix-product forms, in place: the temporal
-    convolutions (every encoder level, the head, the 1×1×1 output layer) for :class:`TimeGemm`, level 1's
-    LSTM for :class:`~banet_ops.inference.pixel_lstm.PixelLSTM`."""
-    for level in net.levels:
-        level.add_module("time", TimeGemm(level.time))  # type: ignore[arg-type]
-        if level.lstm is not None:
-            level.add_module("lstm", PixelLSTM(cast(nn.LSTM, level.lstm)))
-    for up in net.ups:
-        if up.time is not None:
-            up.add_module("time", UpTimeGemm(up.time))  # type: ignore[arg-type]
-    net.add_module("output", OutputGemm(net.output.head, net.output.final_conv))  # type: ignore[arg-type]
-    return net

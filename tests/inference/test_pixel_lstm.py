@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from banet_ops.inference import pixel_lstm
+from banet_ops.inference.cpu_forms import use_time_gemm
 from banet_ops.inference.pixel_lstm import PixelLSTM
-from banet_ops.inference.time_gemm import use_time_gemm
 from banet_ops.models.banet import BANet, fuse_for_inference
 
 

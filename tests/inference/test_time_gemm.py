@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from banet_ops.inference.cpu_forms import use_time_gemm
 from banet_ops.inference.engine import EngineOptions, predict_probabilities, prepare_models
-from banet_ops.inference.time_gemm import OutputGemm, TimeGemm, UpTimeGemm, use_time_gemm
+from banet_ops.inference.output_gemm import OutputGemm
+from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 
 
@@ -74,7 +76,8 @@ def test_fused_banet_with_time_gemm_matches_and_the_engine_can_use_it_on_cpu(ban
         torch.testing.assert_close(gemm(x), fused(x), atol=1e-4, rtol=1e-4)
     (net,) = prepare_models([banet], torch.device("cpu"), time_gemm=True)
     assert isinstance(net, FusedBANet) and isinstance(net.output, OutputGemm) and all(isinstance(lv.time, TimeGemm) for lv in net.levels)
-    assert all(isinstance(up.time, UpTimeGemm) for up in net.ups[1:])
+    assert all(isinstance(up.time, UpTimeGemm) for up in net.ups[1:-1]) and net.ups[-1].time is None
+    assert isinstance(net.output.up, UpTimeGemm)  # the last up-convolution, made day by day for the head
     (plain,) = prepare_models([banet], torch.device("cpu"), time_gemm=False)
     assert isinstance(plain, FusedBANet) and isinstance(plain.output.head, nn.Conv3d)
     win = make_window(140, 90, days=16, seed=3)
@@ -128,6 +131,24 @@ def test_output_gemm_equals_head_relu_and_output_layer(classes: int) -> None:
             OutputGemm(head, final)(full, x[:, :3])
     with pytest.raises(ValueError, match="stride-1 temporal head"):
         OutputGemm(nn.Conv3d(7, 6, (3, 1, 1), stride=(2, 1, 1)), final)
+
+
+@pytest.mark.parametrize("days", [8, 2])
+def test_output_gemm_with_the_last_up_convolution_equals_the_layers_in_turn(days: int) -> None:
+    torch.manual_seed(days)
+    up = nn.ConvTranspose3d(5, 4, (2, 1, 1), stride=(2, 1, 1))
+    head, final = nn.Conv3d(7, 6, (3, 1, 1), padding=(1, 0, 0)), nn.Conv3d(6, 1, 1)
+    full, y = torch.randn(2, 3, days, 5, 6), torch.randn(2, 5, days // 2, 5, 6)
+    tail = OutputGemm(head, final, UpTimeGemm(up))
+    with torch.inference_mode():
+        ref = final(torch.relu(head(torch.cat((full, torch.relu(up(y))), dim=1))))
+        torch.testing.assert_close(tail(full, y.contiguous(memory_format=torch.channels_last_3d)), ref, atol=1e-5, rtol=1e-5)
+        with pytest.raises(ValueError, match="one \\(N, T, H, W\\)"):
+            tail(full, y[..., :4, :])  # not the cells of ``full``
+        with pytest.raises(ValueError, match="one \\(N, T, H, W\\)"):
+            tail(full, torch.cat((y, y), dim=2))  # not half the days of ``full``
+    y.requires_grad_(True)
+    torch.testing.assert_close(tail(full, y), ref, atol=1e-5, rtol=1e-5)  # with grad enabled: the layers themselves
 
 
 def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -> None:
