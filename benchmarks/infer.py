@@ -137,7 +137,7 @@ def main() -> int:
         "published, no level shared": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=0)
         ),
-        "published, time GEMM off": lambda: predict_probabilities(
+        "published, CPU forms off": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(time_gemm=False)
         ),
         "fast": lambda: predict_probabilities(win, [model], tiling=PRESETS["fast"], batch=args.batch, device=args.device),

@@ -169,7 +169,20 @@ def _strip(level: nn.Module, tile: Tensor, side: str, r: int, g: Geometry) -> Te
     else:  # start the strip on the stride grid, ceil(p/s) cells early: those read the strip's own padding
         q = max(0, n_out - r - math.ceil(g.p / g.s))
         x, lo = tile.narrow(axis, g.s * q, n_in - g.s * q), n_out - r - q
-    return F.relu(level.space(x), inplace=True).narrow(axis, lo, r)  # type: ignore[operator,no-any-return]
+    return F.relu(_space_by_day(cast(nn.Conv3d, level.space), x), inplace=True).narrow(axis, lo, r)
+
+
+def _space_by_day(conv: nn.Conv3d, x: Tensor) -> Tensor:
+    """A ``1×k×k`` convolution of ``x`` ``(N, C, T, h, w)`` as a 2-D one with the days as the batch.
+
+    Same kernels and sums; on the thin strips of a ring, oneDNN's 3-D convolution is up to 5×
+    slower than its 2-D one (benchmarks/README.md, session 7).  ``channels_last_3d`` in and out:
+    folding the days into the batch is then a view.
+    """
+    n, c, t, h, w = x.shape
+    flat = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+    out = F.conv2d(flat, conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:], padding=cast(tuple[int, int], conv.padding)[1:])
+    return out.reshape(n, t, *out.shape[1:]).permute(0, 2, 1, 3, 4)
 
 
 def _sides(band: Band, x: int, width: int, rings: Sides) -> list[str]:
