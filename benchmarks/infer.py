@@ -5,12 +5,11 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder level 1 computed once per region cell, temporal convolutions as matrix
-  products);
+  batching, encoder level 1 computed once per region cell, per-pixel layers in their CPU forms);
 * ``published, levels 1-3 shared``: the same with encoder levels 1-3 computed once per region cell;
 * ``published, no level shared``: every tile computed on its own;
-* ``published, time GEMM off``: the same with oneDNN's temporal convolutions instead of matrix
-  products (``inference/time_gemm.py``);
+* ``published, CPU forms off``: the same with torch's own layers (oneDNN's temporal convolutions
+  and LSTM) instead of the matrix-product forms (``inference/cpu_forms.py``);
 * ``fast``: 256-px tiles, cosine blending;
 * ``literal, heap allocator``: the literal procedure with the engine's allocator setting
   (``inference/allocator.py``), to show how much of the speed-up that setting alone gives.

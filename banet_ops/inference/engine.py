@@ -43,7 +43,7 @@ from torch import nn
 from banet_ops.bands import BANET_MEAN, BANET_STD, MODEL_BANDS
 from banet_ops.errors import ModelError, ValidationError
 from banet_ops.inference.allocator import heap_allocator
-from banet_ops.inference.cpu_forms import use_time_gemm
+from banet_ops.inference.cpu_forms import use_cpu_forms
 from banet_ops.inference.shared_levels import Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.inference.tiling import DEFAULT_PRESET, PRESETS, TileBox, TilePlan, Tiling, plan_tiles
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
@@ -115,14 +115,14 @@ _AUTOTUNE_CACHE: dict[tuple[str, int, int, int, int], tuple[str, bool]] = {}
 
 def prepare_models(models: Sequence[nn.Module], device: torch.device, *, fuse: bool = True, time_gemm: bool = True) -> list[nn.Module]:
     """Private inference copies of ``models`` on ``device`` in eval mode (BANets fused; on CPU with ``time_gemm``,
-    their temporal convolutions as matrix products); the caller's modules are untouched."""
+    their per-pixel layers in their matrix-product forms, :mod:`.cpu_forms`); the caller's modules are untouched."""
     if not models:
         raise ModelError("expected at least one model, found none", hint="pass --weights or promote a model")
     out = []
     for m in models:
         copy_ = fuse_for_inference(m) if fuse and isinstance(m, BANet) else copy.deepcopy(m)
         if time_gemm and device.type == "cpu" and isinstance(copy_, FusedBANet):
-            use_time_gemm(copy_)
+            use_cpu_forms(copy_)
         out.append(copy_.to(device).eval())
     return out
 

@@ -55,12 +55,13 @@ class OutputGemm(nn.Module):
     def __init__(self, head: nn.Conv3d, final_conv: nn.Conv3d, up: UpTimeGemm | None = None) -> None:
         super().__init__()
         self.head, self.final_conv, self.up = TimeGemm(head), TimeGemm(final_conv), up
-        if self.head.stride != 1 or self.head.k > 3 or self.final_conv.k != 1 or self.final_conv.b is None:
-            raise ValueError("expected a stride-1 temporal head of at most 3 taps and a 1×1×1 output layer with a bias")
+        same_days = self.head.stride == 1 and 2 * self.head.pad == self.head.k - 1 and self.head.k <= 3
+        if not same_days or (self.final_conv.k, self.final_conv.stride, self.final_conv.pad) != (1, 1, 0) or self.final_conv.b is None:
+            raise ValueError("expected a temporal head of at most 3 taps that keeps the days (stride 1, 'same' padding) and a 1×1×1 output layer with a bias")
 
     def forward(self, full: Tensor, x: Tensor) -> Tensor:
         """Logits ``(N, classes, T, H, W)`` of the head over ``full`` and ``x`` (or ``up(x)``) side by side in channels."""
-        if full.device.type != "cpu" or torch.is_grad_enabled():
+        if full.device.type != "cpu" or torch.is_grad_enabled() or full.dtype != torch.float32:
             x = x if self.up is None else torch.relu(self.up(x))
             return self.final_conv(torch.relu(self.head(full, x)))
         full_t, x_t = (p.permute(0, 2, 3, 4, 1).contiguous() for p in (full, x))  # (N, T, H, W, C)

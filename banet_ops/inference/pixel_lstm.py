@@ -5,8 +5,9 @@ sequences.  oneDNN's LSTM walks all of them step by step, with gate buffers far 
 caches.  :class:`PixelLSTM` walks blocks of :data:`BLOCK_PIXELS` pixels instead, whose gates stay
 in cache for all 64 steps, and takes every gate through one ``sigmoid``: the cell gate and the
 cell's output use ``tanh(z) = 2·sigmoid(2z) − 1``.  Doubling the cell gate's weights is exact in
-floating point, so only the last bits of each step differ; ``torch.tanh`` costs ~8× a sigmoid per
-element on this CPU (benchmarks/README.md, session 7).
+floating point; each step's values differ from torch's by about one float32 step of 0.5 (~6e-8,
+absolute).  ``torch.tanh`` costs ~4–8× a sigmoid per element on this CPU (benchmarks/README.md,
+session 7).
 """
 
 from __future__ import annotations

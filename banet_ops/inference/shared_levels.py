@@ -179,6 +179,9 @@ def _space_by_day(conv: nn.Conv3d, x: Tensor) -> Tensor:
     slower than its 2-D one (benchmarks/README.md, session 7).  ``channels_last_3d`` in and out:
     folding the days into the batch is then a view.
     """
+    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.padding_mode == "zeros"
+    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or conv.padding[0] != 0 or not plain:
+        raise ValueError(f"expected a 1×k×k convolution with zero padding in space only, found kernel {conv.kernel_size}, padding {conv.padding}")
     n, c, t, h, w = x.shape
     flat = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
     out = F.conv2d(flat, conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:], padding=cast(tuple[int, int], conv.padding)[1:])

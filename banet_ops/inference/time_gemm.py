@@ -9,7 +9,7 @@ development machine, one thread: level 1's 7×1×1 convolution 2.37 s → 0.36 s
 the convolution to float rounding.  A :class:`TimeGemm` takes its input in parts side by side in
 channels (splitting its weights), so a skip connection needs no concatenation.  The decoder's
 ``s×1×1`` up-convolutions with stride ``s`` are ``s`` matrix products per input day
-(:class:`UpTimeGemm`).  :func:`banet_ops.inference.cpu_forms.use_time_gemm` swaps them in.
+(:class:`UpTimeGemm`).  :func:`banet_ops.inference.cpu_forms.use_cpu_forms` swaps them in.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ class TimeGemm(nn.Module):
 
     w: Tensor  # (k, C_in, C_out)
     b: Tensor | None
-    takes_parts = True  # forward(*parts): the convolution of their concatenation along channels
 
     def __init__(self, conv: nn.Conv3d) -> None:
         super().__init__()
@@ -40,7 +39,7 @@ class TimeGemm(nn.Module):
 
     def forward(self, *parts: Tensor) -> Tensor:
         """The convolution of ``parts`` concatenated along channels (one part: of that tensor), without the concatenation."""
-        if parts[0].device.type != "cpu" or torch.is_grad_enabled():
+        if parts[0].device.type != "cpu" or torch.is_grad_enabled() or parts[0].dtype != torch.float32:
             return self.conv(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
         n, _, t_in, h, w = parts[0].shape
         if sum(x.shape[1] for x in parts) != self.w.shape[1] or any(x.shape[0] != n or x.shape[2:] != parts[0].shape[2:] for x in parts):
@@ -103,7 +102,7 @@ class UpTimeGemm(nn.Module):
             self.register_buffer("b", None if conv.bias is None else conv.bias.detach().clone())
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled():
+        if x.device.type != "cpu" or torch.is_grad_enabled() or x.dtype != torch.float32:
             return self.conv(x)
         n, c_in, t_in, h, w = x.shape
         s, c_out = int(self.w.shape[0]), int(self.w.shape[2])

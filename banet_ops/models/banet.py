@@ -16,6 +16,8 @@ folded into the convolution before it, so inference runs without the norm layers
 
 from __future__ import annotations
 
+import copy
+import numbers
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -330,7 +332,7 @@ class FusedBANet(nn.Module):
             utime = cast(UpTimeConv, ublock.upstconv[1])
             ups.append(_UpLevel(_fold_up(*_conv_norm(uspace.conv)), _fold_up(*_conv_norm(utime.conv))))
         self.ups = nn.ModuleList(ups)
-        self.output = _Output(_fold_conv(model.conv3, model.bn), model.final_conv)
+        self.output = _Output(_fold_conv(model.conv3, model.bn), copy.deepcopy(model.final_conv))  # a copy: the engine may change its layout
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -342,7 +344,9 @@ class FusedBANet(nn.Module):
         ``shared``: the outputs of levels 1..k (k >= 1), in order.  ``out_size=(h, w)``, or one per
         tile: only the top-left ``h x w`` (rounded up to even) of a tile's output is wanted; the
         last decoder level and the head act pixel by pixel at full resolution, so they run on that
-        part only (the rest of a tile past the region edge is thrown away, and holds zeros).
+        part only.  The output is cropped to the largest of them; where a tile's own part is
+        smaller, the logits past it are zeros (the engine throws that part, past the region's
+        edge, away).
         """
         if not 1 <= len(shared) <= len(self.levels):
             raise ValueError(f"expected the outputs of 1..{len(self.levels)} encoder levels, found {len(shared)}")
@@ -358,14 +362,18 @@ class FusedBANet(nn.Module):
         half, full = skips[1], skips[0]
         if out_size is None:
             return self._tail(half, x, full)
-        sizes = [cast(tuple[int, int], out_size)] * x.shape[0] if isinstance(out_size[0], int) else cast(Sequence[tuple[int, int]], out_size)
-        halves = [(-(-h // 2), -(-w // 2)) for h, w in sizes]
+        sizes = [cast(tuple[int, int], out_size)] * x.shape[0] if isinstance(out_size[0], numbers.Integral) else list(cast(Sequence[tuple[int, int]], out_size))
+        if len(sizes) != x.shape[0]:
+            raise ValueError(f"expected one out_size per tile ({x.shape[0]}), found {len(sizes)}")
+        halves = [(min(-(-int(h) // 2), half.shape[-2]), min(-(-int(w) // 2), half.shape[-1])) for h, w in sizes]
         if len(set(halves)) == 1:
             hh, wh = halves[0]
             return self._tail(half[..., :hh, :wh], x[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh])
         # tiles of other sizes (the last one of a row, cut by the region's edge): each on its own part
-        tile = [(slice(j, j + 1), hh, wh) for j, (hh, wh) in enumerate(halves)]
-        parts = [self._tail(half[j, ..., :hh, :wh], x[j, ..., :hh, :wh], full[j, ..., : 2 * hh, : 2 * wh]) for j, hh, wh in tile]
+        parts: list[Tensor] = []
+        for j, (hh, wh) in enumerate(halves):
+            one = slice(j, j + 1)
+            parts.append(self._tail(half[one, ..., :hh, :wh], x[one, ..., :hh, :wh], full[one, ..., : 2 * hh, : 2 * wh]))
         out = parts[0].new_zeros((len(parts), *parts[0].shape[1:3], 2 * max(h for h, _ in halves), 2 * max(w for _, w in halves)))
         for j, part in enumerate(parts):
             out[j : j + 1, ..., : part.shape[3], : part.shape[4]] = part

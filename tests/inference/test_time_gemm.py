@@ -7,23 +7,29 @@ import pytest
 import torch
 from torch import nn
 
-from banet_ops.inference.cpu_forms import use_time_gemm
+from banet_ops.inference.cpu_forms import use_cpu_forms
 from banet_ops.inference.engine import EngineOptions, predict_probabilities, prepare_models
 from banet_ops.inference.output_gemm import OutputGemm
 from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
 
 
+def _refuse(*args: object) -> None:
+    raise AssertionError("the fallback layer ran")
+
+
 @pytest.mark.parametrize(("kernel", "stride", "days"), [(7, 1, 16), (7, 2, 16), (5, 2, 8), (3, 2, 4), (3, 1, 16), (1, 1, 4), (7, 2, 2), (3, 2, 2)])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, batch: int) -> None:
+def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(kernel * 10 + stride)
     conv = nn.Conv3d(6, 5, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0))
     gemm = TimeGemm(conv)
     x = torch.randn(batch, 6, days, 3, 7)
     with torch.inference_mode():
+        ref = conv(x)
+        monkeypatch.setattr(conv, "forward", _refuse)  # the matrix products, not the convolution, must make the result
         for layout in (torch.contiguous_format, torch.channels_last_3d):
-            ref, ours = conv(x.contiguous(memory_format=layout)), gemm(x.contiguous(memory_format=layout))
+            ours = gemm(x.contiguous(memory_format=layout))
             assert ours.shape == ref.shape
             assert ours.is_contiguous(memory_format=torch.channels_last_3d)
             torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
@@ -70,7 +76,7 @@ def test_time_gemm_refuses_a_spatial_kernel_and_leaves_autograd_to_the_convoluti
 
 def test_fused_banet_with_time_gemm_matches_and_the_engine_can_use_it_on_cpu(banet: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
     fused = fuse_for_inference(banet)
-    gemm = use_time_gemm(fuse_for_inference(banet))
+    gemm = use_cpu_forms(fuse_for_inference(banet))
     x = torch.randn(1, 4, 16, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(gemm(x), fused(x), atol=1e-4, rtol=1e-4)
@@ -100,15 +106,18 @@ def test_time_gemm_by_default_on_cpu_whatever_the_threads(banet: BANet) -> None:
 
 
 @pytest.mark.parametrize(("stride", "bias"), [(2, True), (2, False), (3, True)])
-def test_up_time_gemm_equals_the_transposed_convolution(stride: int, bias: bool) -> None:
+def test_up_time_gemm_equals_the_transposed_convolution(stride: int, bias: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(stride)
     conv = nn.ConvTranspose3d(5, 4, (stride, 1, 1), stride=(stride, 1, 1), bias=bias)
     x = torch.randn(2, 5, 6, 3, 7)
     with torch.inference_mode():
-        for layout in (torch.contiguous_format, torch.channels_last_3d):
-            ref, ours = conv(x.contiguous(memory_format=layout)), UpTimeGemm(conv)(x.contiguous(memory_format=layout))
-            assert ours.shape == ref.shape and ours.is_contiguous(memory_format=torch.channels_last_3d)
-            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+        ref = conv(x)
+        with monkeypatch.context() as m:
+            m.setattr(conv, "forward", _refuse)
+            for layout in (torch.contiguous_format, torch.channels_last_3d):
+                ours = UpTimeGemm(conv)(x.contiguous(memory_format=layout))
+                assert ours.shape == ref.shape and ours.is_contiguous(memory_format=torch.channels_last_3d)
+                torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="s×1×1 transposed"):
         UpTimeGemm(nn.ConvTranspose3d(5, 4, (1, 2, 2), stride=(1, 2, 2)))
     x.requires_grad_(True)
@@ -116,33 +125,40 @@ def test_up_time_gemm_equals_the_transposed_convolution(stride: int, bias: bool)
     assert x.grad is not None
 
 
-@pytest.mark.parametrize("classes", [1, 3])
-def test_output_gemm_equals_head_relu_and_output_layer(classes: int) -> None:
-    torch.manual_seed(classes)
-    head, final = nn.Conv3d(7, 6, (3, 1, 1), padding=(1, 0, 0)), nn.Conv3d(6, classes, 1)
+@pytest.mark.parametrize(("classes", "taps"), [(1, 3), (3, 3), (1, 1)])
+def test_output_gemm_equals_head_relu_and_output_layer(classes: int, taps: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(classes + taps)
+    head, final = nn.Conv3d(7, 6, (taps, 1, 1), padding=(taps // 2, 0, 0)), nn.Conv3d(6, classes, 1)
     full, x = torch.randn(2, 3, 8, 5, 6), torch.randn(2, 4, 8, 7, 6)[..., :5, :]  # the second a spatial slice, as the tail gets
     with torch.inference_mode():
         ref = final(torch.relu(head(torch.cat((full, x), dim=1))))
+        monkeypatch.setattr(head, "forward", _refuse)
+        monkeypatch.setattr(final, "forward", _refuse)
         for layout in (torch.contiguous_format, torch.channels_last_3d):
             ours = OutputGemm(head, final)(full.contiguous(memory_format=layout), x)
             assert ours.shape == ref.shape
             torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
         with pytest.raises(ValueError, match="7 channels"):
             OutputGemm(head, final)(full, x[:, :3])
-    with pytest.raises(ValueError, match="stride-1 temporal head"):
-        OutputGemm(nn.Conv3d(7, 6, (3, 1, 1), stride=(2, 1, 1)), final)
+    heads = [((3, 1, 1), (2, 1, 1), (1, 0, 0)), ((3, 1, 1), (1, 1, 1), (0, 0, 0)), ((2, 1, 1), (1, 1, 1), (0, 0, 0)), ((5, 1, 1), (1, 1, 1), (2, 0, 0))]
+    for other in (nn.Conv3d(7, 6, k, stride=s, padding=p) for k, s, p in heads):
+        with pytest.raises(ValueError, match="keeps the days"):
+            OutputGemm(other, final)  # a head that changes the number of days, or reads more than the three kept
 
 
-@pytest.mark.parametrize("days", [8, 2])
-def test_output_gemm_with_the_last_up_convolution_equals_the_layers_in_turn(days: int) -> None:
+@pytest.mark.parametrize(("days", "bias", "classes"), [(8, True, 1), (2, True, 1), (8, False, 2)])
+def test_output_gemm_with_the_last_up_convolution_equals_the_layers_in_turn(days: int, bias: bool, classes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(days)
-    up = nn.ConvTranspose3d(5, 4, (2, 1, 1), stride=(2, 1, 1))
-    head, final = nn.Conv3d(7, 6, (3, 1, 1), padding=(1, 0, 0)), nn.Conv3d(6, 1, 1)
+    up = nn.ConvTranspose3d(5, 4, (2, 1, 1), stride=(2, 1, 1), bias=bias)
+    head, final = nn.Conv3d(7, 6, (3, 1, 1), padding=(1, 0, 0)), nn.Conv3d(6, classes, 1)
     full, y = torch.randn(2, 3, days, 5, 6), torch.randn(2, 5, days // 2, 5, 6)
     tail = OutputGemm(head, final, UpTimeGemm(up))
     with torch.inference_mode():
         ref = final(torch.relu(head(torch.cat((full, torch.relu(up(y))), dim=1))))
-        torch.testing.assert_close(tail(full, y.contiguous(memory_format=torch.channels_last_3d)), ref, atol=1e-5, rtol=1e-5)
+        with monkeypatch.context() as m:
+            for layer in (up, head, final):
+                m.setattr(layer, "forward", _refuse)
+            torch.testing.assert_close(tail(full, y.contiguous(memory_format=torch.channels_last_3d)), ref, atol=1e-5, rtol=1e-5)
         with pytest.raises(ValueError, match="one \\(N, T, H, W\\)"):
             tail(full, y[..., :4, :])  # not the cells of ``full``
         with pytest.raises(ValueError, match="one \\(N, T, H, W\\)"):
@@ -152,7 +168,7 @@ def test_output_gemm_with_the_last_up_convolution_equals_the_layers_in_turn(days
 
 
 def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -> None:
-    net = use_time_gemm(fuse_for_inference(banet))
+    net = use_cpu_forms(fuse_for_inference(banet))
     x = torch.randn(3, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
     sizes = [(64, 64), (64, 30), (17, 64)]
     with torch.inference_mode():
