@@ -5,8 +5,8 @@ Literal = the published procedure as published: 128 x 128 tiles every 100 px, on
 averaged (``reference_probabilities``).  Variants, interleaved round by round in one process:
 
 * ``published``: the default preset, same grid, engine defaults (fused norms, ``channels_last_3d``,
-  batching, encoder level 1 computed once per region cell, per-pixel layers in their CPU forms);
-* ``published, levels 1-3 shared``: the same with encoder levels 1-3 computed once per region cell;
+  batching, encoder levels 1-3 computed once per region cell, per-pixel layers in their CPU forms);
+* ``published, level 1 shared``: the same with only encoder level 1 computed once per region cell;
 * ``published, no level shared``: every tile computed on its own;
 * ``published, CPU forms off``: the same with torch's own layers (oneDNN's temporal convolutions
   and LSTM) instead of the matrix-product forms (``inference/cpu_forms.py``);
@@ -130,8 +130,8 @@ def main() -> int:
     model.to(args.device)
     variants: dict[str, Callable[[], np.ndarray]] = {
         "published": lambda: predict_probabilities(win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device),
-        "published, levels 1-3 shared": lambda: predict_probabilities(
-            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=3)
+        "published, level 1 shared": lambda: predict_probabilities(
+            win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=1)
         ),
         "published, no level shared": lambda: predict_probabilities(
             win, [model], tiling=PRESETS["published"], batch=args.batch, device=args.device, options=EngineOptions(shared_levels=0)

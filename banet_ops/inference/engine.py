@@ -16,8 +16,8 @@ Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
 tensors; their per-pixel layers (temporal convolutions, level 1's LSTM, the head) run as matrix
-products (:mod:`.cpu_forms`), encoder level
-1 is computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
+products (:mod:`.cpu_forms`), encoder levels
+1–3 are computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the full-resolution tail only on
 the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
 (:mod:`.allocator`).  All exact to float rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
@@ -65,8 +65,9 @@ class EngineOptions:
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
     # most this many and only those whose grid the tile starts are on (published grid: up to 3); 0:
-    # every tile on its own.  Exact either way; levels 2-3 shared measured no faster (benchmarks/README.md)
-    shared_levels: int = 1
+    # every tile on its own.  Exact either way; 3 measured 2-14 % faster than 1 in five benchmark runs,
+    # for ~20 % more peak memory (benchmarks/README.md, session 7)
+    shared_levels: int = 3
     # CPU: most memory (MiB) held for the rows a row of tiles hands to the next (25 of 128 rows of
     # level 1: ~200 KiB per region column per model at 64 days); past it, chunks compute their
     # overlap with the row above again (exact either way)
