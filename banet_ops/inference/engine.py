@@ -65,8 +65,8 @@ class EngineOptions:
     fuse: bool = True  # fold batch norms into convolutions (BANet models only)
     # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
     # most this many and only those whose grid the tile starts are on (published grid: up to 3); 0:
-    # every tile on its own.  Exact either way; 3 measured 2-14 % faster than 1 in five benchmark runs,
-    # for ~20 % more peak memory (benchmarks/README.md, session 7)
+    # every tile on its own.  Exact either way; 3 measured 1-15 % faster than 1 in six of seven
+    # benchmark runs (4 % slower in one), for ~20 % more peak memory (benchmarks/README.md, session 7)
     shared_levels: int = 3
     # CPU: most memory (MiB) held for the rows a row of tiles hands to the next (25 of 128 rows of
     # level 1: ~200 KiB per region column per model at 64 days); past it, chunks compute their
