@@ -73,7 +73,8 @@ class EngineOptions:
     # overlap with the row above again (exact either way)
     carry_mib: int = 1024
     # CPU, fused BA-Nets: per-pixel layers (temporal convolutions, level 1's LSTM, the head) as matrix
-    # products (inference/cpu_forms.py; measured 1.9x faster with one thread, 1.1x with two; benchmarks/README.md)
+    # products (inference/cpu_forms.py; measured 1.7-2.1x faster end to end with one thread, 1.0-1.2x with
+    # two; benchmarks/README.md)
     time_gemm: bool = True
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA
