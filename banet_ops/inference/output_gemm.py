@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm
+from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm, product_into, runs_as_products
 
 
 def _day_rows(x: Tensor) -> Callable[[int], Tensor]:
@@ -34,13 +34,7 @@ class _UpDays:
     def __call__(self, day: int) -> Tensor:
         slot = day % 3
         if self.held[slot] != day:
-            s = self.up.w.shape[0]
-            src = self.y[day // s].view(-1, self.y.shape[3])
-            if self.up.b is None:
-                torch.mm(src, self.up.w[day % s], out=self.slots[slot])
-            else:
-                torch.addmm(self.up.b, src, self.up.w[day % s], out=self.slots[slot])
-            self.slots[slot].clamp_min_(0.0)
+            self.up.day_into(self.slots[slot], self.y[day // self.up.w.shape[0]].view(-1, self.y.shape[3]), day).clamp_min_(0.0)
             self.held[slot] = day
         return self.slots[slot]
 
@@ -61,7 +55,7 @@ class OutputGemm(nn.Module):
 
     def forward(self, full: Tensor, x: Tensor) -> Tensor:
         """Logits ``(N, classes, T, H, W)`` of the head over ``full`` and ``x`` (or ``up(x)``) side by side in channels."""
-        if full.device.type != "cpu" or torch.is_grad_enabled() or full.dtype != torch.float32:
+        if not runs_as_products(full):
             x = x if self.up is None else torch.relu(self.up(x))
             return self.final_conv(torch.relu(self.head(full, x)))
         full_t, x_t = (p.permute(0, 2, 3, 4, 1).contiguous() for p in (full, x))  # (N, T, H, W, C)
@@ -90,11 +84,5 @@ class OutputGemm(nn.Module):
             c0 = 0
             for part in parts:
                 xs = part(src)
-                wk = head.w[tap, c0 : c0 + xs.shape[1]]
-                if first and head.b is not None:
-                    torch.addmm(head.b, xs, wk, out=out)
-                elif first:
-                    torch.mm(xs, wk, out=out)
-                else:
-                    out.addmm_(xs, wk)
+                product_into(out, xs, head.w[tap, c0 : c0 + xs.shape[1]], head.b, accumulate=not first)
                 first, c0 = False, c0 + xs.shape[1]

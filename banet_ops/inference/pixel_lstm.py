@@ -17,6 +17,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from banet_ops.inference.time_gemm import runs_as_products
+
 BLOCK_PIXELS = 2048  # gates of one block: 2048 x 128 floats = 1 MiB, one core's L2
 
 
@@ -45,7 +47,7 @@ class PixelLSTM(nn.Module):
 
     def forward(self, seq: Tensor) -> tuple[Tensor, None]:
         """``(T, pixels, C)`` → ``(T, pixels, H)`` hidden states (and no final state, which BA-Net does not use)."""
-        if seq.device.type != "cpu" or torch.is_grad_enabled() or seq.dtype != torch.float32:
+        if not runs_as_products(seq):
             return self.lstm(seq)[0], None
         t_len, n_pix, _ = seq.shape
         out = seq.new_empty((t_len, n_pix, self.lstm.hidden_size))

@@ -18,28 +18,47 @@ import torch
 from torch import Tensor, nn
 
 
-class TimeGemm(nn.Module):
-    """A ``k×1×1`` :class:`torch.nn.Conv3d` (stride ``s`` in time, padding ``p`` in time) as ``k`` matrix products."""
+def runs_as_products(x: Tensor) -> bool:
+    """Whether the CPU forms compute on ``x``: float32 on the CPU without autograd; otherwise torch's own layers do."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
 
-    w: Tensor  # (k, C_in, C_out)
+
+def product_into(out: Tensor, x: Tensor, w: Tensor, bias: Tensor | None, *, accumulate: bool = False) -> Tensor:
+    """``out = bias + x @ w`` (no bias: ``x @ w``), or ``out += x @ w`` with ``accumulate``, in place; returns ``out``."""
+    if accumulate:
+        return out.addmm_(x, w)
+    return torch.mm(x, w, out=out) if bias is None else torch.addmm(bias, x, w, out=out)
+
+
+class _TemporalGemm(nn.Module):
+    """A temporal (transposed) convolution's weights as ``(taps, C_in, C_out)`` matrices and its bias, the layer kept for torch's path."""
+
+    w: Tensor
     b: Tensor | None
 
-    def __init__(self, conv: nn.Conv3d) -> None:
+    def __init__(self, conv: nn.Conv3d | nn.ConvTranspose3d, taps_in_out: Tensor) -> None:
         super().__init__()
+        self.conv = conv  # off the CPU, with autograd or another dtype: the layer itself
+        with torch.no_grad():
+            self.register_buffer("w", taps_in_out.contiguous())
+            self.register_buffer("b", None if conv.bias is None else conv.bias.detach().clone())
+
+
+class TimeGemm(_TemporalGemm):
+    """A ``k×1×1`` :class:`torch.nn.Conv3d` (stride ``s`` in time, padding ``p`` in time) as ``k`` matrix products."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
         kt, kh, kw = conv.kernel_size
         st, sh, sw = conv.stride
         pt, ph, pw = conv.padding  # type: ignore[misc,str-unpack]
         if (kh, kw, sh, sw, ph, pw) != (1, 1, 1, 1, 0, 0) or conv.groups != 1 or conv.dilation != (1, 1, 1):
             raise ValueError(f"expected a k×1×1 convolution, found kernel {conv.kernel_size}, stride {conv.stride}, padding {conv.padding}")
+        super().__init__(conv, conv.weight.detach()[:, :, :, 0, 0].permute(2, 1, 0))  # (k, C_in, C_out)
         self.k, self.stride, self.pad = kt, st, int(pt)
-        self.conv = conv  # off the CPU: the convolution itself
-        with torch.no_grad():
-            self.register_buffer("w", conv.weight[:, :, :, 0, 0].permute(2, 1, 0).contiguous())  # (k, C_in, C_out)
-            self.register_buffer("b", None if conv.bias is None else conv.bias.detach().clone())
 
     def forward(self, *parts: Tensor) -> Tensor:
         """The convolution of ``parts`` concatenated along channels (one part: of that tensor), without the concatenation."""
-        if parts[0].device.type != "cpu" or torch.is_grad_enabled() or parts[0].dtype != torch.float32:
+        if not runs_as_products(parts[0]):
             return self.conv(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
         n, _, t_in, h, w = parts[0].shape
         if sum(x.shape[1] for x in parts) != self.w.shape[1] or any(x.shape[0] != n or x.shape[2:] != parts[0].shape[2:] for x in parts):
@@ -84,36 +103,28 @@ class TimeGemm(nn.Module):
                     o.baddbmm_(xs, w[i].expand(hi - lo, c, c_out))
 
 
-class UpTimeGemm(nn.Module):
+class UpTimeGemm(_TemporalGemm):
     """A ``s×1×1`` :class:`torch.nn.ConvTranspose3d` with stride ``s`` in time as matrix products: input day ``t`` makes output days ``s·t + a``."""
 
-    w: Tensor  # (s, C_in, C_out)
-    b: Tensor | None
-
     def __init__(self, conv: nn.ConvTranspose3d) -> None:
-        super().__init__()
         kt, kh, kw = conv.kernel_size
         plain = conv.padding == (0, 0, 0) and conv.output_padding == (0, 0, 0) and conv.groups == 1 and conv.dilation == (1, 1, 1)
         if (kh, kw) != (1, 1) or conv.stride != (kt, 1, 1) or not plain:
             raise ValueError(f"expected an s×1×1 transposed convolution with stride s, found kernel {conv.kernel_size}, stride {conv.stride}")
-        self.conv = conv  # off the CPU: the transposed convolution itself
-        with torch.no_grad():
-            self.register_buffer("w", conv.weight[:, :, :, 0, 0].permute(2, 0, 1).contiguous())  # (s, C_in, C_out)
-            self.register_buffer("b", None if conv.bias is None else conv.bias.detach().clone())
+        super().__init__(conv, conv.weight.detach()[:, :, :, 0, 0].permute(2, 0, 1))  # (s, C_in, C_out)
+
+    def day_into(self, out: Tensor, x_day: Tensor, day: int) -> Tensor:
+        """Output day ``day`` ``(H·W, C_out)`` into ``out`` from input day ``day // s`` ``(H·W, C_in)``, before any ReLU."""
+        return product_into(out, x_day, self.w[day % self.w.shape[0]], self.b)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or torch.is_grad_enabled() or x.dtype != torch.float32:
+        if not runs_as_products(x):
             return self.conv(x)
         n, c_in, t_in, h, w = x.shape
         s, c_out = int(self.w.shape[0]), int(self.w.shape[2])
         xt = x.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C): a view when x is channels_last_3d
         out = x.new_empty((n, s * t_in, h, w, c_out))
         for j in range(n):
-            for day in range(t_in):
-                for a in range(s):
-                    dest = out[j, s * day + a].view(h * w, c_out)
-                    if self.b is None:
-                        torch.mm(xt[j, day].view(h * w, c_in), self.w[a], out=dest)
-                    else:
-                        torch.addmm(self.b, xt[j, day].view(h * w, c_in), self.w[a], out=dest)
+            for day in range(s * t_in):
+                self.day_into(out[j, day].view(h * w, c_out), xt[j, day // s].view(h * w, c_in), day)
         return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
