@@ -17,6 +17,7 @@ folded into the convolution before it, so inference runs without the norm layers
 from __future__ import annotations
 
 import copy
+import itertools
 import numbers
 from collections.abc import Sequence
 from typing import Any, cast
@@ -366,17 +367,17 @@ class FusedBANet(nn.Module):
         if len(sizes) != x.shape[0]:
             raise ValueError(f"expected one out_size per tile ({x.shape[0]}), found {len(sizes)}")
         halves = [(min(-(-int(h) // 2), half.shape[-2]), min(-(-int(w) // 2), half.shape[-1])) for h, w in sizes]
-        if len(set(halves)) == 1:
-            hh, wh = halves[0]
-            return self._tail(half[..., :hh, :wh], x[..., :hh, :wh], full[..., : 2 * hh, : 2 * wh])
-        # tiles of other sizes (the last one of a row, cut by the region's edge): each on its own part
-        parts: list[Tensor] = []
-        for j, (hh, wh) in enumerate(halves):
-            one = slice(j, j + 1)
-            parts.append(self._tail(half[one, ..., :hh, :wh], x[one, ..., :hh, :wh], full[one, ..., : 2 * hh, : 2 * wh]))
-        out = parts[0].new_zeros((len(parts), *parts[0].shape[1:3], 2 * max(h for h, _ in halves), 2 * max(w for _, w in halves)))
-        for j, part in enumerate(parts):
-            out[j : j + 1, ..., : part.shape[3], : part.shape[4]] = part
+        # consecutive tiles of one size run together (a row's last tile, cut by the region's edge, on its own part)
+        runs = []
+        for size, group in itertools.groupby(range(len(halves)), key=halves.__getitem__):
+            tiles = list(group)
+            runs.append((tiles[0], tiles[-1] + 1, size))
+        parts = [self._tail(half[a:b, ..., :hh, :wh], x[a:b, ..., :hh, :wh], full[a:b, ..., : 2 * hh, : 2 * wh]) for a, b, (hh, wh) in runs]
+        if len(parts) == 1:
+            return parts[0]
+        out = parts[0].new_zeros((len(halves), *parts[0].shape[1:3], 2 * max(h for h, _ in halves), 2 * max(w for _, w in halves)))
+        for (a, b, _), part in zip(runs, parts, strict=True):
+            out[a:b, ..., : part.shape[3], : part.shape[4]] = part
         return out
 
     def _tail(self, half: Tensor, x: Tensor, full: Tensor) -> Tensor:

@@ -169,15 +169,19 @@ def test_output_gemm_with_the_last_up_convolution_equals_the_layers_in_turn(days
 
 def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -> None:
     net = use_cpu_forms(fuse_for_inference(banet))
-    x = torch.randn(3, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
-    sizes = [(64, 64), (64, 30), (17, 64)]
+    x = torch.randn(4, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
+    sizes = [(64, 64), (64, 64), (64, 30), (17, 64)]  # two tiles of one size run together
     with torch.inference_mode():
         whole = net(x)
         shared = [net.levels[0](x)]
         parts = net.forward_from_levels(shared, sizes)
-    assert parts.shape == whole.shape
+        one_size = net.forward_from_levels(shared, (np.int64(40), np.int64(64)))  # one size for all, numpy ints as the engine may pass
+        with pytest.raises(ValueError, match="one out_size per tile \\(4\\), found 3"):
+            net.forward_from_levels(shared, sizes[:3])
+    assert parts.shape == whole.shape and one_size.shape[-2:] == (40, 64)
+    torch.testing.assert_close(one_size, whole[..., :40, :], atol=1e-5, rtol=1e-5)
     for j, (h, w) in enumerate(sizes):
         torch.testing.assert_close(parts[j, ..., :h, :w], whole[j, ..., :h, :w], atol=1e-5, rtol=1e-5)
     # past a tile's size (rounded up to even): zeros, not computed
-    assert not parts[1, ..., 30:].any() and not parts[2, ..., 18:, :].any()
-    assert parts[1, ..., :30].abs().sum() > 0 and parts[2, ..., :18, :].abs().sum() > 0
+    assert not parts[2, ..., 30:].any() and not parts[3, ..., 18:, :].any()
+    assert parts[2, ..., :30].abs().sum() > 0 and parts[3, ..., :18, :].abs().sum() > 0
