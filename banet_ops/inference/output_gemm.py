@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from banet_ops.inference.threads import share_among_threads
 from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm, product_into, runs_as_products
 
 
@@ -64,15 +65,22 @@ class OutputGemm(nn.Module):
         c_x = x_t.shape[4] if self.up is None else int(self.up.w.shape[2])
         if c_full + c_x != self.head.w.shape[1] or x_t.shape[0] != n or x_t.shape[2:4] != (h, w) or x_days != t_len:
             raise ValueError(f"expected parts with {self.head.w.shape[1]} channels in all and one (N, T, H, W), found {[tuple(p.shape) for p in (full, x)]}")
-        final_w, final_b = self.final_conv.w[0], self.final_conv.b
-        logits = full.new_empty((n, t_len, h, w, final_w.shape[1]))
-        day_out = full.new_empty((h * w, self.head.w.shape[2]))
-        for j in range(n):
-            parts = [_day_rows(full_t[j]), _UpDays(self.up, x_t[j]) if self.up is not None else _day_rows(x_t[j])]
-            for day in range(t_len):
-                self._head_day(day_out, parts, day, t_len)
-                torch.addmm(final_b, day_out.clamp_min_(0.0), final_w, out=logits[j, day].view(h * w, -1))  # type: ignore[arg-type]
+        logits = full.new_empty((n, t_len, h, w, self.final_conv.w.shape[2]))
+        share_among_threads(n * t_len, lambda share: self._days(logits, full_t, x_t, share))
         return logits.permute(0, 4, 1, 2, 3)
+
+    def _days(self, logits: Tensor, full_t: Tensor, x_t: Tensor, share: range) -> None:
+        """``logits[j, day]`` for the (tile, day) indices ``j·T + day`` in ``share``; the parts ``(N, T, H, W, C)``."""
+        t_len, cells = logits.shape[1], logits.shape[2] * logits.shape[3]
+        final_w, final_b = self.final_conv.w[0], self.final_conv.b
+        day_out = logits.new_empty((cells, self.head.w.shape[2]))
+        tile, parts = -1, []
+        for index in share:
+            j, day = divmod(index, t_len)
+            if j != tile:
+                tile, parts = j, [_day_rows(full_t[j]), _UpDays(self.up, x_t[j]) if self.up is not None else _day_rows(x_t[j])]
+            self._head_day(day_out, parts, day, t_len)
+            torch.addmm(final_b, day_out.clamp_min_(0.0), final_w, out=logits[j, day].view(cells, -1))  # type: ignore[arg-type]
 
     def _head_day(self, out: Tensor, parts: list[Callable[[int], Tensor]], day: int, t_len: int) -> None:
         """``out (H·W, C_out)`` = the head's output on ``day`` (bias included, before the ReLU); ``parts[i](day)``: that part's ``(H·W, C)``."""

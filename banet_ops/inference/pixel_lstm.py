@@ -17,6 +17,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from banet_ops.inference.threads import share_among_threads
 from banet_ops.inference.time_gemm import runs_as_products
 
 BLOCK_PIXELS = 2048  # gates of one block: 2048 x 128 floats = 1 MiB, one core's L2
@@ -51,8 +52,13 @@ class PixelLSTM(nn.Module):
             return self.lstm(seq)[0], None
         t_len, n_pix, _ = seq.shape
         out = seq.new_empty((t_len, n_pix, self.lstm.hidden_size))
-        for start in range(0, n_pix, BLOCK_PIXELS):
-            self._block(seq[:, start : start + BLOCK_PIXELS], out[:, start : start + BLOCK_PIXELS])
+
+        def walk(pixels: range) -> None:
+            for start in range(pixels.start, pixels.stop, BLOCK_PIXELS):
+                end = min(start + BLOCK_PIXELS, pixels.stop)
+                self._block(seq[:, start:end], out[:, start:end])
+
+        share_among_threads(n_pix, walk)
         return out, None
 
     def _block(self, seq: Tensor, out: Tensor) -> None:
