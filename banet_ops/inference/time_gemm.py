@@ -19,8 +19,6 @@ from torch import Tensor, nn
 
 from banet_ops.inference.threads import share_among_threads
 
-BLOCK_CELLS = 1024  # cells of one block: its output over all days stays in the caches while the taps add to it
-
 
 def runs_as_products(x: Tensor) -> bool:
     """Whether the CPU forms compute on ``x``: float32 on the CPU without autograd; otherwise torch's own layers do."""
@@ -70,36 +68,41 @@ class TimeGemm(_TemporalGemm):
         c_out = int(self.w.shape[2])
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = parts[0].new_empty((n, t_out, h, w, c_out))
-        # (N, T, H·W, C) views: contiguous when the parts are channels_last_3d
-        cells = [x.permute(0, 2, 3, 4, 1).contiguous().view(n, t_in, h * w, x.shape[1]) for x in parts]
-        share_among_threads(n * h * w, lambda share: self._cells(out.view(n, t_out, h * w, c_out), cells, share))
+        # the centre tap first: it reads a day for every output day, so with stride 1 it can write
+        # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
+        taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
+        # (only when the output is no longer than the input: the centre tap must reach every output day)
+        direct = self.stride == 1 and self.b is not None and self.pad >= 0 and 2 * self.pad <= self.k - 1
+        if not direct and self.b is not None:
+            out.copy_(self.b.expand_as(out))
+        elif not direct:
+            out.zero_()
+        c0 = 0
+        for x in parts:
+            xt = x.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C): a view when x is channels_last_3d
+            self._accumulate(out, xt, self.w[:, c0 : c0 + x.shape[1]], taps, first=direct and c0 == 0)
+            c0 += x.shape[1]
         return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
 
-    def _cells(self, out: Tensor, parts: list[Tensor], share: range) -> None:
-        """``out[j, :, p]`` for the (tile, cell) indices ``j·H·W + p`` in ``share``, block by block of cells, every output day at once."""
-        hw, s = out.shape[2], self.stride
-        t_out, t_in = out.shape[1], parts[0].shape[1]
-        start = share.start
-        while start < share.stop:
-            j, p0 = divmod(start, hw)
-            p1 = min(p0 + BLOCK_CELLS, hw, share.stop - j * hw)
-            block = out[j, :, p0:p1]
-            if self.b is None:
-                block.zero_()
-            else:
-                block.copy_(self.b.expand_as(block))
-            c0 = 0
-            for x in parts:
-                c = x.shape[3]
-                for tap in range(self.k):
-                    d = tap - self.pad  # output day t reads input day s*t + d
-                    lo = max(0, (s - 1 - d) // s)  # first t with s*t + d >= 0
-                    hi = min(t_out, (t_in - 1 - d) // s + 1)
-                    if hi > lo:
-                        days = x[j, s * lo + d : s * (hi - 1) + d + 1 : s, p0:p1]
-                        block[lo:hi].baddbmm_(days, self.w[tap, c0 : c0 + c].expand(hi - lo, c, block.shape[2]))
-                c0 += c
-            start = j * hw + p1
+    def _accumulate(self, out: Tensor, xt: Tensor, w: Tensor, taps: list[int], first: bool) -> None:
+        """``out (N, T_out, H, W, C_out) += Σ_taps xt[day] @ w[tap]``; ``first``: the centre tap writes ``bias + x @ W`` instead."""
+        n, t_in, h, w_, c = xt.shape
+        t_out, c_out, s = out.shape[1], out.shape[4], self.stride
+        for i in taps:
+            d = i - self.pad  # output day t reads input day s*t + d
+            lo = max(0, (s - 1 - d) // s)  # first t with s*t + d >= 0
+            hi = min(t_out, (t_in - 1 - d) // s + 1)
+            if hi <= lo:
+                continue
+            for j in range(n):
+                o = out[j, lo:hi].view(hi - lo, h * w_, c_out)
+                xs = xt[j, s * lo + d : s * (hi - 1) + d + 1 : s].view(hi - lo, h * w_, c)
+                if first and d == 0:
+                    torch.addmm(self.b, xs.view(-1, c), w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
+                elif s == 1:
+                    o.view(-1, c_out).addmm_(xs.view(-1, c), w[i])
+                else:
+                    o.baddbmm_(xs, w[i].expand(hi - lo, c, c_out))
 
 
 class UpTimeGemm(_TemporalGemm):

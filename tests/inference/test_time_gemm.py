@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from banet_ops.inference import time_gemm
 from banet_ops.inference.cpu_forms import use_cpu_forms
 from banet_ops.inference.engine import EngineOptions, predict_probabilities, prepare_models
 from banet_ops.inference.output_gemm import OutputGemm
@@ -21,9 +20,7 @@ def _refuse(*args: object) -> None:
 
 @pytest.mark.parametrize(("kernel", "stride", "days"), [(7, 1, 16), (7, 2, 16), (5, 2, 8), (3, 2, 4), (3, 1, 16), (1, 1, 4), (7, 2, 2), (3, 2, 2)])
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("block", [4, 1024])  # 4: blocks of cells cut by the tiles' ends and the threads' shares
-def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, batch: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(time_gemm, "BLOCK_CELLS", block)
+def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(kernel * 10 + stride)
     conv = nn.Conv3d(6, 5, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0))
     gemm = TimeGemm(conv)
@@ -39,8 +36,7 @@ def test_time_gemm_equals_the_convolution(kernel: int, stride: int, days: int, b
 
 
 @pytest.mark.parametrize(("kernel", "stride"), [(3, 1), (7, 2), (1, 1)])
-def test_time_gemm_of_parts_equals_the_convolution_of_their_concatenation(kernel: int, stride: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(time_gemm, "BLOCK_CELLS", 3)
+def test_time_gemm_of_parts_equals_the_convolution_of_their_concatenation(kernel: int, stride: int) -> None:
     torch.manual_seed(kernel + stride)
     conv = nn.Conv3d(7, 5, (kernel, 1, 1), stride=(stride, 1, 1), padding=(kernel // 2, 0, 0))
     a, b = torch.randn(2, 3, 8, 4, 5), torch.randn(2, 4, 8, 6, 6)[..., :4, :5]  # the second one a spatial slice, as the head gets
