@@ -6,8 +6,8 @@ tile), where that fork and join costs a large part of the work: measured on the 
 development machine, level 1's LSTM runs 1.5× faster on two threads than on one when torch splits
 each operation, 1.9× when each thread walks its own blocks (benchmarks/README.md, session 8).
 :func:`share_among_threads` gives each thread its own share of the pieces instead.  Every piece
-runs the same operations on the same data as it would alone, so results do not depend on the
-number of threads.
+runs the same operations as on one thread, so the results equal those on one thread to float
+rounding (``tests/inference/test_threads.py``).
 
 Torch's thread count is process-wide: while pieces run, the caller's count is set to one and
 then restored.  The engine runs one forward pass at a time per process (a CLI call, an Airflow
