@@ -58,7 +58,7 @@ class PixelLSTM(nn.Module):
                 end = min(start + BLOCK_PIXELS, pixels.stop)
                 self._block(seq[:, start:end], out[:, start:end])
 
-        share_among_threads(n_pix, walk)
+        share_among_threads(n_pix, walk, grain=BLOCK_PIXELS)  # the blocks of one thread: results do not depend on the threads
         return out, None
 
     def _block(self, seq: Tensor, out: Tensor) -> None:
