@@ -66,15 +66,16 @@ class EngineOptions:
     # CPU, fused BA-Nets: encoder levels computed once per region cell (shared by overlapping tiles), at
     # most this many and only those whose grid the tile starts are on (published grid: up to 3); 0:
     # every tile on its own.  Exact either way; 3 measured 1-15 % faster than 1 in six of seven
-    # benchmark runs (4 % slower in one), for ~20 % more peak memory (benchmarks/README.md, session 7)
+    # benchmark runs of session 7, between 6 % slower and 1 % faster in session 8's five, for ~20 % more peak
+    # memory (benchmarks/README.md)
     shared_levels: int = 3
     # CPU: most memory (MiB) held for the rows a row of tiles hands to the next (25 of 128 rows of
     # level 1: ~200 KiB per region column per model at 64 days); past it, chunks compute their
     # overlap with the row above again (exact either way)
     carry_mib: int = 1024
     # CPU, fused BA-Nets: per-pixel layers (temporal convolutions, level 1's LSTM, the head) as matrix
-    # products (inference/cpu_forms.py; measured 1.7-2.1x faster end to end with one thread, 1.0-1.2x with
-    # two; benchmarks/README.md)
+    # products (inference/cpu_forms.py; measured 1.7-2.3x faster end to end with one thread, 1.15-1.25x
+    # with two since their work is shared among the threads; benchmarks/README.md, sessions 7-8)
     time_gemm: bool = True
     heap_allocator: bool = True  # CPU: keep freed memory mapped while running (see inference/allocator.py)
     channels_last: bool | None = None  # None: on for CPU, measured for CUDA

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -39,40 +40,29 @@ def share_among_threads(count: int, work: Callable[[range], None], *, grain: int
     """``work(share)`` for consecutive shares of ``range(count)`` (cut on multiples of ``grain``), one per torch thread, each in its own thread.
 
     One thread (``torch.get_num_threads() == 1``, or a call from inside a share): ``work(range(count))``
-    here.  Errors: all shares are waited for, then the first error is raised here; an interrupt
-    (``KeyboardInterrupt``) in the caller's own share is raised once the other shares are done.
+    here.  Errors, an interrupt included: every share is waited for, then the caller's own
+    share's error is raised, else the first helper's.
     """
     threads = torch.get_num_threads()
     runs = shares(count, threads, grain)
     if len(runs) <= 1:
         work(range(count))
         return
-    errors: list[Exception] = []
-    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
-
-    def walk(run: range) -> None:
-        try:
-            torch.set_num_threads(1)
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):  # both modes are per thread
-                work(run)
-        except Exception as error:  # handed to the caller below
-            errors.append(error)
-
-    helpers: list[threading.Thread] = []
+    modes = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
     with _window:
         torch.set_num_threads(1)
         try:
-            for i, run in enumerate(runs[1:], 1):
-                helpers.append(threading.Thread(target=walk, args=(run,), name=f"banet-share-{i}", daemon=True))
-                helpers[-1].start()
-            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                try:
-                    work(runs[0])
-                except Exception as error:
-                    errors.insert(0, error)
+            with ThreadPoolExecutor(len(runs) - 1, thread_name_prefix="banet-share") as pool:  # leaving it waits for every helper
+                helpers = [pool.submit(_one_core, work, run, *modes) for run in runs[1:]]
+                work(runs[0])
         finally:
-            for helper in helpers:
-                helper.join()
             torch.set_num_threads(threads)
-    if errors:
-        raise errors[0]
+    for helper in helpers:
+        helper.result()  # a helper's error, raised here
+
+
+def _one_core(work: Callable[[range], None], run: range, grad: bool, inference: bool) -> None:
+    """``work(run)`` in a helper thread: torch on one thread, the caller's grad and inference modes (both are per thread)."""
+    torch.set_num_threads(1)
+    with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+        work(run)

@@ -127,6 +127,32 @@ def test_cpu_forms_give_the_same_numbers_on_two_threads_as_on_one(monkeypatch: p
         torch.testing.assert_close(one, final(torch.relu(head(torch.cat((full, torch.relu(up(x))), dim=1)))), atol=1e-5, rtol=1e-5)
 
 
+def test_two_callers_at_once_get_their_own_results_and_the_count_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pixel_lstm, "BLOCK_PIXELS", 64)
+    torch.manual_seed(1)
+    lstm = PixelLSTM(nn.LSTM(6, 5))
+    seqs = [torch.randn(12, 300, 6) for _ in range(2)]
+    expected = [_on_threads(1, lambda seq=seq: lstm(seq)[0]) for seq in seqs]  # type: ignore[misc]
+    got: dict[int, torch.Tensor] = {}
+
+    def call(i: int) -> None:
+        for _ in range(5):  # overlapping windows, whichever thread gets the lock first
+            got[i] = _on_threads(2, lambda: lstm(seqs[i])[0])
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert all(torch.equal(got[i], expected[i]) for i in range(2))
+
+
 def test_engine_outputs_on_two_threads_equal_those_on_one(banet: BANet, make_window) -> None:  # type: ignore[no-untyped-def]
     win = make_window(150, 170, days=16, seed=5)
     previous = torch.get_num_threads()
