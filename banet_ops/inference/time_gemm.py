@@ -9,7 +9,8 @@ development machine, one thread: level 1's 7×1×1 convolution 2.37 s → 0.36 s
 the convolution to float rounding.  A :class:`TimeGemm` takes its input in parts side by side in
 channels (splitting its weights), so a skip connection needs no concatenation.  The decoder's
 ``s×1×1`` up-convolutions with stride ``s`` are ``s`` matrix products per input day
-(:class:`UpTimeGemm`).  :func:`banet_ops.inference.cpu_forms.use_cpu_forms` swaps them in.
+(:class:`UpTimeGemm`).  Both share their (tile, output day) pairs among torch's threads
+(:mod:`.threads`).  :func:`banet_ops.inference.cpu_forms.use_cpu_forms` swaps them in.
 """
 
 from __future__ import annotations
@@ -68,41 +69,46 @@ class TimeGemm(_TemporalGemm):
         c_out = int(self.w.shape[2])
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = parts[0].new_empty((n, t_out, h, w, c_out))
-        # the centre tap first: it reads a day for every output day, so with stride 1 it can write
-        # ``bias + x @ W`` straight into the output (no separate pass to initialise it)
-        taps = [self.pad, *(i for i in range(self.k) if i != self.pad)]
-        # (only when the output is no longer than the input: the centre tap must reach every output day)
-        direct = self.stride == 1 and self.b is not None and self.pad >= 0 and 2 * self.pad <= self.k - 1
+        xts = [x.permute(0, 2, 3, 4, 1).contiguous() for x in parts]  # (N, T, H, W, C): views when the parts are channels_last_3d
+        share_among_threads(n * t_out, lambda share: self._days(out, xts, share))
+        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
+
+    def _days(self, out: Tensor, xts: list[Tensor], share: range) -> None:
+        """``out[j, day]`` ``(N, T_out, H, W, C_out)`` for the (tile, day) indices ``j·T_out + day`` in ``share``, from the parts ``xts``."""
+        t_out = out.shape[1]
+        for j in range(share.start // t_out, -(-share.stop // t_out)):
+            lo, hi = max(share.start - j * t_out, 0), min(share.stop - j * t_out, t_out)
+            self._run(out[j, lo:hi], [xt[j] for xt in xts], lo)
+
+    def _run(self, out: Tensor, xts: list[Tensor], lo: int) -> None:
+        """Output days ``lo, lo + 1, …`` of one tile into ``out`` ``(days, H, W, C_out)`` from its parts ``xts`` ``(T_in, H, W, C)``."""
+        t_in, s, hi = xts[0].shape[0], self.stride, lo + out.shape[0]
+        rows, c_out = out.shape[1] * out.shape[2], out.shape[3]
+        # the centre tap first: where it reads a day for every output day, it writes ``bias + x @ W``
+        # straight into the output (no separate pass to initialise it)
+        taps = sorted(range(self.k), key=lambda i: i != self.pad)
+        direct = s == 1 and self.b is not None and 0 <= self.pad < self.k and hi <= t_in
         if not direct and self.b is not None:
             out.copy_(self.b.expand_as(out))
         elif not direct:
             out.zero_()
         c0 = 0
-        for x in parts:
-            xt = x.permute(0, 2, 3, 4, 1).contiguous()  # (N, T, H, W, C): a view when x is channels_last_3d
-            self._accumulate(out, xt, self.w[:, c0 : c0 + x.shape[1]], taps, first=direct and c0 == 0)
-            c0 += x.shape[1]
-        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
-
-    def _accumulate(self, out: Tensor, xt: Tensor, w: Tensor, taps: list[int], first: bool) -> None:
-        """``out (N, T_out, H, W, C_out) += Σ_taps xt[day] @ w[tap]``; ``first``: the centre tap writes ``bias + x @ W`` instead."""
-        n, t_in, h, w_, c = xt.shape
-        t_out, c_out, s = out.shape[1], out.shape[4], self.stride
-        for i in taps:
-            d = i - self.pad  # output day t reads input day s*t + d
-            lo = max(0, (s - 1 - d) // s)  # first t with s*t + d >= 0
-            hi = min(t_out, (t_in - 1 - d) // s + 1)
-            if hi <= lo:
-                continue
-            for j in range(n):
-                o = out[j, lo:hi].view(hi - lo, h * w_, c_out)
-                xs = xt[j, s * lo + d : s * (hi - 1) + d + 1 : s].view(hi - lo, h * w_, c)
-                if first and d == 0:
-                    torch.addmm(self.b, xs.view(-1, c), w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
+        for xt in xts:
+            w, c = self.w[:, c0 : c0 + xt.shape[3]], xt.shape[3]
+            for i in taps:
+                d = i - self.pad  # output day t reads input day s·t + d
+                a, b = max(lo, -(d // s)), min(hi, (t_in - 1 - d) // s + 1)  # output days whose input day exists
+                if b <= a:
+                    continue
+                o = out[a - lo : b - lo].view(b - a, rows, c_out)
+                xs = xt[s * a + d : s * (b - 1) + d + 1 : s].view(b - a, rows, c)
+                if direct and c0 == 0 and d == 0:
+                    torch.baddbmm(self.b, xs, w[i].expand(b - a, c, c_out), out=o)  # type: ignore[arg-type]
                 elif s == 1:
                     o.view(-1, c_out).addmm_(xs.view(-1, c), w[i])
                 else:
-                    o.baddbmm_(xs, w[i].expand(hi - lo, c, c_out))
+                    o.baddbmm_(xs, w[i].expand(b - a, c, c_out))
+            c0 += c
 
 
 class UpTimeGemm(_TemporalGemm):

@@ -16,7 +16,7 @@ from banet_ops.inference.engine import EngineOptions, predict_probabilities
 from banet_ops.inference.output_gemm import OutputGemm
 from banet_ops.inference.pixel_lstm import PixelLSTM
 from banet_ops.inference.threads import share_among_threads, shares
-from banet_ops.inference.time_gemm import UpTimeGemm
+from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm
 from banet_ops.models.banet import BANet
 
 
@@ -125,6 +125,15 @@ def test_cpu_forms_give_the_same_numbers_on_two_threads_as_on_one(monkeypatch: p
     assert torch.equal(one, two)
     with torch.inference_mode():
         torch.testing.assert_close(one, final(torch.relu(head(torch.cat((full, torch.relu(up(x))), dim=1)))), atol=1e-5, rtol=1e-5)
+    # three tiles of 7 output days in two parts: the shares split the second tile's days
+    for stride in (1, 2):
+        conv = nn.Conv3d(7, 4, (5, 1, 1), stride=(stride, 1, 1), padding=(2, 0, 0))
+        a, b = torch.randn(3, 3, 7 * stride, 3, 4), torch.randn(3, 4, 7 * stride, 3, 4)
+        gemm = TimeGemm(conv)
+        one, two = (_on_threads(n, lambda gemm=gemm, a=a, b=b: gemm(a, b)) for n in (1, 2))  # type: ignore[misc]
+        assert torch.equal(one, two)
+        with torch.inference_mode():
+            torch.testing.assert_close(one, conv(torch.cat((a, b), dim=1)), atol=1e-5, rtol=1e-5)
 
 
 def test_two_callers_at_once_get_their_own_results_and_the_count_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
