@@ -16,6 +16,7 @@ computation to float rounding."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,21 +160,37 @@ def _extents(levels: Sequence[nn.Module], size: tuple[int, int], exact: tuple[in
     return extents
 
 
-def _strip(level: nn.Module, tile: Tensor, side: str, r: int, g: Geometry) -> Tensor:
-    """Spatial-convolution output (after ReLU) of the ``r`` cells along ``side`` of one tile, from the tile alone."""
-    axis = -2 if side in ("top", "bottom") else -1
-    n_in = tile.shape[axis]
-    n_out = g.size_out(n_in)
-    if side in ("top", "left"):
-        x, lo = tile.narrow(axis, 0, g.need_in(r, n_in)), 0
-    else:  # start the strip on the stride grid, ceil(p/s) cells early: those read the strip's own padding
-        q = max(0, n_out - r - math.ceil(g.p / g.s))
-        x, lo = tile.narrow(axis, g.s * q, n_in - g.s * q), n_out - r - q
-    return F.relu(_space_by_day(cast(nn.Conv3d, level.space), x), inplace=True).narrow(axis, lo, r)
+def _strips(level: nn.Module, tiles: Sequence[Tensor], side: str, r: int, g: Geometry) -> list[Tensor]:
+    """Spatial-convolution output (after ReLU) ``(1, C, T, rows, cols)`` of the ``r`` cells along ``side`` of each of ``tiles``, each from the tile alone."""
+    axis = 3 if side in ("top", "bottom") else 4
+    n_in = tiles[0].shape[axis]
+    first_out = 0 if side in ("top", "left") else g.size_out(n_in) - r
+    # the strip of input that a convolution with the level's own padding on both sides reads,
+    # starting on the stride grid; it makes ``made`` cells, the ``r`` wanted from ``keep`` on
+    q = max(0, first_out - math.ceil(g.p / g.s))
+    lo, hi = g.s * q, g.need_in(first_out + r, n_in)
+    made, keep = g.size_out(hi - lo), first_out - q
+    conv = cast(nn.Conv3d, level.space)
+    if made < 2 * r:
+        return [F.relu(_space_by_day(conv, tile.narrow(axis, lo, hi - lo), (g.p, g.p)), inplace=True).narrow(axis, keep, r) for tile in tiles]
+    # as many cells thrown away as kept, or more (level 1: 6 made for 3): only the wanted ones,
+    # from a copy of the strip with its padding in place, all tiles in one convolution
+    start, stop = g.s * first_out - g.p, g.s * (first_out + r - 1) - g.p + g.k  # input cells read, past the edges included
+    lo, hi = max(start, 0), min(stop, n_in)
+    c, t_len, n_cross = tiles[0].shape[1], tiles[0].shape[2], tiles[0].shape[7 - axis]
+    shape = [len(tiles), c, t_len, stop - start, n_cross + 2 * g.p]
+    if axis == 4:
+        shape[3:] = shape[4], shape[3]
+    padded = tiles[0].new_zeros(shape).contiguous(memory_format=torch.channels_last_3d)
+    inner = padded.narrow(axis, lo - start, hi - lo).narrow(7 - axis, g.p, n_cross)
+    for j, tile in enumerate(tiles):
+        inner[j] = tile[0].narrow(axis - 1, lo, hi - lo)
+    out = F.relu(_space_by_day(conv, padded, (0, 0)), inplace=True)
+    return list(out.split(1))
 
 
-def _space_by_day(conv: nn.Conv3d, x: Tensor) -> Tensor:
-    """A ``1×k×k`` convolution of ``x`` ``(N, C, T, h, w)`` as a 2-D one with the days as the batch.
+def _space_by_day(conv: nn.Conv3d, x: Tensor, padding: tuple[int, int]) -> Tensor:
+    """A ``1×k×k`` convolution of ``x`` ``(N, C, T, h, w)`` with zero ``padding`` (rows, columns) as a 2-D one with the days as the batch.
 
     Same kernels and sums; on the thin strips of a ring, oneDNN's 3-D convolution is up to 5×
     slower than its 2-D one (benchmarks/README.md, session 7).  ``channels_last_3d`` in and out:
@@ -184,7 +201,7 @@ def _space_by_day(conv: nn.Conv3d, x: Tensor) -> Tensor:
         raise ValueError(f"expected a 1×k×k convolution with zero padding in space only, found kernel {conv.kernel_size}, padding {conv.padding}")
     n, c, t, h, w = x.shape
     flat = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
-    out = F.conv2d(flat, conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:], padding=cast(tuple[int, int], conv.padding)[1:])
+    out = F.conv2d(flat, conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:], padding=padding)
     return out.reshape(n, t, *out.shape[1:]).permute(0, 2, 1, 3, 4)
 
 
@@ -221,7 +238,11 @@ def _tiles_of_level(
     g = Geometry.of(level)
     out = _cut_tiles(band, offsets, width)
     order = ("top", "bottom", "left", "right")
-    pieces = [(i, side, _strip(level, inputs[i], side, rings[side], g)) for i in range(len(offsets)) for side in order if side in sides[i] and rings[side] > 0]
+    pieces: list[tuple[int, str, Tensor]] = []
+    for side in order:
+        which = [i for i in range(len(offsets)) if side in sides[i]]
+        if which and rings[side] > 0:
+            pieces += zip(which, itertools.repeat(side), _strips(level, [inputs[i] for i in which], side, rings[side], g), strict=False)
     if not pieces:
         return out
     # the rings of all tiles through the pixel-by-pixel part at once (level 1: one LSTM call)
