@@ -245,14 +245,21 @@ def _tiles_of_level(
             pieces += zip(which, itertools.repeat(side), _strips(level, [inputs[i] for i in which], side, rings[side], g), strict=False)
     if not pieces:
         return out
-    # the rings of all tiles through the pixel-by-pixel part at once (level 1: one LSTM call)
-    n_ch, n_time = out.shape[1], pieces[0][2].shape[2]
-    flat = torch.cat([t.reshape(1, n_ch, n_time, -1, 1) for _, _, t in pieces], dim=3)
+    # the rings of all tiles through the pixel-by-pixel part at once (level 1: one LSTM call), their
+    # cells side by side in a channels_last_3d column, so the per-pixel layers read and write it in place
+    n_ch, n_time = pieces[0][2].shape[1:3]
+    cells = sum(t.shape[3] * t.shape[4] for _, _, t in pieces)
+    flat = torch.empty((1, n_ch, n_time, cells, 1), dtype=out.dtype, device=out.device, memory_format=torch.channels_last_3d)
+    start = 0
+    for _, _, t in pieces:
+        h, w = t.shape[3], t.shape[4]
+        flat[0, :, :, start : start + h * w, 0].view(n_ch, n_time, h, w).copy_(t[0])
+        start += h * w
     done = level.per_pixel(flat)  # type: ignore[operator]
     start = 0
     for i, side, t in pieces:
         h, w = t.shape[3], t.shape[4]
-        vals = done[0, :, :, start : start + h * w, 0].reshape(n_ch, done.shape[2], h, w)
+        vals = done[0, :, :, start : start + h * w, 0].view(done.shape[1], done.shape[2], h, w)
         start += h * w
         r = rings[side]
         if side == "top":
