@@ -16,7 +16,6 @@ computation to float rounding."""
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,9 +41,12 @@ class Geometry:
     @classmethod
     def of(cls, level: nn.Module) -> Geometry:
         conv = level.space
-        if not isinstance(conv, nn.Conv3d) or conv.kernel_size[1] != conv.kernel_size[2] or conv.stride[1] != conv.stride[2]:
-            raise ValueError(f"expected a square 1xkxk spatial convolution, found {conv}")
-        return cls(k=conv.kernel_size[1], s=conv.stride[1], p=int(conv.padding[1]))  # type: ignore[index,arg-type]
+        if not isinstance(conv, nn.Conv3d):
+            raise ValueError(f"expected a 1xkxk spatial convolution, found {conv}")
+        (_, kh, kw), (_, sh, sw), (_, ph, pw) = conv.kernel_size, conv.stride, cast(tuple[int, int, int], conv.padding)
+        if kh != kw or sh != sw or ph != pw:
+            raise ValueError(f"expected a square 1xkxk spatial convolution, the same padding on both axes, found {conv}")
+        return cls(k=kh, s=sh, p=ph)
 
     def size_out(self, n_in: int) -> int:
         return (n_in + 2 * self.p - self.k) // self.s + 1
@@ -166,27 +168,35 @@ def _strips(level: nn.Module, tiles: Sequence[Tensor], side: str, r: int, g: Geo
     n_in = tiles[0].shape[axis]
     first_out = 0 if side in ("top", "left") else g.size_out(n_in) - r
     # the strip of input that a convolution with the level's own padding on both sides reads,
-    # starting on the stride grid; it makes ``made`` cells, the ``r`` wanted from ``keep`` on
+    # starting on the stride grid: it makes ``made`` cells, the ``r`` wanted from ``keep`` on
     q = max(0, first_out - math.ceil(g.p / g.s))
     lo, hi = g.s * q, g.need_in(first_out + r, n_in)
     made, keep = g.size_out(hi - lo), first_out - q
     conv = cast(nn.Conv3d, level.space)
     if made < 2 * r:
         return [F.relu(_space_by_day(conv, tile.narrow(axis, lo, hi - lo), (g.p, g.p)), inplace=True).narrow(axis, keep, r) for tile in tiles]
-    # as many cells thrown away as kept, or more (level 1: 6 made for 3): only the wanted ones,
-    # from a copy of the strip with its padding in place, all tiles in one convolution
+    # as many cells thrown away as kept, or more (level 1: 6 made for 3)
+    return _wanted_cells(conv, tiles, axis, first_out, r, g)
+
+
+def _wanted_cells(conv: nn.Conv3d, tiles: Sequence[Tensor], axis: int, first_out: int, r: int, g: Geometry) -> list[Tensor]:
+    """Cells ``first_out .. first_out + r`` along ``axis`` of each tile's spatial convolution (after ReLU), all tiles in one convolution.
+
+    Only those cells are computed: from a copy of the strip of input they read, with the tile's own
+    zero padding in place wherever they reach past its edges.
+    """
+    n_in, cross = tiles[0].shape[axis], 7 - axis  # the strip's axis and the one across it (3: rows, 4: columns)
     start, stop = g.s * first_out - g.p, g.s * (first_out + r - 1) - g.p + g.k  # input cells read, past the edges included
     lo, hi = max(start, 0), min(stop, n_in)
-    c, t_len, n_cross = tiles[0].shape[1], tiles[0].shape[2], tiles[0].shape[7 - axis]
+    c, t_len, n_cross = tiles[0].shape[1], tiles[0].shape[2], tiles[0].shape[cross]
     shape = [len(tiles), c, t_len, stop - start, n_cross + 2 * g.p]
     if axis == 4:
         shape[3:] = shape[4], shape[3]
-    padded = tiles[0].new_zeros(shape).contiguous(memory_format=torch.channels_last_3d)
-    inner = padded.narrow(axis, lo - start, hi - lo).narrow(7 - axis, g.p, n_cross)
+    padded = torch.empty(shape, dtype=tiles[0].dtype, device=tiles[0].device, memory_format=torch.channels_last_3d).zero_()
+    inner = padded.narrow(axis, lo - start, hi - lo).narrow(cross, g.p, n_cross)
     for j, tile in enumerate(tiles):
         inner[j] = tile[0].narrow(axis - 1, lo, hi - lo)
-    out = F.relu(_space_by_day(conv, padded, (0, 0)), inplace=True)
-    return list(out.split(1))
+    return list(F.relu(_space_by_day(conv, padded, (0, 0)), inplace=True).split(1))
 
 
 def _space_by_day(conv: nn.Conv3d, x: Tensor, padding: tuple[int, int]) -> Tensor:
@@ -242,11 +252,12 @@ def _tiles_of_level(
     for side in order:
         which = [i for i in range(len(offsets)) if side in sides[i]]
         if which and rings[side] > 0:
-            pieces += zip(which, itertools.repeat(side), _strips(level, [inputs[i] for i in which], side, rings[side], g), strict=False)
+            strips = _strips(level, [inputs[i] for i in which], side, rings[side], g)
+            pieces += [(i, side, strip) for i, strip in zip(which, strips, strict=True)]
     if not pieces:
         return out
     # the rings of all tiles through the pixel-by-pixel part at once (level 1: one LSTM call), their
-    # cells side by side in a channels_last_3d column, so the per-pixel layers read and write it in place
+    # cells side by side in a channels_last_3d column: the per-pixel layers read it as a view, no transposing copy
     n_ch, n_time = pieces[0][2].shape[1:3]
     cells = sum(t.shape[3] * t.shape[4] for _, _, t in pieces)
     flat = torch.empty((1, n_ch, n_time, cells, 1), dtype=out.dtype, device=out.device, memory_format=torch.channels_last_3d)

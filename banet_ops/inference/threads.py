@@ -6,8 +6,10 @@ tile), where that fork and join costs a large part of the work: measured on the 
 development machine, level 1's LSTM runs 1.5× faster on two threads than on one when torch splits
 each operation, 1.9× when each thread walks its own blocks (benchmarks/README.md, session 8).
 :func:`share_among_threads` gives each thread its own share of the pieces instead.  Shares are cut
-on whole grains (the LSTM's blocks of pixels), so every piece runs the same operations as on one
-thread and the results are the same (``tests/inference/test_threads.py``).
+on whole grains: the LSTM's blocks of pixels run the same operations as on one thread, so its
+results are the same bitwise.  A share of a temporal convolution's days is one product per tap
+of fewer rows, the same sums row for row: equal to float rounding (bitwise in
+``tests/inference/test_threads.py``).
 
 While shares run, the caller's torch thread count is one, then restored.  ``set_num_threads``
 sets the calling thread's own count and the count that a thread takes on its first parallel

@@ -70,44 +70,45 @@ class TimeGemm(_TemporalGemm):
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = parts[0].new_empty((n, t_out, h, w, c_out))
         xts = [x.permute(0, 2, 3, 4, 1).contiguous() for x in parts]  # (N, T, H, W, C): views when the parts are channels_last_3d
-        share_among_threads(n * t_out, lambda share: self._days(out, xts, share))
+        # the centre tap first: where it reads a day for every output day (stride 1, no more output
+        # days than input days), it writes ``bias + x @ W`` straight into the output, no pass to initialise it
+        direct = self.stride == 1 and self.b is not None and 0 <= self.pad < self.k and t_out <= t_in
+        if n * t_out > 0:
+            share_among_threads(n * t_out, lambda share: self._days(out, xts, share, direct))
         return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
 
-    def _days(self, out: Tensor, xts: list[Tensor], share: range) -> None:
+    def _days(self, out: Tensor, xts: list[Tensor], share: range, direct: bool) -> None:
         """``out[j, day]`` ``(N, T_out, H, W, C_out)`` for the (tile, day) indices ``j·T_out + day`` in ``share``, from the parts ``xts``."""
         t_out = out.shape[1]
         for j in range(share.start // t_out, -(-share.stop // t_out)):
             lo, hi = max(share.start - j * t_out, 0), min(share.stop - j * t_out, t_out)
-            self._run(out[j, lo:hi], [xt[j] for xt in xts], lo)
+            self._run(out[j, lo:hi], [xt[j] for xt in xts], lo, direct)
 
-    def _run(self, out: Tensor, xts: list[Tensor], lo: int) -> None:
+    def _run(self, out: Tensor, xts: list[Tensor], lo: int, direct: bool) -> None:
         """Output days ``lo, lo + 1, …`` of one tile into ``out`` ``(days, H, W, C_out)`` from its parts ``xts`` ``(T_in, H, W, C)``."""
         t_in, s, hi = xts[0].shape[0], self.stride, lo + out.shape[0]
         rows, c_out = out.shape[1] * out.shape[2], out.shape[3]
-        # the centre tap first: where it reads a day for every output day, it writes ``bias + x @ W``
-        # straight into the output (no separate pass to initialise it)
-        taps = sorted(range(self.k), key=lambda i: i != self.pad)
-        direct = s == 1 and self.b is not None and 0 <= self.pad < self.k and hi <= t_in
         if not direct and self.b is not None:
             out.copy_(self.b.expand_as(out))
         elif not direct:
             out.zero_()
+        taps = sorted(range(self.k), key=lambda i: i != self.pad)  # the centre tap first
         c0 = 0
         for xt in xts:
             w, c = self.w[:, c0 : c0 + xt.shape[3]], xt.shape[3]
             for i in taps:
                 d = i - self.pad  # output day t reads input day s·t + d
-                a, b = max(lo, -(d // s)), min(hi, (t_in - 1 - d) // s + 1)  # output days whose input day exists
-                if b <= a:
+                first, stop = max(lo, -(d // s)), min(hi, (t_in - 1 - d) // s + 1)  # output days whose input day exists
+                if stop <= first:
                     continue
-                o = out[a - lo : b - lo].view(b - a, rows, c_out)
-                xs = xt[s * a + d : s * (b - 1) + d + 1 : s].view(b - a, rows, c)
+                o = out[first - lo : stop - lo].view(stop - first, rows, c_out)
+                xs = xt[s * first + d : s * (stop - 1) + d + 1 : s].view(stop - first, rows, c)
                 if direct and c0 == 0 and d == 0:
-                    torch.baddbmm(self.b, xs, w[i].expand(b - a, c, c_out), out=o)  # type: ignore[arg-type]
+                    torch.addmm(self.b, xs.view(-1, c), w[i], out=o.view(-1, c_out))  # type: ignore[arg-type]
                 elif s == 1:
                     o.view(-1, c_out).addmm_(xs.view(-1, c), w[i])
                 else:
-                    o.baddbmm_(xs, w[i].expand(b - a, c, c_out))
+                    o.baddbmm_(xs, w[i].expand(stop - first, c, c_out))
             c0 += c
 
 

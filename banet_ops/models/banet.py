@@ -262,7 +262,8 @@ class _Level(nn.Module):
         """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
         if self.lstm is not None:
             # time-major (T, pixels, C), the LSTM's own layout: for one channels_last_3d tile (the
-            # engine's shared level 1) a view on the way in and out; otherwise one copy each way
+            # engine's shared level 1 and its column of ring cells) a view on the way in and out;
+            # otherwise one copy each way
             n, c, t, h, w = x.shape
             seq = x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c)
             seq, _ = self.lstm(seq)

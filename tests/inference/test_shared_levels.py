@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from banet_ops.inference import shared_levels as shared_levels_module
 from banet_ops.inference.engine import standardise_
 from banet_ops.inference.shared_levels import Band, Carry, Geometry, shareable_levels, shared_levels
 from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
@@ -126,3 +128,44 @@ def test_shared_levels_refuse_tiles_off_the_grid(fused: FusedBANet) -> None:
         shared_levels(list(fused.levels)[:2], band, [0, 51], TILE, (TILE, 51 + TILE), torch.zeros((1, 4, 1, 1, 1)))
     with pytest.raises(ValueError, match="past the band"):
         shared_levels(list(fused.levels)[:1], band, [0, 52], TILE, (TILE, 51 + TILE), torch.zeros((1, 4, 1, 1, 1)))
+
+
+class _Space(nn.Module):
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        self.space = conv
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(7, 1), (3, 2)])
+@pytest.mark.parametrize(("rows", "cols"), [(4, 5), (5, 17), (17, 64), (64, 9)])
+@pytest.mark.parametrize("side", ["top", "bottom", "left", "right"])
+def test_ring_strips_equal_the_tiles_own_convolution_cut_to_the_ring(
+    kernel: int, stride: int, rows: int, cols: int, side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(rows * cols)
+    conv = nn.Conv3d(3, 5, (1, kernel, kernel), stride=(1, stride, stride), padding=(0, kernel // 2, kernel // 2))
+    level, g = _Space(conv), Geometry(k=kernel, s=stride, p=kernel // 2)
+    tiles = [torch.randn(1, 3, 4, rows, cols).contiguous(memory_format=torch.channels_last_3d) for _ in range(3)]
+    paddings: list[tuple[int, int]] = []
+    real = shared_levels_module._space_by_day
+    monkeypatch.setattr(shared_levels_module, "_space_by_day", lambda c, x, padding: paddings.append(padding) or real(c, x, padding))
+    axis = 3 if side in ("top", "bottom") else 4
+    n_out = g.size_out((rows, cols)[axis - 3])
+    for r in range(1, min(3, n_out) + 1):
+        paddings.clear()
+        strips = shared_levels_module._strips(level, tiles, side, r, g)
+        assert len(strips) == len(tiles)
+        for tile, strip in zip(tiles, strips, strict=True):
+            with torch.no_grad():
+                whole = F.relu(conv(tile))
+            want = whole.narrow(axis, 0 if side in ("top", "left") else n_out - r, r)
+            torch.testing.assert_close(strip, want, atol=1e-5, rtol=1e-5)
+        if kernel == 7 and (rows, cols)[axis - 3] >= 16:  # level 1's geometry makes twice the wanted cells with its own padding: the padded copy, one call
+            assert paddings == [(0, 0)]
+        else:
+            assert paddings in ([(g.p, g.p)] * len(tiles), [(0, 0)])
+
+
+def test_geometry_refuses_a_spatial_convolution_padded_unequally() -> None:
+    with pytest.raises(ValueError, match="same padding"):
+        Geometry.of(_Space(nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 0))))

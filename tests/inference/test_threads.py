@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -125,12 +126,14 @@ def test_cpu_forms_give_the_same_numbers_on_two_threads_as_on_one(monkeypatch: p
     assert torch.equal(one, two)
     with torch.inference_mode():
         torch.testing.assert_close(one, final(torch.relu(head(torch.cat((full, torch.relu(up(x))), dim=1)))), atol=1e-5, rtol=1e-5)
-    # three tiles of 7 output days in two parts: the shares split the second tile's days
-    for stride in (1, 2):
-        conv = nn.Conv3d(7, 4, (5, 1, 1), stride=(stride, 1, 1), padding=(2, 0, 0))
-        a, b = torch.randn(3, 3, 7 * stride, 3, 4), torch.randn(3, 4, 7 * stride, 3, 4)
+    # three tiles of 7 output days in two parts (the shares split the second tile's days), and one
+    # tile of 16 x 16 cells and 32 channels; with and without bias, more output days than input days
+    cases = [(3, 3, 4, 4, (3, 4), 5, 2, True), (1, 16, 16, 32, (16, 16), 5, 2, True), (1, 16, 16, 32, (16, 16), 3, 2, False)]
+    for (tiles, c_a, c_b, c_out, (h, w), k, pad, bias), stride in itertools.product(cases, (1, 2)):
+        conv = nn.Conv3d(c_a + c_b, c_out, (k, 1, 1), stride=(stride, 1, 1), padding=(pad, 0, 0), bias=bias)
+        a, b = torch.randn(tiles, c_a, 7 * stride, h, w), torch.randn(tiles, c_b, 7 * stride, h, w)
         gemm = TimeGemm(conv)
-        one, two = (_on_threads(n, lambda gemm=gemm, a=a, b=b: gemm(a, b)) for n in (1, 2))  # type: ignore[misc]
+        one, two = (_on_threads(threads, lambda gemm=gemm, a=a, b=b: gemm(a, b)) for threads in (1, 2))  # type: ignore[misc]
         assert torch.equal(one, two)
         with torch.inference_mode():
             torch.testing.assert_close(one, conv(torch.cat((a, b), dim=1)), atol=1e-5, rtol=1e-5)
