@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from banet_ops.inference.threads import share_among_threads
+from banet_ops.inference.threads import share_among_threads, tile_days
 from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm, product_into, runs_as_products
 
 
@@ -74,18 +74,16 @@ class OutputGemm(nn.Module):
         t_len, cells = logits.shape[1], logits.shape[2] * logits.shape[3]
         final_w, final_b = self.final_conv.w[0], self.final_conv.b
         day_out = logits.new_empty((cells, self.head.w.shape[2]))
-        tile, parts = -1, []
-        for index in share:
-            j, day = divmod(index, t_len)
-            if j != tile:
-                tile, parts = j, [_day_rows(full_t[j]), _UpDays(self.up, x_t[j]) if self.up is not None else _day_rows(x_t[j])]
-            self._head_day(day_out, parts, day, t_len)
-            torch.addmm(final_b, day_out.clamp_min_(0.0), final_w, out=logits[j, day].view(cells, -1))  # type: ignore[arg-type]
+        for j, days in tile_days(share, t_len):
+            parts = [_day_rows(full_t[j]), _UpDays(self.up, x_t[j]) if self.up is not None else _day_rows(x_t[j])]
+            for day in days:
+                self._head_day(day_out, parts, day, t_len)
+                torch.addmm(final_b, day_out.clamp_min_(0.0), final_w, out=logits[j, day].view(cells, -1))  # type: ignore[arg-type]
 
     def _head_day(self, out: Tensor, parts: list[Callable[[int], Tensor]], day: int, t_len: int) -> None:
         """``out (H·W, C_out)`` = the head's output on ``day`` (bias included, before the ReLU); ``parts[i](day)``: that part's ``(H·W, C)``."""
         head, first = self.head, True
-        for tap in [head.pad, *(i for i in range(head.k) if i != head.pad)]:  # centre tap first: it always reads a day
+        for tap in head.taps:  # the centre tap first: it always reads a day
             src = day + tap - head.pad
             if not 0 <= src < t_len:
                 continue

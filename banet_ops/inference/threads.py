@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -36,6 +36,12 @@ def shares(count: int, parts: int, grain: int = 1) -> list[range]:
     parts = max(1, min(parts, grains))
     bounds = [min(count, grain * (grains * i // parts)) for i in range(parts + 1)]
     return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def tile_days(share: range, days: int) -> Iterator[tuple[int, range]]:
+    """The (tile, day) indices ``tile·days + day`` in ``share``, as each tile they touch with its run of days."""
+    for tile in range(share.start // days, -(-share.stop // days)) if share else ():
+        yield tile, range(max(share.start - tile * days, 0), min(share.stop - tile * days, days))
 
 
 def share_among_threads(count: int, work: Callable[[range], None], *, grain: int = 1) -> None:

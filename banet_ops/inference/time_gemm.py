@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from banet_ops.inference.threads import share_among_threads
+from banet_ops.inference.threads import share_among_threads, tile_days
 
 
 def runs_as_products(x: Tensor) -> bool:
@@ -58,6 +58,8 @@ class TimeGemm(_TemporalGemm):
             raise ValueError(f"expected a k×1×1 convolution, found kernel {conv.kernel_size}, stride {conv.stride}, padding {conv.padding}")
         super().__init__(conv, conv.weight.detach()[:, :, :, 0, 0].permute(2, 1, 0))  # (k, C_in, C_out)
         self.k, self.stride, self.pad = kt, st, int(pt)
+        # the centre tap first: where it reads a day for every output day, it can write ``bias + x @ W`` straight into the output
+        self.taps = sorted(range(kt), key=lambda i: i != self.pad)
 
     def forward(self, *parts: Tensor) -> Tensor:
         """The convolution of ``parts`` concatenated along channels (one part: of that tensor), without the concatenation."""
@@ -70,19 +72,15 @@ class TimeGemm(_TemporalGemm):
         t_out = (t_in + 2 * self.pad - self.k) // self.stride + 1
         out = parts[0].new_empty((n, t_out, h, w, c_out))
         xts = [x.permute(0, 2, 3, 4, 1).contiguous() for x in parts]  # (N, T, H, W, C): views when the parts are channels_last_3d
-        # the centre tap first: where it reads a day for every output day (stride 1, no more output
-        # days than input days), it writes ``bias + x @ W`` straight into the output, no pass to initialise it
+        # the centre tap reads a day for every output day (stride 1, no more output days than input days)
         direct = self.stride == 1 and self.b is not None and 0 <= self.pad < self.k and t_out <= t_in
-        if n * t_out > 0:
-            share_among_threads(n * t_out, lambda share: self._days(out, xts, share, direct))
-        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
 
-    def _days(self, out: Tensor, xts: list[Tensor], share: range, direct: bool) -> None:
-        """``out[j, day]`` ``(N, T_out, H, W, C_out)`` for the (tile, day) indices ``j·T_out + day`` in ``share``, from the parts ``xts``."""
-        t_out = out.shape[1]
-        for j in range(share.start // t_out, -(-share.stop // t_out)):
-            lo, hi = max(share.start - j * t_out, 0), min(share.stop - j * t_out, t_out)
-            self._run(out[j, lo:hi], [xt[j] for xt in xts], lo, direct)
+        def walk(share: range) -> None:
+            for j, days in tile_days(share, t_out):
+                self._run(out[j, days.start : days.stop], [xt[j] for xt in xts], days.start, direct)
+
+        share_among_threads(n * t_out, walk)
+        return out.permute(0, 4, 1, 2, 3)  # channels_last_3d
 
     def _run(self, out: Tensor, xts: list[Tensor], lo: int, direct: bool) -> None:
         """Output days ``lo, lo + 1, …`` of one tile into ``out`` ``(days, H, W, C_out)`` from its parts ``xts`` ``(T_in, H, W, C)``."""
@@ -92,11 +90,10 @@ class TimeGemm(_TemporalGemm):
             out.copy_(self.b.expand_as(out))
         elif not direct:
             out.zero_()
-        taps = sorted(range(self.k), key=lambda i: i != self.pad)  # the centre tap first
         c0 = 0
         for xt in xts:
             w, c = self.w[:, c0 : c0 + xt.shape[3]], xt.shape[3]
-            for i in taps:
+            for i in self.taps:
                 d = i - self.pad  # output day t reads input day s·t + d
                 first, stop = max(lo, -(d // s)), min(hi, (t_in - 1 - d) // s + 1)  # output days whose input day exists
                 if stop <= first:
@@ -135,9 +132,9 @@ class UpTimeGemm(_TemporalGemm):
         out = x.new_empty((n, s * t_in, h, w, c_out))
 
         def walk(share: range) -> None:
-            for index in share:
-                j, day = divmod(index, s * t_in)
-                self.day_into(out[j, day].view(h * w, c_out), xt[j, day // s].view(h * w, c_in), day)
+            for j, days in tile_days(share, s * t_in):
+                for day in days:
+                    self.day_into(out[j, day].view(h * w, c_out), xt[j, day // s].view(h * w, c_in), day)
 
         share_among_threads(n * s * t_in, walk)
         return out.permute(0, 4, 1, 2, 3)  # channels_last_3d

@@ -16,7 +16,7 @@ from banet_ops.inference import pixel_lstm
 from banet_ops.inference.engine import EngineOptions, predict_probabilities
 from banet_ops.inference.output_gemm import OutputGemm
 from banet_ops.inference.pixel_lstm import PixelLSTM
-from banet_ops.inference.threads import share_among_threads, shares
+from banet_ops.inference.threads import share_among_threads, shares, tile_days
 from banet_ops.inference.time_gemm import TimeGemm, UpTimeGemm
 from banet_ops.models.banet import BANet
 
@@ -35,6 +35,14 @@ def test_shares_on_grains_start_on_whole_grains(count: int, parts: int, grain: i
     assert [i for run in runs for i in run] == list(range(count))
     assert all(run.start % grain == 0 and len(run) > 0 for run in runs)
     assert len(runs) == min(parts, -(-count // grain))
+
+
+@pytest.mark.parametrize(("share", "days"), [(range(10, 21), 7), (range(0, 7), 7), (range(3, 4), 7), (range(0, 0), 0), (range(5, 5), 7), (range(0, 12), 1)])
+def test_tile_days_walk_a_share_tile_by_tile(share: range, days: int) -> None:
+    runs = list(tile_days(share, days))
+    assert [tile * days + day for tile, run in runs for day in run] == list(share)  # every index once, in order
+    assert all(len(run) > 0 and run.start >= 0 and run.stop <= days for _, run in runs)
+    assert len({tile for tile, _ in runs}) == len(runs)  # one run per tile
 
 
 def test_each_share_runs_in_its_own_thread_on_one_core_and_the_count_comes_back() -> None:
