@@ -44,8 +44,9 @@ class Geometry:
         if not isinstance(conv, nn.Conv3d):
             raise ValueError(f"expected a 1xkxk spatial convolution, found {conv}")
         (_, kh, kw), (_, sh, sw), (_, ph, pw) = conv.kernel_size, conv.stride, cast(tuple[int, int, int], conv.padding)
-        if kh != kw or sh != sw or ph != pw:
-            raise ValueError(f"expected a square 1xkxk spatial convolution, the same padding on both axes, found {conv}")
+        plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.padding_mode == "zeros"
+        if kh != kw or sh != sw or ph != pw or not plain:
+            raise ValueError(f"expected a square 1xkxk spatial convolution, the same zero padding on both axes, found {conv}")
         return cls(k=kh, s=sh, p=ph)
 
     def size_out(self, n_in: int) -> int:
@@ -94,8 +95,26 @@ class Band:
         return out
 
 
-def _level(level: nn.Module, x: Tensor) -> Tensor:
-    return level.per_pixel(F.relu(level.space(x), inplace=True))  # type: ignore[operator]
+def _space_cells(conv: nn.Conv3d, x: Tensor, rows: tuple[int, int], cols: tuple[int, int], g: Geometry) -> Tensor:
+    """Cells ``rows x cols`` of ``conv`` over ``x`` (zero padding past its edges), exactly those: a whole tensor, not a view.
+
+    The convolution pads by itself where that makes exactly the wanted cells; elsewhere (level 1:
+    3 columns too many on the right, where the next level's input ends) ``x``'s cut is padded
+    explicitly first, a copy of the input, which at level 1 holds 8 times fewer values than the
+    output that would otherwise be cut and copied (benchmarks/README.md, session 10).
+    """
+    cuts, pads, fits = [], [], True
+    for (lo, hi), n in ((rows, x.shape[-2]), (cols, x.shape[-1])):
+        start, stop = g.s * lo - g.p, g.s * (hi - 1) - g.p + g.k  # input cells read, past the edges included
+        low, length = max(0, -start), min(stop, n) - max(start, 0)
+        cuts.append(slice(max(start, 0), min(stop, n)))
+        pads.append((low, stop - min(stop, n)))
+        fits = fits and (length + 2 * low - g.k) // g.s + 1 == hi - lo
+    piece = x[..., cuts[0], cuts[1]]
+    if fits:
+        return F.conv3d(piece, conv.weight, conv.bias, stride=conv.stride, padding=(0, pads[0][0], pads[1][0]))
+    (top, bottom), (left, right) = pads
+    return F.conv3d(F.pad(piece, (left, right, top, bottom)), conv.weight, conv.bias, stride=conv.stride)
 
 
 def _deep_value(level: nn.Module, fill: Tensor, g: Geometry) -> Tensor:
@@ -121,10 +140,9 @@ def next_band(level: nn.Module, band: Band, extent: tuple[int, int] | None = Non
     known = 0 if above is None or above.shape[-1] < cw else min(ch, above.shape[-2])
     if known == ch:
         return Band(above[..., :ch, :cw], (eh, ew), fill, size)  # type: ignore[index]
-    # rows [known, ch): start the input on the stride grid, ceil(p/s) rows early (those read its own padding)
-    q = max(0, known - math.ceil(g.p / g.s))
-    x = band.first(g.need_in(ch, h_in), g.need_in(cw, w_in))[..., g.s * q :, :]
-    values = _level(level, x)[..., known - q : ch - q, :cw]
+    x = band.first(g.need_in(ch, h_in), g.need_in(cw, w_in))
+    space = _space_cells(cast(nn.Conv3d, level.space), x, (known, ch), (0, cw), g)
+    values = level.per_pixel(F.relu(space, inplace=True))  # type: ignore[operator]
     if known:
         values = torch.cat((above[..., :known, :cw], values), dim=-2)  # type: ignore[index]
     return Band(values, (eh, ew), fill, size)

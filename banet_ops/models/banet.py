@@ -344,11 +344,12 @@ class FusedBANet(nn.Module):
         """Logits from the outputs of the first encoder levels (the inference engine may compute them once per row of tiles).
 
         ``shared``: the outputs of levels 1..k (k >= 1), in order.  ``out_size=(h, w)``, or one per
-        tile: only the top-left ``h x w`` (rounded up to even) of a tile's output is wanted; the
-        last decoder level and the head act pixel by pixel at full resolution, so they run on that
-        part only.  The output is cropped to the largest of them; where a tile's own part is
-        smaller, the logits past it are zeros (the engine throws that part, past the region's
-        edge, away).
+        tile: only the top-left ``h x w`` (rounded up to even) of a tile's output is wanted.  Past
+        the bottom level the decoder has no spatial context (each up-convolution's ``2×2`` kernel
+        equals its stride, the rest acts pixel by pixel), so from the first skip connection on it
+        runs on the cells above that part only.  The output is cropped to the largest of them;
+        where a tile's own part is smaller, the logits past it are zeros (the engine throws that
+        part, past the region's edge, away).
         """
         if not 1 <= len(shared) <= len(self.levels):
             raise ValueError(f"expected the outputs of 1..{len(self.levels)} encoder levels, found {len(shared)}")
@@ -357,13 +358,10 @@ class FusedBANet(nn.Module):
         for level in self.levels[len(skips) :]:
             x = level(x)
             skips.append(x)
-        x = F.relu(self.bottom(x), inplace=True)
-        x = self.ups[0](x)
-        for up, skip in zip(self.ups[1:-1], reversed(skips[2:])):
-            x = up(torch.cat((skip, x), dim=1))
+        x = self.ups[0](F.relu(self.bottom(x), inplace=True))
         half, full = skips[1], skips[0]
         if out_size is None:
-            return self._tail(half, x, full)
+            return self._tail(half, self._decode(skips, x, half.shape[-2:]), full)
         sizes = [cast(tuple[int, int], out_size)] * x.shape[0] if isinstance(out_size[0], numbers.Integral) else list(cast(Sequence[tuple[int, int]], out_size))
         if len(sizes) != x.shape[0]:
             raise ValueError(f"expected one out_size per tile ({x.shape[0]}), found {len(sizes)}")
@@ -373,13 +371,26 @@ class FusedBANet(nn.Module):
         for size, group in itertools.groupby(range(len(halves)), key=halves.__getitem__):
             tiles = list(group)
             runs.append((tiles[0], tiles[-1] + 1, size))
-        parts = [self._tail(half[a:b, ..., :hh, :wh], x[a:b, ..., :hh, :wh], full[a:b, ..., : 2 * hh, : 2 * wh]) for a, b, (hh, wh) in runs]
+        parts = []
+        for a, b, (hh, wh) in runs:
+            decoded = self._decode([s[a:b] for s in skips], x[a:b], (hh, wh))
+            parts.append(self._tail(half[a:b, ..., :hh, :wh], decoded, full[a:b, ..., : 2 * hh, : 2 * wh]))
         if len(parts) == 1:
             return parts[0]
         out = parts[0].new_zeros((len(halves), *parts[0].shape[1:3], 2 * max(h for h, _ in halves), 2 * max(w for _, w in halves)))
         for (a, b, _), part in zip(runs, parts, strict=True):
             out[a:b, ..., : part.shape[3], : part.shape[4]] = part
         return out
+
+    def _decode(self, skips: Sequence[Tensor], x: Tensor, half_size: Sequence[int]) -> Tensor:
+        """The decoder from the bottom level's up-convolution ``x`` to half resolution, on the cells above the top-left ``half_size`` of it."""
+        half = skips[1]
+        for up, skip in zip(self.ups[1:-1], reversed(skips[2:])):
+            # the cells of this skip's resolution above the wanted half-resolution part (rounded up)
+            rows = -(-int(half_size[0]) * skip.shape[-2] // half.shape[-2])
+            cols = -(-int(half_size[1]) * skip.shape[-1] // half.shape[-1])
+            x = up(torch.cat((skip[..., :rows, :cols], x[..., :rows, :cols]), dim=1))
+        return x[..., : half_size[0], : half_size[1]]
 
     def _tail(self, half: Tensor, x: Tensor, full: Tensor) -> Tensor:
         """The last decoder level and the head; the head takes (full, x) as two parts, so its CPU form is spared the concatenation."""

@@ -167,5 +167,36 @@ def test_ring_strips_equal_the_tiles_own_convolution_cut_to_the_ring(
 
 
 def test_geometry_refuses_a_spatial_convolution_padded_unequally() -> None:
-    with pytest.raises(ValueError, match="same padding"):
+    with pytest.raises(ValueError, match="same zero padding"):
         Geometry.of(_Space(nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 0))))
+    for odd in (nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), dilation=(1, 2, 2)), nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), groups=2)):
+        with pytest.raises(ValueError, match="same zero padding"):
+            Geometry.of(_Space(odd))
+
+
+@pytest.mark.parametrize(("kernel", "stride"), [(7, 1), (3, 2)])
+@pytest.mark.parametrize(("rows", "cols"), [((0, 20), (0, 17)), ((5, 20), (0, 9)), ((3, 8), (2, 17)), ((0, 1), (16, 17))])
+@pytest.mark.parametrize("cut", [0, 3])  # columns of the band's input left out on the right (the next level does not read them)
+def test_space_cells_are_exactly_the_wanted_cells_of_the_convolution(
+    kernel: int, stride: int, rows: tuple[int, int], cols: tuple[int, int], cut: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(kernel + rows[0] + cols[0] + cut)
+    g = Geometry(k=kernel, s=stride, p=kernel // 2)
+    conv = nn.Conv3d(3, 5, (1, kernel, kernel), stride=(1, stride, stride), padding=(0, g.p, g.p)).to(memory_format=torch.channels_last_3d)  # as the engine's
+    n_rows, n_cols = 20 * stride, 17 * stride
+    x = torch.randn(1, 3, 4, n_rows, n_cols).contiguous(memory_format=torch.channels_last_3d)
+    # the band's input as next_band cuts it: up to what the wanted cells read, the band's own edge zero-padded
+    wanted_rows, wanted_cols = g.need_in(rows[1], n_rows), g.need_in(cols[1], n_cols)
+    band = x[..., :wanted_rows, : wanted_cols - (cut if wanted_cols < n_cols else 0)]
+    reference = x.clone()
+    reference[..., band.shape[-1] :] = 0.0  # what the cells read past the cut: the padding
+    copies: list[torch.Size] = []
+    real = F.pad
+    monkeypatch.setattr(shared_levels_module.F, "pad", lambda t, pad: copies.append(t.shape) or real(t, pad))
+    with torch.no_grad():
+        got = shared_levels_module._space_cells(conv, band, rows, cols, g)
+        want = conv(reference)[..., rows[0] : rows[1], cols[0] : cols[1]]
+    assert got.shape == want.shape and (got.is_contiguous(memory_format=torch.channels_last_3d) or got.is_contiguous())  # a whole tensor, not a cut
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    # the explicit padded copy only where the convolution's own padding would not give exactly the wanted cells
+    assert len(copies) <= 1 and (stride == 2 and rows[0] == cols[0] == 0) <= (not copies)

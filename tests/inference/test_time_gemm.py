@@ -171,10 +171,19 @@ def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -
     net = use_cpu_forms(fuse_for_inference(banet))
     x = torch.randn(4, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
     sizes = [(64, 64), (64, 64), (64, 30), (17, 64)]  # two tiles of one size run together
+    seen: dict[int, list[tuple[int, ...]]] = {2: [], 3: []}  # cells (rows, columns) that decoder levels 2 and 3 take in
+    for k, cells in seen.items():
+        net.ups[k].register_forward_pre_hook(lambda _m, args, cells=cells: cells.append(tuple(args[0].shape[-2:])))
     with torch.inference_mode():
         whole = net(x)
         shared = [net.levels[0](x)]
+        for cells in seen.values():
+            cells.clear()
         parts = net.forward_from_levels(shared, sizes)
+    # past the bottom level the decoder runs only above each tile's part: at 1/8 and 1/4 resolution,
+    # 30 columns need 4 of 8 and 8 of 16, 17 rows need 3 of 8 and 5 of 16
+    assert seen == {2: [(8, 8), (8, 4), (3, 8)], 3: [(16, 16), (16, 8), (5, 16)]}
+    with torch.inference_mode():
         one_size = net.forward_from_levels(shared, (np.int64(40), np.int64(64)))  # one size for all, numpy ints as the engine may pass
         with pytest.raises(ValueError, match="one out_size per tile \\(4\\), found 3"):
             net.forward_from_levels(shared, sizes[:3])
