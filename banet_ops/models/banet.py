@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
@@ -260,14 +260,23 @@ class _Level(nn.Module):
 
     def per_pixel(self, x: Tensor) -> Tensor:
         """The level after its spatial convolution: LSTM (level 1) and temporal convolution, pixel by pixel."""
-        if self.lstm is not None:
-            # time-major (T, pixels, C), the LSTM's own layout: for one channels_last_3d tile (the
-            # engine's shared level 1 and its column of ring cells) a view on the way in and out;
-            # otherwise one copy each way
-            n, c, t, h, w = x.shape
-            seq = x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c)
-            seq, _ = self.lstm(seq)
-            x = seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=memory_format_of(x))
+        for step in self.pixel_steps():
+            x = step(x)
+        return x
+
+    def pixel_steps(self) -> list[Callable[[Tensor], Tensor]]:
+        """The layers of :meth:`per_pixel` in order; a caller that walks them itself frees each step's input as it goes."""
+        return [self._remember, self._in_time] if self.lstm is not None else [self._in_time]
+
+    def _remember(self, x: Tensor) -> Tensor:
+        # time-major (T, pixels, C), the LSTM's own layout: for one channels_last_3d tile (the
+        # engine's shared level 1 and its column of ring cells) a view on the way in and out;
+        # otherwise one copy each way
+        n, c, t, h, w = x.shape
+        seq, _ = cast(nn.LSTM, self.lstm)(x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c))
+        return seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=memory_format_of(x))
+
+    def _in_time(self, x: Tensor) -> Tensor:
         return F.relu(self.time(x), inplace=True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -200,3 +202,33 @@ def test_space_cells_are_exactly_the_wanted_cells_of_the_convolution(
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     # the explicit padded copy only where the convolution's own padding would not give exactly the wanted cells
     assert len(copies) <= 1 and (stride == 2 and rows[0] == cols[0] == 0) <= (not copies)
+
+
+def test_a_band_frees_each_per_pixel_step_input_once_the_step_is_done(fused: FusedBANet, monkeypatch: pytest.MonkeyPatch) -> None:
+    level = fused.levels[0]
+    assert [step.__name__ for step in level.pixel_steps()] == ["_remember", "_in_time"]
+    spaces: list[weakref.ref[torch.Tensor]] = []
+    real_cells = shared_levels_module._space_cells
+
+    def cells(*args: object) -> torch.Tensor:
+        out = real_cells(*args)  # type: ignore[arg-type]
+        spaces.append(weakref.ref(out))
+        return out
+
+    alive_in_time: list[bool | None] = []  # None: not after a band's spatial convolution (the fill's own cell)
+    real_in_time = type(level)._in_time
+
+    def in_time(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        alive_in_time.append(spaces[-1]() is not None if spaces else None)
+        return real_in_time(self, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shared_levels_module, "_space_cells", cells)
+    monkeypatch.setattr(type(level), "_in_time", in_time)
+    raw = np.random.default_rng(5).random((1, 4, 16, 40, 48), dtype=np.float32)
+    with torch.inference_mode():
+        band = standardise_(torch.from_numpy(raw)).contiguous(memory_format=torch.channels_last_3d)
+        pad = standardise_(torch.zeros((1, 4, 1, 1, 1)))
+        out = shared_levels_module.next_band(level, Band(band, (40, 48), pad.expand(1, 4, 16, 1, 1), (40, 48)))
+        # the spatial convolution's output is gone while the temporal convolution runs (the LSTM's output replaced it)
+        assert alive_in_time == [None, False]
+        np.testing.assert_allclose(out.values.numpy(), level(band).numpy(), atol=LEVEL_ATOL)
