@@ -16,10 +16,11 @@ Batches hold tiles of one tile-row.
 
 CPU: the models run with batch norms folded into the convolutions and ``channels_last_3d``
 tensors; their per-pixel layers (temporal convolutions, level 1's LSTM, the head) run as matrix
-products (:mod:`.cpu_forms`), encoder levels
-1–3 are computed once per region cell, not once per overlapping tile (:mod:`.shared_levels`, exact), the decoder
-past the bottom level (no spatial context) only above the part of a tile inside the region, and glibc keeps freed memory mapped while the engine runs
-(:mod:`.allocator`).  All exact to float rounding; figures in
+products (:mod:`.cpu_forms`); encoder levels 1–3 are computed once per region cell, not once per
+overlapping tile (:mod:`.shared_levels`, exact); the decoder, from its first skip connection on
+(no spatial context there), only on the cells that hold a tile's part inside the region; and
+glibc keeps freed memory mapped while the engine runs (:mod:`.allocator`).  All exact to float
+rounding; figures in
 benchmarks/README.md.  CUDA: the plain per-tile torch path, plus autocast; with ``amp="auto"``
 the precision (bf16, fp16 or fp32) and memory format are chosen by timing one batch of each on
 the first call.

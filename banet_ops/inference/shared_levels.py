@@ -43,11 +43,23 @@ class Geometry:
         conv = level.space
         if not isinstance(conv, nn.Conv3d):
             raise ValueError(f"expected a 1xkxk spatial convolution, found {conv}")
-        (_, kh, kw), (_, sh, sw), (_, ph, pw) = conv.kernel_size, conv.stride, cast(tuple[int, int, int], conv.padding)
-        plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.padding_mode == "zeros"
-        if kh != kw or sh != sw or ph != pw or not plain:
-            raise ValueError(f"expected a square 1xkxk spatial convolution, the same zero padding on both axes, found {conv}")
+        return cls.of_conv(conv)
+
+    @classmethod
+    def of_conv(cls, conv: nn.Conv3d) -> Geometry:
+        """The geometry of a plain ``1×k×k`` convolution with the same zero padding ``p < k`` on both axes; refuses any other."""
+        padding = conv.padding
+        plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.padding_mode == "zeros" and isinstance(padding, tuple)
+        if not plain or conv.kernel_size[0] != 1 or conv.stride[0] != 1 or padding[0] != 0:
+            raise ValueError(f"expected a plain 1xkxk convolution, zero-padded in space only, found {conv}")
+        (_, kh, kw), (_, sh, sw), (_, ph, pw) = conv.kernel_size, conv.stride, cast(tuple[int, int, int], padding)
+        if kh != kw or sh != sw or ph != pw or ph >= kh:
+            raise ValueError(f"expected a square 1xkxk spatial convolution, the same zero padding (below k) on both axes, found {conv}")
         return cls(k=kh, s=sh, p=ph)
+
+    def reads(self, lo: int, hi: int) -> tuple[int, int]:
+        """Input cells ``[start, stop)`` that output cells ``[lo, hi)`` read, past the edges included (``start`` < 0: padding)."""
+        return self.s * lo - self.p, self.s * (hi - 1) - self.p + self.k
 
     def size_out(self, n_in: int) -> int:
         return (n_in + 2 * self.p - self.k) // self.s + 1
@@ -95,7 +107,7 @@ class Band:
         return out
 
 
-def _space_cells(conv: nn.Conv3d, x: Tensor, rows: tuple[int, int], cols: tuple[int, int], g: Geometry) -> Tensor:
+def _space_cells(conv: nn.Conv3d, x: Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> Tensor:
     """Cells ``rows x cols`` of ``conv`` over ``x`` (zero padding past its edges), exactly those: a whole tensor, not a view.
 
     The convolution pads by itself where that makes exactly the wanted cells; elsewhere (level 1:
@@ -103,15 +115,19 @@ def _space_cells(conv: nn.Conv3d, x: Tensor, rows: tuple[int, int], cols: tuple[
     explicitly first, a copy of the input, which at level 1 holds 8 times fewer values than the
     output that would otherwise be cut and copied (benchmarks/README.md, session 10).
     """
+    g = Geometry.of_conv(conv)
     cuts, pads, fits = [], [], True
     for (lo, hi), n in ((rows, x.shape[-2]), (cols, x.shape[-1])):
-        start, stop = g.s * lo - g.p, g.s * (hi - 1) - g.p + g.k  # input cells read, past the edges included
+        start, stop = g.reads(lo, hi)
         low, length = max(0, -start), min(stop, n) - max(start, 0)
         cuts.append(slice(max(start, 0), min(stop, n)))
         pads.append((low, stop - min(stop, n)))
+        # the convolution's own padding, ``low`` on both sides, makes exactly the wanted cells
         fits = fits and (length + 2 * low - g.k) // g.s + 1 == hi - lo
     piece = x[..., cuts[0], cuts[1]]
     if fits:
+        # a cut of the band: copied here in its own layout (the convolution would copy it anyway, into the default layout)
+        piece = piece.contiguous(memory_format=memory_format_of(x))
         return F.conv3d(piece, conv.weight, conv.bias, stride=conv.stride, padding=(0, pads[0][0], pads[1][0]))
     (top, bottom), (left, right) = pads
     return F.conv3d(F.pad(piece, (left, right, top, bottom)), conv.weight, conv.bias, stride=conv.stride)
@@ -141,9 +157,9 @@ def next_band(level: nn.Module, band: Band, extent: tuple[int, int] | None = Non
     if known == ch:
         return Band(above[..., :ch, :cw], (eh, ew), fill, size)  # type: ignore[index]
     x = band.first(g.need_in(ch, h_in), g.need_in(cw, w_in))
-    values = F.relu(_space_cells(cast(nn.Conv3d, level.space), x, (known, ch), (0, cw), g), inplace=True)
+    values = F.relu(_space_cells(cast(nn.Conv3d, level.space), x, (known, ch), (0, cw)), inplace=True)
     for step in level.pixel_steps():  # type: ignore[operator]
-        values = step(values)  # the step's input freed as soon as it is done (level 1: ~270 MB less at the peak here)
+        values = step(values)  # each step's input freed once it is done (level 1: one of three 270 MB band tensors fewer at the peak)
     if known:
         values = torch.cat((above[..., :known, :cw], values), dim=-2)  # type: ignore[index]
     return Band(values, (eh, ew), fill, size)
@@ -205,7 +221,7 @@ def _wanted_cells(conv: nn.Conv3d, tiles: Sequence[Tensor], axis: int, first_out
     zero padding in place wherever they reach past its edges.
     """
     n_in, cross = tiles[0].shape[axis], 7 - axis  # the strip's axis and the one across it (3: rows, 4: columns)
-    start, stop = g.s * first_out - g.p, g.s * (first_out + r - 1) - g.p + g.k  # input cells read, past the edges included
+    start, stop = g.reads(first_out, first_out + r)
     lo, hi = max(start, 0), min(stop, n_in)
     c, t_len, n_cross = tiles[0].shape[1], tiles[0].shape[2], tiles[0].shape[cross]
     shape = [len(tiles), c, t_len, stop - start, n_cross + 2 * g.p]
@@ -225,9 +241,7 @@ def _space_by_day(conv: nn.Conv3d, x: Tensor, padding: tuple[int, int]) -> Tenso
     slower than its 2-D one (benchmarks/README.md, session 7).  ``channels_last_3d`` in and out:
     folding the days into the batch is then a view.
     """
-    plain = conv.groups == 1 and conv.dilation == (1, 1, 1) and conv.padding_mode == "zeros"
-    if conv.kernel_size[0] != 1 or conv.stride[0] != 1 or conv.padding[0] != 0 or not plain:
-        raise ValueError(f"expected a 1×k×k convolution with zero padding in space only, found kernel {conv.kernel_size}, padding {conv.padding}")
+    Geometry.of_conv(conv)  # a plain 1×k×k convolution, or an error
     n, c, t, h, w = x.shape
     flat = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
     out = F.conv2d(flat, conv.weight[:, :, 0], conv.bias, stride=conv.stride[1:], padding=padding)

@@ -265,10 +265,15 @@ class _Level(nn.Module):
         return x
 
     def pixel_steps(self) -> list[Callable[[Tensor], Tensor]]:
-        """The layers of :meth:`per_pixel` in order; a caller that walks them itself frees each step's input as it goes."""
-        return [self._remember, self._in_time] if self.lstm is not None else [self._in_time]
+        """The layers of :meth:`per_pixel` in order.
 
-    def _remember(self, x: Tensor) -> Tensor:
+        A caller that walks them itself (``x = step(x)``) frees each step's input once the step is
+        done; through :meth:`per_pixel` the first input lives until the end, since a caller holds its
+        arguments for the whole call.
+        """
+        return [self._lstm_step, self._time_step] if self.lstm is not None else [self._time_step]
+
+    def _lstm_step(self, x: Tensor) -> Tensor:
         # time-major (T, pixels, C), the LSTM's own layout: for one channels_last_3d tile (the
         # engine's shared level 1 and its column of ring cells) a view on the way in and out;
         # otherwise one copy each way
@@ -276,7 +281,7 @@ class _Level(nn.Module):
         seq, _ = cast(nn.LSTM, self.lstm)(x.permute(2, 0, 3, 4, 1).reshape(t, n * h * w, c))
         return seq.reshape(t, n, h, w, -1).permute(1, 4, 0, 2, 3).contiguous(memory_format=memory_format_of(x))
 
-    def _in_time(self, x: Tensor) -> Tensor:
+    def _time_step(self, x: Tensor) -> Tensor:
         return F.relu(self.time(x), inplace=True)
 
 
@@ -311,6 +316,10 @@ def _time_major(lstm: nn.LSTM) -> nn.LSTM:
     out.load_state_dict(lstm.state_dict())
     like = next(lstm.parameters())
     return out.to(device=like.device, dtype=like.dtype)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def memory_format_of(x: Tensor) -> torch.memory_format:
@@ -356,7 +365,7 @@ class FusedBANet(nn.Module):
         tile: only the top-left ``h x w`` (rounded up to even) of a tile's output is wanted.  Past
         the bottom level the decoder has no spatial context (each up-convolution's ``2×2`` kernel
         equals its stride, the rest acts pixel by pixel), so from the first skip connection on it
-        runs on the cells above that part only.  The output is cropped to the largest of them;
+        runs only on the coarser cells that hold that part.  The output is cropped to the largest of them;
         where a tile's own part is smaller, the logits past it are zeros (the engine throws that
         part, past the region's edge, away).
         """
@@ -368,13 +377,15 @@ class FusedBANet(nn.Module):
             x = level(x)
             skips.append(x)
         x = self.ups[0](F.relu(self.bottom(x), inplace=True))
+        if x.shape[-2:] != skips[-1].shape[-2:]:  # the decoder below crops by powers of two, which needs exact halvings
+            raise ValueError(f"expected tiles whose height and width are multiples of 32, found level-1 cells {tuple(skips[0].shape[-2:])}")
         half, full = skips[1], skips[0]
         if out_size is None:
             return self._tail(half, self._decode(skips, x, half.shape[-2:]), full)
         sizes = [cast(tuple[int, int], out_size)] * x.shape[0] if isinstance(out_size[0], numbers.Integral) else list(cast(Sequence[tuple[int, int]], out_size))
         if len(sizes) != x.shape[0]:
             raise ValueError(f"expected one out_size per tile ({x.shape[0]}), found {len(sizes)}")
-        halves = [(min(-(-int(h) // 2), half.shape[-2]), min(-(-int(w) // 2), half.shape[-1])) for h, w in sizes]
+        halves = [(min(_ceil_div(int(h), 2), half.shape[-2]), min(_ceil_div(int(w), 2), half.shape[-1])) for h, w in sizes]
         # consecutive tiles of one size run together (a row's last tile, cut by the region's edge, on its own part)
         runs = []
         for size, group in itertools.groupby(range(len(halves)), key=halves.__getitem__):
@@ -392,12 +403,15 @@ class FusedBANet(nn.Module):
         return out
 
     def _decode(self, skips: Sequence[Tensor], x: Tensor, half_size: Sequence[int]) -> Tensor:
-        """The decoder from the bottom level's up-convolution ``x`` to half resolution, on the cells above the top-left ``half_size`` of it."""
+        """The decoder from the bottom level's up-convolution ``x`` to half resolution, computed only for the top-left ``half_size`` cells there.
+
+        At each skip connection only the cells those depend on are taken: the wanted part scaled
+        to that resolution, rounded up.
+        """
         half = skips[1]
-        for up, skip in zip(self.ups[1:-1], reversed(skips[2:])):
-            # the cells of this skip's resolution above the wanted half-resolution part (rounded up)
-            rows = -(-int(half_size[0]) * skip.shape[-2] // half.shape[-2])
-            cols = -(-int(half_size[1]) * skip.shape[-1] // half.shape[-1])
+        for up, skip in zip(self.ups[1:-1], reversed(skips[2:]), strict=True):
+            rows = _ceil_div(int(half_size[0]) * skip.shape[-2], half.shape[-2])
+            cols = _ceil_div(int(half_size[1]) * skip.shape[-1], half.shape[-1])
             x = up(torch.cat((skip[..., :rows, :cols], x[..., :rows, :cols]), dim=1))
         return x[..., : half_size[0], : half_size[1]]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import weakref
+from typing import cast
 
 import numpy as np
 import pytest
@@ -11,9 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from banet_ops.inference import shared_levels as shared_levels_module
+from banet_ops.inference.cpu_forms import use_cpu_forms
 from banet_ops.inference.engine import standardise_
 from banet_ops.inference.shared_levels import Band, Carry, Geometry, shareable_levels, shared_levels
-from banet_ops.models.banet import BANet, FusedBANet, fuse_for_inference
+from banet_ops.models.banet import BANet, FusedBANet, _Level, fuse_for_inference
 
 TILE = 128
 LEVEL_ATOL = 5e-5  # level outputs are O(1-10); float rounding of other summation orders
@@ -171,43 +174,60 @@ def test_ring_strips_equal_the_tiles_own_convolution_cut_to_the_ring(
 def test_geometry_refuses_a_spatial_convolution_padded_unequally() -> None:
     with pytest.raises(ValueError, match="same zero padding"):
         Geometry.of(_Space(nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 0))))
-    for odd in (nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), dilation=(1, 2, 2)), nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), groups=2)):
-        with pytest.raises(ValueError, match="same zero padding"):
-            Geometry.of(_Space(odd))
+    with pytest.raises(ValueError, match="same zero padding"):
+        Geometry.of(_Space(nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 3, 3))))  # p >= k: cells of padding only
+    odd = [
+        nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), dilation=(1, 2, 2)),
+        nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), groups=2),
+        nn.Conv3d(2, 2, (1, 3, 3), padding=(0, 1, 1), padding_mode="reflect"),
+        nn.Conv3d(2, 2, (3, 3, 3), padding=(1, 1, 1)),  # in time too
+        nn.Conv3d(2, 2, (1, 3, 3), padding="same"),
+    ]
+    for conv in odd:
+        with pytest.raises(ValueError, match="plain 1xkxk"):
+            Geometry.of(_Space(conv))
 
 
 @pytest.mark.parametrize(("kernel", "stride"), [(7, 1), (3, 2)])
-@pytest.mark.parametrize(("rows", "cols"), [((0, 20), (0, 17)), ((5, 20), (0, 9)), ((3, 8), (2, 17)), ((0, 1), (16, 17))])
-@pytest.mark.parametrize("cut", [0, 3])  # columns of the band's input left out on the right (the next level does not read them)
+@pytest.mark.parametrize(("rows", "cols"), [((0, 20), (0, 17)), ((5, 20), (0, 9)), ((1, 20), (2, 17)), ((2, 8), (0, 17)), ((0, 1), (16, 17))])
+@pytest.mark.parametrize("cut", [0, 3])
 def test_space_cells_are_exactly_the_wanted_cells_of_the_convolution(
     kernel: int, stride: int, rows: tuple[int, int], cols: tuple[int, int], cut: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch.manual_seed(kernel + rows[0] + cols[0] + cut)
     g = Geometry(k=kernel, s=stride, p=kernel // 2)
-    conv = nn.Conv3d(3, 5, (1, kernel, kernel), stride=(1, stride, stride), padding=(0, g.p, g.p)).to(memory_format=torch.channels_last_3d)  # as the engine's
+    conv = nn.Conv3d(3, 5, (1, kernel, kernel), stride=(1, stride, stride), padding=(0, g.p, g.p))
+    conv.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # as the engine's
     n_rows, n_cols = 20 * stride, 17 * stride
     x = torch.randn(1, 3, 4, n_rows, n_cols).contiguous(memory_format=torch.channels_last_3d)
-    # the band's input as next_band cuts it: up to what the wanted cells read, the band's own edge zero-padded
-    wanted_rows, wanted_cols = g.need_in(rows[1], n_rows), g.need_in(cols[1], n_cols)
-    band = x[..., :wanted_rows, : wanted_cols - (cut if wanted_cols < n_cols else 0)]
+    # the input as next_band cuts it: up to what the wanted cells read, zero padding past the band's edges.
+    # ``cut``: columns fewer still, which the cells must then see as zeros (past an edge)
+    band = x[..., : g.need_in(rows[1], n_rows), : g.need_in(cols[1], n_cols) - cut]
     reference = x.clone()
-    reference[..., band.shape[-1] :] = 0.0  # what the cells read past the cut: the padding
+    reference[..., band.shape[-1] :] = 0.0
     copies: list[torch.Size] = []
     real = F.pad
-    monkeypatch.setattr(shared_levels_module.F, "pad", lambda t, pad: copies.append(t.shape) or real(t, pad))
+
+    def pad(t: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
+        copies.append(t.shape)
+        return real(t, widths)
+
+    monkeypatch.setattr(shared_levels_module.F, "pad", pad)
     with torch.no_grad():
-        got = shared_levels_module._space_cells(conv, band, rows, cols, g)
+        got = shared_levels_module._space_cells(conv, band, rows, cols)
         want = conv(reference)[..., rows[0] : rows[1], cols[0] : cols[1]]
-    assert got.shape == want.shape and (got.is_contiguous(memory_format=torch.channels_last_3d) or got.is_contiguous())  # a whole tensor, not a cut
+    assert got.shape == want.shape and got._base is None  # a whole tensor, not a cut of a larger one
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    # the explicit padded copy only where the convolution's own padding would not give exactly the wanted cells
-    assert len(copies) <= 1 and (stride == 2 and rows[0] == cols[0] == 0) <= (not copies)
+    # the padded copy exactly where the convolution's own padding would make other cells than the wanted ones:
+    # stride 1 makes as many cells as it reads, so any cut but the whole band; stride 2 halves, but not past a cut
+    whole_band = (rows, cols) == ((0, 20), (0, 17))
+    assert len(copies) == int(cut > 0 or (stride == 1 and not whole_band))
 
 
 def test_a_band_frees_each_per_pixel_step_input_once_the_step_is_done(fused: FusedBANet, monkeypatch: pytest.MonkeyPatch) -> None:
-    level = fused.levels[0]
-    assert [step.__name__ for step in level.pixel_steps()] == ["_remember", "_in_time"]
-    spaces: list[weakref.ref[torch.Tensor]] = []
+    level = cast(_Level, use_cpu_forms(copy.deepcopy(fused)).levels[0])  # as the engine runs it on CPU
+    assert [step.__name__ for step in level.pixel_steps()] == ["_lstm_step", "_time_step"]
+    spaces: list[weakref.ref[torch.Tensor]] = []  # the band's spatial convolution output, once made
     real_cells = shared_levels_module._space_cells
 
     def cells(*args: object) -> torch.Tensor:
@@ -215,20 +235,23 @@ def test_a_band_frees_each_per_pixel_step_input_once_the_step_is_done(fused: Fus
         spaces.append(weakref.ref(out))
         return out
 
-    alive_in_time: list[bool | None] = []  # None: not after a band's spatial convolution (the fill's own cell)
-    real_in_time = type(level)._in_time
+    alive_in_time: list[bool] = []
+    real_time_step = type(level)._time_step
 
-    def in_time(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        alive_in_time.append(spaces[-1]() is not None if spaces else None)
-        return real_in_time(self, x)  # type: ignore[arg-type]
+    def time_step(self: _Level, x: torch.Tensor) -> torch.Tensor:
+        if spaces:  # not the fill's own cell, computed before the band
+            alive_in_time.append(spaces[-1]() is not None)
+        return real_time_step(self, x)
 
     monkeypatch.setattr(shared_levels_module, "_space_cells", cells)
-    monkeypatch.setattr(type(level), "_in_time", in_time)
+    monkeypatch.setattr(type(level), "_time_step", time_step)
     raw = np.random.default_rng(5).random((1, 4, 16, 40, 48), dtype=np.float32)
     with torch.inference_mode():
         band = standardise_(torch.from_numpy(raw)).contiguous(memory_format=torch.channels_last_3d)
         pad = standardise_(torch.zeros((1, 4, 1, 1, 1)))
         out = shared_levels_module.next_band(level, Band(band, (40, 48), pad.expand(1, 4, 16, 1, 1), (40, 48)))
-        # the spatial convolution's output is gone while the temporal convolution runs (the LSTM's output replaced it)
-        assert alive_in_time == [None, False]
+        # the spatial convolution's output is gone while the temporal convolution runs (the LSTM's output replaced it);
+        # the LSTM's output is made by the LSTM, not a view of its input, so nothing else keeps that memory
+        assert alive_in_time == [False]
+        assert out.values.is_contiguous(memory_format=torch.channels_last_3d)  # the next level reads it whole, no copy
         np.testing.assert_allclose(out.values.numpy(), level(band).numpy(), atol=LEVEL_ATOL)

@@ -171,7 +171,7 @@ def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -
     net = use_cpu_forms(fuse_for_inference(banet))
     x = torch.randn(4, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
     sizes = [(64, 64), (64, 64), (64, 30), (17, 64)]  # two tiles of one size run together
-    seen: dict[int, list[tuple[int, ...]]] = {2: [], 3: []}  # cells (rows, columns) that decoder levels 2 and 3 take in
+    seen: dict[int, list[tuple[int, ...]]] = {1: [], 2: [], 3: []}  # cells (rows, columns) that decoder levels 1-3 take in
     for k, cells in seen.items():
         net.ups[k].register_forward_pre_hook(lambda _m, args, cells=cells: cells.append(tuple(args[0].shape[-2:])))
     with torch.inference_mode():
@@ -180,14 +180,18 @@ def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -
         for cells in seen.values():
             cells.clear()
         parts = net.forward_from_levels(shared, sizes)
-    # past the bottom level the decoder runs only above each tile's part: at 1/8 and 1/4 resolution,
-    # 30 columns need 4 of 8 and 8 of 16, 17 rows need 3 of 8 and 5 of 16
-    assert seen == {2: [(8, 8), (8, 4), (3, 8)], 3: [(16, 16), (16, 8), (5, 16)]}
+    # from its first skip connection on the decoder runs only on the cells that hold each tile's part: at 1/16,
+    # 1/8 and 1/4 resolution, 30 columns need 2 of 4, 4 of 8 and 8 of 16; 17 rows 2 of 4, 3 of 8 and 5 of 16
+    assert seen == {1: [(4, 4), (4, 2), (2, 4)], 2: [(8, 8), (8, 4), (3, 8)], 3: [(16, 16), (16, 8), (5, 16)]}
     with torch.inference_mode():
         one_size = net.forward_from_levels(shared, (np.int64(40), np.int64(64)))  # one size for all, numpy ints as the engine may pass
         with pytest.raises(ValueError, match="one out_size per tile \\(4\\), found 3"):
             net.forward_from_levels(shared, sizes[:3])
+        with pytest.raises(ValueError, match="multiples of 32"):
+            net.forward_from_levels([net.levels[0](x[..., :48, :48])], (48, 48))  # the published model refuses such tiles too
     assert parts.shape == whole.shape and one_size.shape[-2:] == (40, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(whole, banet.eval()(x), atol=1e-4, rtol=1e-4)  # the uncropped path is the published model
     torch.testing.assert_close(one_size, whole[..., :40, :], atol=1e-5, rtol=1e-5)
     for j, (h, w) in enumerate(sizes):
         torch.testing.assert_close(parts[j, ..., :h, :w], whole[j, ..., :h, :w], atol=1e-5, rtol=1e-5)
