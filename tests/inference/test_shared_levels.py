@@ -153,7 +153,12 @@ def test_ring_strips_equal_the_tiles_own_convolution_cut_to_the_ring(
     tiles = [torch.randn(1, 3, 4, rows, cols).contiguous(memory_format=torch.channels_last_3d) for _ in range(3)]
     paddings: list[tuple[int, int]] = []
     real = shared_levels_module._space_by_day
-    monkeypatch.setattr(shared_levels_module, "_space_by_day", lambda c, x, padding: paddings.append(padding) or real(c, x, padding))
+
+    def space_by_day(c: nn.Conv3d, x: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+        paddings.append(padding)
+        return real(c, x, padding)
+
+    monkeypatch.setattr(shared_levels_module, "_space_by_day", space_by_day)
     axis = 3 if side in ("top", "bottom") else 4
     n_out = g.size_out((rows, cols)[axis - 3])
     for r in range(1, min(3, n_out) + 1):

@@ -184,7 +184,7 @@ def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -
     # 1/8 and 1/4 resolution, 30 columns need 2 of 4, 4 of 8 and 8 of 16; 17 rows 2 of 4, 3 of 8 and 5 of 16
     assert seen == {1: [(4, 4), (4, 2), (2, 4)], 2: [(8, 8), (8, 4), (3, 8)], 3: [(16, 16), (16, 8), (5, 16)]}
     with torch.inference_mode():
-        one_size = net.forward_from_levels(shared, (np.int64(40), np.int64(64)))  # one size for all, numpy ints as the engine may pass
+        one_size = net.forward_from_levels(shared, (np.int64(40), np.int64(64)))  # type: ignore[arg-type]  # one size for all, numpy ints as the engine may pass
         with pytest.raises(ValueError, match="one out_size per tile \\(4\\), found 3"):
             net.forward_from_levels(shared, sizes[:3])
         with pytest.raises(ValueError, match="multiples of 32"):
