@@ -378,7 +378,8 @@ class FusedBANet(nn.Module):
             skips.append(x)
         x = self.ups[0](F.relu(self.bottom(x), inplace=True))
         if x.shape[-2:] != skips[-1].shape[-2:]:  # the decoder below crops by powers of two, which needs exact halvings
-            raise ValueError(f"expected tiles whose height and width are multiples of 32, found level-1 cells {tuple(skips[0].shape[-2:])}")
+            multiple = 2 ** len(self.levels)  # one halving per encoder level
+            raise ValueError(f"expected tiles whose height and width are multiples of {multiple}, found level-1 cells {tuple(skips[0].shape[-2:])}")
         half, full = skips[1], skips[0]
         if out_size is None:
             return self._tail(half, self._decode(skips, x, half.shape[-2:]), full)

@@ -198,3 +198,15 @@ def test_fused_banet_computes_each_tile_only_on_its_own_out_size(banet: BANet) -
     # past a tile's size (rounded up to even): zeros, not computed
     assert not parts[2, ..., 30:].any() and not parts[3, ..., 18:, :].any()
     assert parts[2, ..., :30].abs().sum() > 0 and parts[3, ..., :18, :].abs().sum() > 0
+
+
+def test_fused_banet_decodes_parts_down_to_one_cell(banet: BANet) -> None:
+    # the smallest parts a region's edge can leave: one row or column, rounded up to even, and odd sizes
+    net = use_cpu_forms(fuse_for_inference(banet))
+    x = torch.randn(3, 4, 16, 64, 64).contiguous(memory_format=torch.channels_last_3d)
+    sizes = [(1, 1), (2, 63), (63, 1)]
+    with torch.inference_mode():
+        whole = net(x)
+        parts = net.forward_from_levels([net.levels[0](x)], sizes)
+    for j, (h, w) in enumerate(sizes):
+        torch.testing.assert_close(parts[j, ..., :h, :w], whole[j, ..., :h, :w], atol=1e-5, rtol=1e-5)
